@@ -1,0 +1,42 @@
+"""livepitch's exceptions: one root, each subclass also the matching builtin.
+
+The CLI turns any ``LivepitchError`` into one line on stderr and the class's ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class LivepitchError(Exception):
+    """Root of every error livepitch raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(LivepitchError, ValueError):
+    """An option or configuration value is out of range or malformed."""
+
+    exit_code = 2
+
+
+class AudioInputError(LivepitchError, OSError):
+    """An audio file is missing, unreadable, corrupt, empty or holds NaN/Inf samples."""
+
+    exit_code = 3
+
+
+class ModelError(LivepitchError, OSError):
+    """The model file is missing or not a compatible Basic Pitch graph."""
+
+    exit_code = 4
+
+
+class OutputError(LivepitchError, OSError):
+    """An output file or directory cannot be written."""
+
+    exit_code = 5
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,107 @@
+"""The Basic Pitch ONNX graph behind onnxruntime: the only module that imports onnxruntime."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime
+
+from livepitch.errors import ModelError, first_line
+from livepitch.geometry import N_CONTOUR_BINS, N_PITCHES, WINDOW_FRAMES, WINDOW_SAMPLES
+
+
+@dataclass(frozen=True)
+class WindowOutputs:
+    """Posteriors of a batch of windows: ``note``/``onset`` ``[b, 172, 88]``, ``contour`` ``[b, 172, 264]``."""
+
+    note: npt.NDArray[np.float32]
+    onset: npt.NDArray[np.float32]
+    contour: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class _OutputNames:
+    note: str
+    onset: str
+    contour: str
+
+
+class BasicPitchModel:
+    """Runs the Basic Pitch graph on batches of 43844-sample windows at 22050 Hz.
+
+    Input and output names are resolved and shapes checked when the file is loaded.
+    ``threads`` is onnxruntime's intra-op thread count (0 lets onnxruntime choose).
+    Not thread-safe for concurrent ``run`` calls from several threads; one owner thread.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0, spin: bool = True) -> None:
+        self.path = Path(path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises several unrelated types
+            raise ModelError(f"cannot load model {self.path}: {first_line(err)}") from err
+        self._input_name = self._resolve_input()
+        self._outputs = self._resolve_outputs()
+
+    def _resolve_input(self) -> str:
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{self.path}: expected one input, found {len(inputs)}")
+        shape = list(inputs[0].shape)
+        if len(shape) != 3 or shape[1:] != [WINDOW_SAMPLES, 1]:
+            raise ModelError(
+                f"{self.path}: input shape {shape} is not [batch, {WINDOW_SAMPLES}, 1];"
+                " not a Basic Pitch model"
+            )
+        return str(inputs[0].name)
+
+    def _resolve_outputs(self) -> _OutputNames:
+        """Find the contour output by its width and order note before onset.
+
+        The SavedModel signature lists its outputs by key (contour, note, onset), which the
+        ONNX export numbers ``:0``, ``:1``, ``:2``; of the two 88-wide outputs the lower number
+        is the note posterior.
+        """
+        contour: list[str] = []
+        pitch_wide: list[str] = []
+        for output in self._session.get_outputs():
+            shape = list(output.shape)
+            if len(shape) != 3 or (isinstance(shape[1], int) and shape[1] != WINDOW_FRAMES):
+                raise ModelError(f"{self.path}: output {output.name} has shape {shape}")
+            if shape[2] == N_CONTOUR_BINS:
+                contour.append(output.name)
+            elif shape[2] == N_PITCHES:
+                pitch_wide.append(output.name)
+        if len(contour) != 1 or len(pitch_wide) != 2:
+            raise ModelError(
+                f"{self.path}: expected one {N_CONTOUR_BINS}-bin and two {N_PITCHES}-bin outputs"
+            )
+        note, onset = sorted(pitch_wide, key=_output_order)
+        return _OutputNames(note=note, onset=onset, contour=contour[0])
+
+    def run(self, windows: npt.NDArray[np.float32]) -> WindowOutputs:
+        """Run the model on ``windows`` of shape ``[batch, 43844]`` (float32, 22050 Hz)."""
+        if windows.ndim != 2 or windows.shape[1] != WINDOW_SAMPLES:
+            raise ValueError(f"windows must be [batch, {WINDOW_SAMPLES}], got {windows.shape}")
+        feed = {self._input_name: np.ascontiguousarray(windows, dtype=np.float32)[:, :, None]}
+        names = [self._outputs.note, self._outputs.onset, self._outputs.contour]
+        note, onset, contour = self._session.run(names, feed)
+        return WindowOutputs(note=note, onset=onset, contour=contour)
+
+
+def _output_order(name: str) -> tuple[int, str]:
+    match = re.search(r":(\d+)$", name)
+    return (int(match.group(1)) if match else 0, name)
