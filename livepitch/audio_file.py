@@ -16,13 +16,13 @@ from livepitch.geometry import MODEL_RATE_HZ
 def downmix_to_mono(samples: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     """Average the channels of a ``[n_samples, n_channels]`` (or 1-D) array into float32 mono."""
     if samples.ndim == 1:
-        return samples.astype(np.float32, copy=False)
-    return samples.mean(axis=1, dtype=np.float64).astype(np.float32)
+        mono: npt.NDArray[np.float32] = np.asarray(samples, dtype=np.float32)
+    else:
+        mono = samples.mean(axis=1, dtype=np.float64).astype(np.float32)
+    return mono
 
 
-def resample_to_model_rate(
-    mono: npt.NDArray[np.float32], source_rate_hz: int
-) -> npt.NDArray[np.float32]:
+def resample_to_model_rate(mono: npt.NDArray[np.float32], source_rate_hz: int) -> npt.NDArray[np.float32]:
     """Resample mono audio from ``source_rate_hz`` to ``MODEL_RATE_HZ`` with soxr (HQ)."""
     if source_rate_hz == MODEL_RATE_HZ:
         return mono

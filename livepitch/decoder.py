@@ -53,7 +53,7 @@ BEND_WEIGHT_STD_BINS = 5.0
 
 def ms_to_frames(duration_ms: float) -> int:
     """Round a duration in milliseconds to whole frames (upstream's conversion)."""
-    return int(round(duration_ms / 1000.0 * MODEL_RATE_HZ / FRAME_HOP_SAMPLES))
+    return round(duration_ms / 1000.0 * MODEL_RATE_HZ / FRAME_HOP_SAMPLES)
 
 
 def hz_to_midi(frequency_hz: float) -> float:
@@ -83,14 +83,12 @@ class DecoderParams:
 
 def pitch_bin_range(min_hz: float | None, max_hz: float | None) -> tuple[int, int]:
     """The half-open range of note bins ``[first, stop)`` kept by the frequency limits."""
-    first = 0 if min_hz is None else int(round(hz_to_midi(min_hz) - LOWEST_MIDI_PITCH))
-    stop = N_PITCHES if max_hz is None else int(round(hz_to_midi(max_hz) - LOWEST_MIDI_PITCH))
+    first = 0 if min_hz is None else round(hz_to_midi(min_hz) - LOWEST_MIDI_PITCH)
+    stop = N_PITCHES if max_hz is None else round(hz_to_midi(max_hz) - LOWEST_MIDI_PITCH)
     return max(first, 0), min(stop, N_PITCHES)
 
 
-def infer_onsets(
-    onset: npt.NDArray[np.float32], note: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float32]:
+def infer_onsets(onset: npt.NDArray[np.float32], note: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Merge the onset posterior with onsets inferred from rises of the note posterior."""
     previous_1 = np.zeros_like(note)
     previous_1[1:] = note[:-1]
@@ -102,7 +100,8 @@ def infer_onsets(
     rise_max = float(rise.max()) if rise.size else 0.0
     if rise_max > 0.0:
         rise *= float(onset.max()) / rise_max
-    return np.maximum(onset, rise)
+    merged: npt.NDArray[np.float32] = np.maximum(onset, rise)
+    return merged
 
 
 def onset_peaks(onset: npt.NDArray[np.float32], threshold: float) -> list[tuple[int, int]]:
@@ -137,16 +136,14 @@ def _clear(energy: npt.NDArray[np.float64], frames: slice | int, pitch_bin: int)
     energy[frames, low : pitch_bin + 2] = 0.0
 
 
-def _melodia_note(
-    energy: npt.NDArray[np.float64], params: DecoderParams
-) -> tuple[int, int, int]:
+def _melodia_note(energy: npt.NDArray[np.float64], params: DecoderParams) -> tuple[int, int, int]:
     """Grow a note both ways from the strongest remaining frame, clearing what it covers.
 
     Returns ``(start_frame, end_frame, bin)``.
     """
     n_frames = energy.shape[0]
-    middle, pitch_bin = np.unravel_index(int(np.argmax(energy)), energy.shape)
-    middle, pitch_bin = int(middle), int(pitch_bin)
+    flat_index = int(np.argmax(energy))
+    middle, pitch_bin = divmod(flat_index, energy.shape[1])
     energy[middle, pitch_bin] = 0.0
     threshold = params.frame_threshold
     tolerance = params.energy_tolerance_frames
@@ -231,7 +228,8 @@ def estimate_bends(
     shift = np.zeros_like(centre)
     shift[safe] = 0.5 * (left[safe] - right[safe]) / curvature[safe]
     peak_bin = low + peak + np.clip(shift, -0.5, 0.5)
-    return ((peak_bin - centre_bin) / CONTOUR_BINS_PER_SEMITONE).astype(np.float32)
+    bends: npt.NDArray[np.float32] = ((peak_bin - centre_bin) / CONTOUR_BINS_PER_SEMITONE).astype(np.float32)
+    return bends
 
 
 def decode_notes(posteriors: Posteriors, params: DecoderParams | None = None) -> list[Note]:

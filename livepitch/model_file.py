@@ -43,10 +43,9 @@ def resolve_model_path(override: str | Path | None = None) -> Path:
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist")
         return path
-    path = installed_model_path()
-    if path is None:
+    installed = installed_model_path()
+    if installed is None:
         raise ModelError(
-            "the Basic Pitch model (nmp.onnx) is not installed; install it with: "
-            + INSTALL_COMMAND
+            "the Basic Pitch model (nmp.onnx) is not installed; install it with: " + INSTALL_COMMAND
         )
-    return path
+    return installed

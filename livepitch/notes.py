@@ -64,4 +64,4 @@ class Note:
     @property
     def has_bends(self) -> bool:
         """Whether per-frame bends were estimated for this note."""
-        return self.bend_semitones.shape[0] > 0
+        return bool(self.bend_semitones.shape[0] > 0)

@@ -8,22 +8,14 @@ import numpy as np
 import numpy.typing as npt
 
 from livepitch.geometry import EDGE_FRAMES, KEPT_FRAMES
-from livepitch.posteriors import Posteriors
+from livepitch.posteriors import Posteriors, WindowOutputs
 from livepitch.windowing import Windowing, cut_windows, plan_windows
 
 
 class WindowModel(Protocol):
     """Anything that maps ``[batch, 43844]`` windows to ``[batch, 172, bins]`` posteriors."""
 
-    def run(self, windows: npt.NDArray[np.float32]) -> WindowOutputsLike: ...
-
-
-class WindowOutputsLike(Protocol):
-    """The three posterior arrays of a batch of windows."""
-
-    note: npt.NDArray[np.float32]
-    onset: npt.NDArray[np.float32]
-    contour: npt.NDArray[np.float32]
+    def run(self, windows: npt.NDArray[np.float32]) -> WindowOutputs: ...
 
 
 def compute_posteriors(

@@ -12,15 +12,7 @@ import onnxruntime
 
 from livepitch.errors import ModelError, first_line
 from livepitch.geometry import N_CONTOUR_BINS, N_PITCHES, WINDOW_FRAMES, WINDOW_SAMPLES
-
-
-@dataclass(frozen=True)
-class WindowOutputs:
-    """Posteriors of a batch of windows: ``note``/``onset`` ``[b, 172, 88]``, ``contour`` ``[b, 172, 264]``."""
-
-    note: npt.NDArray[np.float32]
-    onset: npt.NDArray[np.float32]
-    contour: npt.NDArray[np.float32]
+from livepitch.posteriors import WindowOutputs
 
 
 @dataclass(frozen=True)

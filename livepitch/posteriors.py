@@ -11,6 +11,18 @@ from livepitch.geometry import N_CONTOUR_BINS, N_PITCHES
 
 
 @dataclass(frozen=True)
+class WindowOutputs:
+    """Posteriors of a batch of model windows.
+
+    ``note`` and ``onset`` are ``[batch, 172, 88]``, ``contour`` is ``[batch, 172, 264]``.
+    """
+
+    note: npt.NDArray[np.float32]
+    onset: npt.NDArray[np.float32]
+    contour: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
 class Posteriors:
     """Sigmoid outputs of the model for ``n_frames`` frames.
 
