@@ -40,7 +40,7 @@ def assign_mpe_channels(notes: list[Note]) -> list[int]:
     synth is not bent by the next note. With more than 15 notes at once, the note shares the
     channel whose current note ends first (its bends then apply to both).
     """
-    free_since: dict[int, int] = {channel: -1 - i for i, channel in enumerate(MPE_MEMBER_CHANNELS)}
+    free_since = {channel: i - len(MPE_MEMBER_CHANNELS) for i, channel in enumerate(MPE_MEMBER_CHANNELS)}
     busy_until: dict[int, int] = {}
     channels = [0] * len(notes)
     for index in sorted(range(len(notes)), key=lambda i: notes[i].start_sample):

@@ -1,0 +1,156 @@
+"""The command line as a user meets it: outputs, one-line errors, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile
+
+from tests.synth import sequence
+
+EVENTS = [(0.3, 0.5, 60), (1.0, 0.5, 67)]
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livepitch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def two_tones(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "44100Hz_two_tones.wav"
+    soundfile.write(path, sequence(EVENTS, 1.8, rate_hz=44100), 44100)
+    return path
+
+
+def test_transcribe_writes_midi_and_sorted_csv(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", two_tones, "-o", tmp_path / "out", "--csv", tmp_path / "notes.csv")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    midi = mido.MidiFile(tmp_path / "out.mid")
+    assert [m.note for m in midi if m.type == "note_on"] == [60, 67]
+    with open(tmp_path / "notes.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:4] == ["onset_s", "offset_s", "pitch", "velocity"]
+    assert [int(r["pitch"]) for r in rows] == [60, 67]
+    assert all(1 <= int(r["velocity"]) <= 127 for r in rows)
+    onsets = [float(r["onset_s"]) for r in rows]
+    assert onsets == sorted(onsets) and abs(onsets[0] - 0.3) < 0.03
+
+
+def test_several_inputs_write_one_file_each_into_a_directory(two_tones: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.flac"
+    soundfile.write(other, sequence([(0.2, 0.5, 55)], 1.0), 22050)
+    result = run_cli("transcribe", two_tones, other, "-o", tmp_path / "midi", "--bends", "mpe")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "midi").iterdir()) == ["44100Hz_two_tones.mid", "other.mid"]
+
+
+def test_silence_gives_zero_notes_exit_0_and_no_warnings(tmp_path: Path) -> None:
+    silence = tmp_path / "silence.wav"
+    soundfile.write(silence, np.zeros(22050 * 2, np.float32), 22050)
+    result = run_cli("transcribe", silence, "-o", tmp_path / "s.mid", "--csv", tmp_path / "s.csv")
+    assert result.returncode == 0 and result.stderr == ""
+    assert "0 notes" in result.stdout
+    assert not [m for m in mido.MidiFile(tmp_path / "s.mid") if m.type == "note_on"]
+    assert (tmp_path / "s.csv").read_text().strip().count("\n") == 0  # header only
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(
+        run_cli("transcribe", tmp_path / "nope.wav", "-o", tmp_path / "x.mid"), 3, "no such file"
+    )
+
+
+def test_corrupt_file(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF1234WAVEfmt garbage" * 10)
+    assert_one_line_error(run_cli("transcribe", corrupt, "-o", tmp_path / "x.mid"), 3, "cannot read audio")
+
+
+def test_zero_length_audio(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, np.float32), 22050)
+    assert_one_line_error(run_cli("transcribe", empty, "-o", tmp_path / "x.mid"), 3, "no audio samples")
+
+
+def test_nan_and_inf_samples(tmp_path: Path) -> None:
+    bad = tmp_path / "inf.wav"
+    audio = np.zeros(22050, np.float32)
+    audio[100], audio[200] = np.nan, np.inf
+    soundfile.write(bad, audio, 22050, subtype="FLOAT")
+    assert_one_line_error(
+        run_cli("transcribe", bad, "-o", tmp_path / "x.mid"), 3, "2 samples are NaN or infinite"
+    )
+
+
+def test_unwritable_output(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", two_tones, "-o", tmp_path / "no" / "such" / "dir.mid")
+    assert_one_line_error(result, 5, "does not exist")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [
+        ("--onset-threshold", "1.5", "onset_threshold = 1.5"),
+        ("--frame-threshold", "0", "frame_threshold = 0.0"),
+        ("--min-note-ms", "-5", "min_note_ms = -5.0"),
+        ("--max-hz", "20000", "max_hz = 20000.0"),
+        ("--threads", "-1", "threads = -1"),
+        ("--bend-range", "0", "bend_range_semitones = 0"),
+        ("--bends", "wobbly", "invalid choice"),
+        ("--onset-threshold", "high", "invalid float value"),
+    ],
+)
+def test_out_of_range_option(two_tones: Path, tmp_path: Path, option: str, value: str, fragment: str) -> None:
+    result = run_cli("transcribe", two_tones, "-o", tmp_path / "x.mid", option, value)
+    assert_one_line_error(result, 2, fragment)
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_min_hz_above_max_hz(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", two_tones, "--min-hz", "800", "--max-hz", "200")
+    assert_one_line_error(result, 2, "must be below max_hz")
+
+
+def test_incompatible_model_file(two_tones: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"not a model")
+    assert_one_line_error(run_cli("transcribe", two_tones, "--model", fake), 4, "cannot load model")
+
+
+def test_missing_model_names_the_install_command(two_tones: Path, tmp_path: Path) -> None:
+    code = (
+        "import importlib.util, sys;"
+        "real = importlib.util.find_spec;"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'basic_pitch' else real(n, *a);"
+        "from livepitch.cli import main;"
+        f"sys.exit(main(['transcribe', {str(two_tones)!r}, '-o', {str(tmp_path / 'x.mid')!r}]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert_one_line_error(result, 4, 'pip install --no-deps "basic-pitch==0.4.0"')
+
+
+def test_version_and_module_entry_point() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("livepitch ")
