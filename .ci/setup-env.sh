@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up everything livepitch and its tests need on a fresh machine; safe to run again.
+#  - system packages (as root, with apt): libportaudio2 (sounddevice), jackd2 (live tests)
+#  - a virtual environment in .venv with livepitch (editable) and its dev/bench tools
+#  - the Basic Pitch weights: basic-pitch 0.4.0 installed with --no-deps (no TensorFlow)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python_bin=${PYTHON:-python3}
+apt_packages=(libportaudio2 jackd2)
+
+missing=()
+if command -v dpkg >/dev/null 2>&1; then
+  for package in "${apt_packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+fi
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${missing[*]}" >&2
+    echo "jackd2 jackd/tweak_rt_limits boolean false" | debconf-set-selections
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing system packages ${missing[*]} (install them as root); continuing" >&2
+  fi
+fi
+
+"$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+  echo "setup: livepitch needs Python >= 3.10 (set PYTHON=...)" >&2; exit 1; }
+[[ -x .venv/bin/python ]] || "$python_bin" -m venv .venv
+
+stamp=.venv/.livepitch-setup
+want="$(sha256sum pyproject.toml .ci/setup-env.sh | sha256sum | cut -c1-16)"
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  echo "setup: installing Python packages into .venv (log: .venv/setup.log)" >&2
+  {
+    .venv/bin/python -m pip install --upgrade pip &&
+    .venv/bin/python -m pip install -e ".[dev,bench]" &&
+    .venv/bin/python -m pip install --no-deps "basic-pitch==0.4.0"
+  } > .venv/setup.log 2>&1 || { tail -n 30 .venv/setup.log >&2; echo "setup: pip failed" >&2; exit 1; }
+  echo "$want" > "$stamp"
+fi
