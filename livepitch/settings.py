@@ -6,6 +6,7 @@ is allowed; the CLI prints that line and exits 2.
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from livepitch.decoder import DecoderParams, ms_to_frames
 from livepitch.errors import ConfigError
 from livepitch.geometry import MODEL_RATE_HZ
+from livepitch.tracker import TrackerParams
 from livepitch.windowing import Windowing
 
 
@@ -88,6 +90,13 @@ class MidiSettings(BaseModel):
             return self.bend_range_semitones
         return DEFAULT_BEND_RANGE_SEMITONES[self.bends]
 
+    @property
+    def max_followed_bend_semitones(self) -> float:
+        """How far a note may bend before the tracker re-pitches it (0.6 without bends)."""
+        if self.bends is BendMode.NONE:
+            return 0.6
+        return self.effective_bend_range_semitones - 0.5
+
 
 class ModelSettings(BaseModel):
     """Which model file, and how onnxruntime runs it."""
@@ -107,6 +116,89 @@ class TranscribeSettings(BaseModel):
     midi: MidiSettings = MidiSettings()
     model: ModelSettings = ModelSettings()
     windowing: Windowing = Field(Windowing.UNIFORM, description="compat | uniform")
+
+
+DEFAULT_LOOKAHEAD_MS = 75.0
+DEFAULT_HOP_FRAMES = 4
+
+
+class StreamSettings(BaseModel):
+    """How the streaming engine schedules the model (see ``livepitch.window_engine``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lookahead_ms: float = Field(
+        DEFAULT_LOOKAHEAD_MS, ge=0.0, le=1950.0, description="audio after a frame before it is used [ms]"
+    )
+    hop_frames: int = Field(DEFAULT_HOP_FRAMES, ge=1, le=142, description="frames published per model run")
+    block_samples: int = Field(
+        1024, ge=1, le=1 << 20, description="block size when a file is replayed as a stream [samples]"
+    )
+
+
+class TrackerSettings(BaseModel):
+    """The causal note tracker's parameters (see ``livepitch.tracker``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    onset_threshold: float = Field(0.5, gt=0.0, le=1.0, description="onset strength needed for a note")
+    frame_threshold: float = Field(0.3, gt=0.0, le=1.0, description="note posterior that keeps a note on")
+    infer_onsets: bool = Field(True, description="also take onsets from sharp rises of the note posterior")
+    release_ms: float = Field(35.0, ge=0.0, le=2000.0, description="quiet time before a note-off [ms]")
+    min_note_ms: float = Field(35.0, ge=0.0, le=2000.0, description="no note-off sooner after its note-on [ms]")
+    retrigger_dip: float = Field(0.7, gt=0.0, le=1.0, description="dip (fraction of level) for a re-attack")
+    retrigger_onset: float = Field(0.9, gt=0.0, le=1.01, description="onset peak that re-attacks a held note")
+    repitch_semitones: float = Field(0.6, ge=0.5, le=12.0, description="pitch move that can re-pitch a note")
+    repitch_ms: float = Field(80.0, ge=0.0, le=2000.0, description="how long the move must last [ms]")
+    max_polyphony: int = Field(15, ge=1, le=88, description="most notes at once (15 at most with mpe)")
+    min_hz: float | None = Field(None, gt=0.0, le=MODEL_RATE_HZ / 2, description="ignore pitches below [Hz]")
+    max_hz: float | None = Field(None, gt=0.0, le=MODEL_RATE_HZ / 2, description="ignore pitches above [Hz]")
+    bend_smoothing_ms: float = Field(15.0, ge=0.0, le=1000.0, description="bend smoothing time constant [ms]")
+    bend_threshold_cents: float = Field(5.0, ge=0.0, le=1200.0, description="send a bend when it moved more [cents]")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> TrackerSettings:
+        if self.min_hz is not None and self.max_hz is not None and self.min_hz >= self.max_hz:
+            raise ValueError(f"min_hz ({self.min_hz}) must be below max_hz ({self.max_hz})")
+        return self
+
+    def tracker_params(self, max_bend_semitones: float = math.inf) -> TrackerParams:
+        """The tracker's parameters for these settings and the bend range MIDI can express."""
+        return TrackerParams(
+            max_bend_semitones=max_bend_semitones,
+            onset_threshold=self.onset_threshold,
+            frame_threshold=self.frame_threshold,
+            infer_onsets=self.infer_onsets,
+            release_ms=self.release_ms,
+            min_note_ms=self.min_note_ms,
+            retrigger_dip=self.retrigger_dip,
+            retrigger_onset=self.retrigger_onset,
+            repitch_semitones=self.repitch_semitones,
+            repitch_ms=self.repitch_ms,
+            max_polyphony=self.max_polyphony,
+            min_hz=self.min_hz,
+            max_hz=self.max_hz,
+            bend_smoothing_ms=self.bend_smoothing_ms,
+        )
+
+
+class LiveSettings(BaseModel):
+    """Everything the streaming engine needs: model, schedule, tracker, MIDI."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelSettings = ModelSettings()
+    stream: StreamSettings = StreamSettings()
+    tracker: TrackerSettings = TrackerSettings()
+    midi: MidiSettings = MidiSettings()
+
+    @model_validator(mode="after")
+    def _check_mpe_polyphony(self) -> LiveSettings:
+        if self.midi.bends is BendMode.MPE and self.tracker.max_polyphony > 15:
+            raise ValueError(
+                f"max_polyphony ({self.tracker.max_polyphony}) must be at most 15 with mpe bends (15 member channels)"
+            )
+        return self
 
 
 def build_settings(model_type: type[BaseModel], values: dict[str, Any]) -> Any:

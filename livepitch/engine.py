@@ -1,0 +1,92 @@
+"""The streaming engine: audio blocks in, MIDI events out — the one code path for live and file.
+
+``StreamingEngine`` chains a ``FrameEngine`` (model scheduling), the ``NoteTracker`` and the
+``VoiceAllocator``. The daemon's worker thread feeds it microphone blocks; ``stream_audio``
+feeds it a file's samples in fixed blocks with a virtual clock, as fast as the CPU allows,
+so a file run emits exactly the events a live run of the same audio would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+from livepitch.events import Event
+from livepitch.frames import FrameEngine
+from livepitch.geometry import FRAME_HOP_SAMPLES
+from livepitch.offline import WindowModel
+from livepitch.settings import LiveSettings
+from livepitch.tracker import NoteTracker
+from livepitch.voices import VoiceAllocator
+from livepitch.window_engine import WindowEngine, lookahead_frames_for_ms
+
+
+class StreamingEngine:
+    """Feeds audio through frames, tracker and voice allocation; one owner thread."""
+
+    def __init__(self, frames: FrameEngine, tracker: NoteTracker, voices: VoiceAllocator) -> None:
+        self.frames = frames
+        self.tracker = tracker
+        self.voices = voices
+        self._last_frame_end = 0
+
+    @property
+    def consumed_samples(self) -> int:
+        """Samples at 22050 Hz consumed so far: the engine's clock."""
+        return self.frames.consumed_samples
+
+    def feed(self, block: npt.NDArray[np.float32]) -> list[Event]:
+        """Consume a block of mono float32 audio at 22050 Hz; return the events it caused."""
+        events: list[Event] = []
+        for frame in self.frames.push(block):
+            events.extend(self.voices.handle(self.tracker.process(frame)))
+            self._last_frame_end = frame.centre_sample + FRAME_HOP_SAMPLES
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of stream: publish the remaining frames, then end every sounding note."""
+        events: list[Event] = []
+        for frame in self.frames.flush():
+            events.extend(self.voices.handle(self.tracker.process(frame)))
+            self._last_frame_end = frame.centre_sample + FRAME_HOP_SAMPLES
+        end = min(self._last_frame_end, self.consumed_samples)
+        events.extend(self.voices.handle(self.tracker.finish(end, self.consumed_samples)))
+        return events
+
+    def release_all(self) -> list[Event]:
+        """End every sounding note now (stop, fault, overload); the stream may go on."""
+        now = self.consumed_samples
+        return self.voices.handle(self.tracker.finish(min(self._last_frame_end, now), now))
+
+    def reset(self) -> None:
+        """Restart from sample 0 with no state (release notes first)."""
+        self.frames.reset()
+        self.tracker.reset()
+        self.voices.reset()
+        self._last_frame_end = 0
+
+
+def build_engine(model: WindowModel, settings: LiveSettings) -> StreamingEngine:
+    """A window-engine ``StreamingEngine`` configured by ``settings``."""
+    lookahead_frames = lookahead_frames_for_ms(settings.stream.lookahead_ms)
+    hop_frames = min(settings.stream.hop_frames, 172 - lookahead_frames)
+    return StreamingEngine(
+        WindowEngine(model, lookahead_frames, hop_frames),
+        NoteTracker(settings.tracker.tracker_params(settings.midi.max_followed_bend_semitones)),
+        VoiceAllocator(
+            settings.midi.bends,
+            settings.midi.effective_bend_range_semitones,
+            settings.tracker.bend_threshold_cents,
+        ),
+    )
+
+
+def stream_audio(
+    audio: npt.NDArray[np.float32], engine: StreamingEngine, block_samples: int
+) -> Iterator[Event]:
+    """Replay ``audio`` (mono, 22050 Hz) through ``engine`` in blocks; yield every event."""
+    for start in range(0, audio.shape[0], block_samples):
+        yield from engine.feed(audio[start : start + block_samples])
+    yield from engine.finish()

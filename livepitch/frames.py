@@ -1,0 +1,59 @@
+"""Frames as a streaming engine publishes them, and the interface every engine implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """The model's posteriors for one frame, published once.
+
+    ``index`` is the frame number t (centred on model-rate sample ``centre_sample`` =
+    ``256 * t`` on the uniform grid); ``emitted_sample`` is how many samples the engine had
+    consumed when it published the frame (so ``emitted_sample - centre_sample`` is the frame's
+    lookahead). ``note``/``onset`` have 88 bins, ``contour`` 264.
+    """
+
+    index: int
+    centre_sample: int
+    emitted_sample: int
+    note: npt.NDArray[np.float32]
+    onset: npt.NDArray[np.float32]
+    contour: npt.NDArray[np.float32]
+
+
+class FrameEngine(Protocol):
+    """Turns an endless stream of 22050 Hz audio into frames, each published exactly once.
+
+    Implementations: ``WindowEngine`` (re-runs the full 2 s model window every hop). Any other
+    engine (e.g. incremental inference) keeps the same contract: frames in order, on the
+    uniform grid, each with at least ``lookahead_samples`` of audio after its centre unless
+    the stream ended.
+    """
+
+    @property
+    def lookahead_samples(self) -> int:
+        """Audio after a frame's centre that the engine waits for [samples]."""
+        ...
+
+    @property
+    def consumed_samples(self) -> int:
+        """Samples consumed so far (the engine's clock)."""
+        ...
+
+    def push(self, block: npt.NDArray[np.float32]) -> list[Frame]:
+        """Consume a block of any length; return the frames it made publishable."""
+        ...
+
+    def flush(self) -> list[Frame]:
+        """End of stream: publish every remaining frame whose centre lies inside the audio."""
+        ...
+
+    def reset(self) -> None:
+        """Forget all audio and restart the clock at 0."""
+        ...

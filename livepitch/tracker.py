@@ -1,0 +1,448 @@
+"""The causal note tracker: frames in, note starts/ends/bends out, with bounded lookahead.
+
+Runs on the worker thread, one frame at a time, and never looks further ahead than one frame
+(the confirmation of an onset peak). Decisions, in the order they are taken each frame:
+
+* **Onset strength.** The onset posterior, merged (element-wise maximum) with onsets inferred
+  from rises of the note posterior — the smaller of its 1- and 2-frame rises, as upstream —
+  scaled by a running ratio of the onset and rise maxima (decaying slowly towards a prior)
+  instead of upstream's clip-wide maxima.
+* **Onsets.** A bin whose strength at frame t-1 is a strict local maximum at or above the onset
+  threshold is an onset at t-1, confirmed at frame t (one frame of lookahead). It starts a note
+  if the note posterior supports it (at or above the frame threshold at t-1 or t).
+* **Velocity** is decided at the note-on: ``round(127 * a)`` with ``a`` the larger of the note
+  posterior at t-1 and t and the onset peak scaled by ``ONSET_VELOCITY_WEIGHT``, clipped to
+  1..127 (see ``onset_velocity``).
+* **Held notes are not re-triggered** by vibrato, scoops or slides. A sounding note's energy is
+  the note posterior at its own bin or at a free bin within a semitone of where its pitch is
+  now, and an onset within a semitone of the note only re-triggers when that energy dipped in
+  the last ``DIP_FRAMES`` frames (below ``retrigger_dip`` times the note's recent level, or below the
+  frame threshold) or the onset peak is at least ``retrigger_onset``: a genuine
+  re-articulation.
+* **The note follows its pitch.** Its pitch is tracked on the contour posterior (sub-bin,
+  parabolic interpolation) and reported as a smoothed bend, so a vibrato or a glide is one
+  note with bends. The note is re-pitched (ended, and a new note started at the nearest
+  pitch, dated from when the move began) only after a *jump*: the tracked pitch, near the
+  note within ``JUMP_MS`` before, has stayed at least ``repitch_semitones`` away for
+  ``repitch_ms`` while moving less than ``SETTLE_SEMITONES`` (a legato step; a vibrato
+  returns, a glide keeps moving and never jumped) — or when it has stayed outside the bend
+  range the MIDI output can express (``max_bend_semitones``) for ``repitch_ms``.
+* **Note-off** when the energy has stayed below the frame threshold for ``release_ms``, dated at
+  the first quiet frame — but never less than ``min_note_ms`` after the note-on. A minimum
+  length cannot be enforced without delaying every note-on, so short notes are sent short;
+  the onset gate above is what keeps spurious blips out (measured in docs/benchmarks.md).
+* **Polyphony.** At most ``max_polyphony`` notes; a new note steals the sounding note with the
+  least energy (the oldest among equals). Pitches outside ``min_hz``..``max_hz`` are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from livepitch.decoder import pitch_bin_range
+from livepitch.frames import Frame
+from livepitch.geometry import (
+    CONTOUR_BINS_PER_SEMITONE,
+    FRAME_HOP_SAMPLES,
+    LOWEST_MIDI_PITCH,
+    MODEL_RATE_HZ,
+    N_CONTOUR_BINS,
+    N_PITCHES,
+    contour_bin_of_pitch,
+)
+
+FRAME_MS = 1000.0 * FRAME_HOP_SAMPLES / MODEL_RATE_HZ
+ONSET_VELOCITY_WEIGHT = 0.8
+"""How much the onset peak counts towards the velocity relative to the note posterior."""
+
+BEND_SEARCH_BINS = 6
+"""Contour bins searched each side of a note's tracked pitch every frame (2 semitones)."""
+
+BEND_WEIGHT_STD_BINS = 3.0
+"""Gaussian weighting of that search, centred on the tracked pitch [contour bins]."""
+
+CONTOUR_FLOOR = 0.05
+"""Below this contour peak the tracked pitch holds its last value."""
+
+SETTLE_SEMITONES = 0.3
+"""A tracked pitch that moved less than this over ``repitch_ms`` has settled."""
+
+DIP_FRAMES = 6
+"""Frames (70 ms) before an onset confirmation in which a re-articulation's dip must show."""
+
+JUMP_MS = 60.0
+"""A move to a new pitch counts as a jump (legato step) when it took at most this long."""
+
+LEVEL_DECAY_PER_FRAME = 0.5 ** (1.0 / (30.0 * 1000.0 / FRAME_MS))
+"""Running maxima for inferred-onset scaling halve their excess in 30 s."""
+
+ONSET_LEVEL_PRIOR = 0.9
+RISE_LEVEL_PRIOR = 0.45
+"""Starting values of the running maxima (typical clip-wide maxima on real recordings)."""
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """The tracker's parameters (validated by ``livepitch.settings.TrackerSettings``)."""
+
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.3
+    infer_onsets: bool = True
+    release_ms: float = 35.0
+    min_note_ms: float = 35.0
+    retrigger_dip: float = 0.7
+    retrigger_onset: float = 0.9
+    repitch_semitones: float = 0.6
+    repitch_ms: float = 80.0
+    max_polyphony: int = 15
+    min_hz: float | None = None
+    max_hz: float | None = None
+    bend_smoothing_ms: float = 15.0
+    max_bend_semitones: float = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class NoteStart:
+    """A note starts at ``time_sample``; ``note_id`` identifies it until its ``NoteEnd``."""
+
+    note_id: int
+    pitch: int
+    velocity: int
+    bend_semitones: float
+    time_sample: int
+    emitted_sample: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoteEnd:
+    """Note ``note_id`` ends at ``time_sample``."""
+
+    note_id: int
+    pitch: int
+    time_sample: int
+    emitted_sample: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoteBend:
+    """Note ``note_id`` is ``bend_semitones`` away from its pitch at ``time_sample``."""
+
+    note_id: int
+    pitch: int
+    bend_semitones: float
+    time_sample: int
+    emitted_sample: int
+
+
+Intent = NoteStart | NoteEnd | NoteBend
+
+
+@dataclass
+class _Voice:
+    note_id: int
+    pitch: int
+    start_sample: int
+    level: float
+    tracked_bin: float
+    bend_semitones: float
+    quiet_frames: int = 0
+    first_quiet_sample: int = 0
+    energy: float = 0.0
+    recent_energy: list[float] = field(default_factory=list)
+    recent_bends: list[float] = field(default_factory=list)
+    recent_samples: list[int] = field(default_factory=list)
+
+
+def _tracked_pitch(voice: _Voice) -> float:
+    """Where the note's pitch is now, from its contour tracking [fractional MIDI]."""
+    return LOWEST_MIDI_PITCH + (voice.tracked_bin - 1.0) / CONTOUR_BINS_PER_SEMITONE
+
+
+def onset_velocity(onset_peak: float, note_level: float) -> int:
+    """MIDI velocity decided at a note-on from the onset peak and the note posterior.
+
+    ``round(127 * max(note_level, ONSET_VELOCITY_WEIGHT * onset_peak))`` clipped to 1..127:
+    the note posterior carries loudness once the note sounds; the onset peak lifts notes
+    whose note posterior is still rising at the onset.
+    """
+    amplitude = max(note_level, ONSET_VELOCITY_WEIGHT * onset_peak)
+    return int(min(127, max(1, round(127.0 * amplitude))))
+
+
+class NoteTracker:
+    """Incremental note tracker; call ``process`` once per frame, in order, then ``finish``."""
+
+    def __init__(self, params: TrackerParams | None = None) -> None:
+        self.params = params or TrackerParams()
+        p = self.params
+        first, stop = pitch_bin_range(p.min_hz, p.max_hz)
+        self._in_range = np.zeros(N_PITCHES, dtype=bool)
+        self._in_range[first:stop] = True
+        self._release_frames = max(1, math.ceil(p.release_ms / FRAME_MS - 1e-9))
+        self._min_note_samples = round(p.min_note_ms * MODEL_RATE_HZ / 1000.0)
+        self._repitch_frames = max(1, math.ceil(p.repitch_ms / FRAME_MS - 1e-9))
+        self._jump_frames = max(1, math.ceil(JUMP_MS / FRAME_MS - 1e-9))
+        self._bend_alpha = 1.0 - math.exp(-FRAME_MS / max(p.bend_smoothing_ms, 1e-6))
+        offsets = np.arange(-BEND_SEARCH_BINS, BEND_SEARCH_BINS + 1, dtype=np.float64)
+        self._search_offsets = offsets.astype(np.int64)
+        self._search_std = BEND_WEIGHT_STD_BINS
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all state (sounding notes are dropped silently: end them first)."""
+        self._voices: dict[int, _Voice] = {}
+        self._next_id = 0
+        self._frames_seen = 0
+        self._note_history = np.zeros((3, N_PITCHES), dtype=np.float32)  # t-1, t-2, t-3
+        self._strength_history = np.zeros((2, N_PITCHES), dtype=np.float32)  # t-1, t-2
+        self._onset_prev = np.zeros(N_PITCHES, dtype=np.float32)
+        self._onset_level = ONSET_LEVEL_PRIOR
+        self._rise_level = RISE_LEVEL_PRIOR
+        self._last_centre = 0
+
+    @property
+    def sounding(self) -> dict[int, int]:
+        """``note_id -> pitch`` of the notes sounding now."""
+        return {v.note_id: v.pitch for v in self._voices.values()}
+
+    # -- per frame --------------------------------------------------------------------
+    def process(self, frame: Frame) -> list[Intent]:
+        """Consume the next frame; return what changed (ends first, then starts, then bends)."""
+        p = self.params
+        note = np.where(self._in_range, frame.note, 0.0).astype(np.float32)
+        onset = np.where(self._in_range, frame.onset, 0.0).astype(np.float32)
+        strength = self._onset_strength(note, onset)
+
+        intents: list[Intent] = []
+        previous_centre = frame.centre_sample - FRAME_HOP_SAMPLES
+        if self._frames_seen >= 2:
+            candidate = self._strength_history[0]
+            peaks = (
+                (candidate > self._strength_history[1]) & (candidate > strength) & (candidate >= p.onset_threshold)
+            )
+            onset_bins = np.flatnonzero(peaks)
+        else:
+            onset_bins = np.zeros(0, dtype=np.int64)
+
+        self._update_voices(frame, note, intents)
+        for pitch_bin in onset_bins.tolist():
+            self._consider_onset(
+                int(pitch_bin), previous_centre, frame, note, float(self._strength_history[0][pitch_bin]), intents
+            )
+        self._track_pitches(frame, intents)
+
+        self._note_history[2] = self._note_history[1]
+        self._note_history[1] = self._note_history[0]
+        self._note_history[0] = note
+        self._strength_history[1] = self._strength_history[0]
+        self._strength_history[0] = strength
+        self._frames_seen += 1
+        self._last_centre = frame.centre_sample
+        return intents
+
+    def finish(self, end_sample: int, emitted_sample: int) -> list[Intent]:
+        """End every sounding note at ``end_sample`` (end of stream, stop or fault)."""
+        intents: list[Intent] = []
+        for voice in sorted(self._voices.values(), key=lambda v: v.note_id):
+            time_sample = max(end_sample, voice.start_sample)
+            intents.append(NoteEnd(voice.note_id, voice.pitch, min(time_sample, emitted_sample), emitted_sample))
+        self._voices.clear()
+        return intents
+
+    # -- steps ---------------------------------------------------------------------------
+    def _onset_strength(self, note: npt.NDArray[np.float32], onset: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if not self.params.infer_onsets:
+            return onset
+        if self._frames_seen < 2:
+            rise = np.zeros_like(note)
+        else:
+            rise = np.minimum(note - self._note_history[0], note - self._note_history[1])
+            np.maximum(rise, 0.0, out=rise)
+        self._onset_level = max(
+            ONSET_LEVEL_PRIOR + (self._onset_level - ONSET_LEVEL_PRIOR) * LEVEL_DECAY_PER_FRAME, float(onset.max())
+        )
+        self._rise_level = max(
+            RISE_LEVEL_PRIOR + (self._rise_level - RISE_LEVEL_PRIOR) * LEVEL_DECAY_PER_FRAME, float(rise.max())
+        )
+        scaled = rise * np.float32(self._onset_level / self._rise_level)
+        merged: npt.NDArray[np.float32] = np.maximum(onset, scaled)
+        return merged
+
+    def _owned_bins(self) -> set[int]:
+        return {v.pitch - LOWEST_MIDI_PITCH for v in self._voices.values()}
+
+    def _energy(self, voice: _Voice, note: npt.NDArray[np.float32], owned: set[int]) -> float:
+        """Note posterior at the note's own bin, or at a free bin within a semitone of its pitch now."""
+        own = voice.pitch - LOWEST_MIDI_PITCH
+        energy = float(note[own])
+        now = int(round(_tracked_pitch(voice))) - LOWEST_MIDI_PITCH
+        for pitch_bin in (now - 1, now, now + 1, own - 1, own + 1):
+            if 0 <= pitch_bin < N_PITCHES and pitch_bin != own and pitch_bin not in owned:
+                energy = max(energy, float(note[pitch_bin]))
+        return energy
+
+    def _update_voices(self, frame: Frame, note: npt.NDArray[np.float32], intents: list[Intent]) -> None:
+        p = self.params
+        owned = self._owned_bins()
+        for voice in list(self._voices.values()):
+            voice.energy = self._energy(voice, note, owned)
+            voice.recent_energy.append(voice.energy)
+            if len(voice.recent_energy) > DIP_FRAMES:
+                del voice.recent_energy[0]
+            voice.level = max(voice.energy, voice.level * 0.97)
+            if voice.energy < p.frame_threshold:
+                if voice.quiet_frames == 0:
+                    voice.first_quiet_sample = frame.centre_sample
+                voice.quiet_frames += 1
+            else:
+                voice.quiet_frames = 0
+            old_enough = frame.centre_sample - voice.start_sample >= self._min_note_samples
+            if voice.quiet_frames >= self._release_frames and old_enough:
+                end = max(voice.first_quiet_sample, voice.start_sample + self._min_note_samples)
+                self._end(voice, end, frame.emitted_sample, intents)
+
+    def _consider_onset(
+        self,
+        pitch_bin: int,
+        onset_sample: int,
+        frame: Frame,
+        note: npt.NDArray[np.float32],
+        peak: float,
+        intents: list[Intent],
+    ) -> None:
+        p = self.params
+        support = max(float(self._note_history[0][pitch_bin]), float(note[pitch_bin]))
+        if support < p.frame_threshold:
+            return
+        pitch = pitch_bin + LOWEST_MIDI_PITCH
+        holder = self._holder_near(pitch)
+        if holder is not None:
+            # the holder's energy (which follows its pitch) over the last frames up to now
+            recent_min = min(holder.recent_energy) if holder.recent_energy else holder.energy
+            dipped = recent_min < p.retrigger_dip * holder.level or recent_min < p.frame_threshold
+            if not dipped and peak < p.retrigger_onset:
+                return  # the held note moves or wavers: vibrato, scoop, slide
+            self._end(holder, max(onset_sample, holder.start_sample), frame.emitted_sample, intents)
+        if pitch in {v.pitch for v in self._voices.values()}:
+            return
+        if len(self._voices) >= p.max_polyphony:
+            victim = min(self._voices.values(), key=lambda v: (v.energy, v.note_id))
+            self._end(victim, max(onset_sample, victim.start_sample), frame.emitted_sample, intents)
+        velocity = onset_velocity(peak, support)
+        self._start(pitch, velocity, onset_sample, frame, intents)
+
+    def _holder_near(self, pitch: int) -> _Voice | None:
+        """The sounding note whose pitch is, or has moved to, within a semitone of ``pitch``."""
+        best: _Voice | None = None
+        best_distance = 1.5
+        for voice in self._voices.values():
+            distance = min(abs(voice.pitch - pitch), abs(_tracked_pitch(voice) - pitch))
+            if distance <= 1.0 and distance < best_distance:
+                best, best_distance = voice, distance
+        return best
+
+    def _start(self, pitch: int, velocity: int, onset_sample: int, frame: Frame, intents: list[Intent]) -> None:
+        centre_bin = float(contour_bin_of_pitch(pitch))
+        tracked = self._peak_near(frame.contour, centre_bin)
+        bend = 0.0 if tracked is None else (tracked - centre_bin) / CONTOUR_BINS_PER_SEMITONE
+        voice = _Voice(
+            note_id=self._next_id,
+            pitch=pitch,
+            start_sample=onset_sample,
+            level=float(frame.note[pitch - LOWEST_MIDI_PITCH]),
+            tracked_bin=centre_bin if tracked is None else tracked,
+            bend_semitones=bend,
+            energy=float(frame.note[pitch - LOWEST_MIDI_PITCH]),
+        )
+        self._next_id += 1
+        self._voices[voice.note_id] = voice
+        intents.append(NoteStart(voice.note_id, pitch, velocity, bend, onset_sample, frame.emitted_sample))
+
+    def _end(self, voice: _Voice, time_sample: int, emitted_sample: int, intents: list[Intent]) -> None:
+        del self._voices[voice.note_id]
+        intents.append(NoteEnd(voice.note_id, voice.pitch, time_sample, emitted_sample))
+
+    def _peak_near(self, contour: npt.NDArray[np.float32], around_bin: float) -> float | None:
+        """Sub-bin contour peak within ``BEND_SEARCH_BINS`` of ``around_bin``, or None if weak."""
+        centre = int(round(around_bin))
+        bins = centre + self._search_offsets
+        valid = (bins >= 0) & (bins < N_CONTOUR_BINS)
+        bins = bins[valid]
+        values = contour[bins].astype(np.float64)
+        if values.size == 0 or float(values.max()) < CONTOUR_FLOOR:
+            return None
+        weighted = values * np.exp(-0.5 * ((bins - around_bin) / self._search_std) ** 2)
+        k = int(np.argmax(weighted))
+        shift = 0.0
+        if 0 < k < weighted.size - 1:
+            left, mid, right = weighted[k - 1], weighted[k], weighted[k + 1]
+            curvature = left - 2.0 * mid + right
+            if curvature < 0.0:
+                shift = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+        return float(bins[k]) + shift
+
+    def _track_pitches(self, frame: Frame, intents: list[Intent]) -> None:
+        started = {i.note_id for i in intents if isinstance(i, NoteStart)}
+        for voice in list(self._voices.values()):
+            if voice.note_id in started:
+                continue
+            tracked = self._peak_near(frame.contour, voice.tracked_bin)
+            if tracked is None:
+                continue
+            voice.tracked_bin = tracked
+            raw = (tracked - contour_bin_of_pitch(voice.pitch)) / CONTOUR_BINS_PER_SEMITONE
+            voice.bend_semitones += self._bend_alpha * (raw - voice.bend_semitones)
+            voice.recent_bends.append(raw)
+            voice.recent_samples.append(frame.centre_sample)
+            if len(voice.recent_bends) > self._repitch_frames + self._jump_frames:
+                del voice.recent_bends[0], voice.recent_samples[0]
+            if self._should_repitch(voice, raw) and self._repitch(voice, raw, frame, intents):
+                continue
+            intents.append(
+                NoteBend(voice.note_id, voice.pitch, voice.bend_semitones, frame.centre_sample, frame.emitted_sample)
+            )
+
+    def _should_repitch(self, voice: _Voice, raw_bend: float) -> bool:
+        n = self._repitch_frames
+        recent = voice.recent_bends[-n:]
+        if len(recent) < n:
+            return False
+        limit = self.params.max_bend_semitones
+        if all(abs(b) > limit for b in recent):
+            return True
+        threshold = self.params.repitch_semitones
+        same_side = all(b >= threshold for b in recent) or all(b <= -threshold for b in recent)
+        if not same_side or max(recent) - min(recent) >= SETTLE_SEMITONES:
+            return False
+        before = voice.recent_bends[:-n]
+        return any(abs(b) < threshold / 2 for b in before)
+
+    def _repitch(self, voice: _Voice, raw_bend: float, frame: Frame, intents: list[Intent]) -> bool:
+        """Move a note whose pitch has settled elsewhere to the nearest pitch; True if moved."""
+        new_pitch = voice.pitch + int(round(raw_bend))
+        if new_pitch == voice.pitch or not LOWEST_MIDI_PITCH <= new_pitch < LOWEST_MIDI_PITCH + N_PITCHES:
+            return False
+        since = max(voice.recent_samples[-self._repitch_frames], voice.start_sample + 1)
+        velocity = onset_velocity(0.0, voice.level)
+        self._end(voice, since, frame.emitted_sample, intents)
+        if new_pitch in {v.pitch for v in self._voices.values()}:
+            return True  # another note already sounds there
+        if not self._in_range[new_pitch - LOWEST_MIDI_PITCH]:
+            return True
+        moved = _Voice(
+            note_id=self._next_id,
+            pitch=new_pitch,
+            start_sample=since,
+            level=voice.level,
+            tracked_bin=voice.tracked_bin,
+            bend_semitones=(voice.tracked_bin - contour_bin_of_pitch(new_pitch)) / CONTOUR_BINS_PER_SEMITONE,
+            energy=voice.energy,
+        )
+        self._next_id += 1
+        self._voices[moved.note_id] = moved
+        intents.append(NoteStart(moved.note_id, new_pitch, velocity, moved.bend_semitones, since, frame.emitted_sample))
+        return True

@@ -1,0 +1,145 @@
+"""The window engine: re-runs the model's full 2 s window every hop and publishes new frames.
+
+Schedule (all integers, model-rate samples). With lookahead ``k`` frames and hop ``H``
+frames, the model runs on windows whose newest publishable frame is t = H-1, 2H-1, ...; the
+window for newest frame t starts at ``256 * (t - 171 + k)`` and ends at
+``43844 + 256 * (t - 171 + k)``, so frame t sits at window frame ``171 - k`` and has
+``68 + 256 k`` samples of audio after its centre. Each run publishes the H frames
+t-H+1 .. t: every frame exactly once, on the uniform grid, with a lookahead of
+``68 + 256 k`` to ``68 + 256 (k + H - 1)`` samples. Windows reaching before sample 0 are zero
+padded (no 2 s wait at start). The schedule depends only on sample positions, never on how
+the audio was cut into blocks, so every block size gives identical frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from livepitch.frames import Frame
+from livepitch.geometry import FRAME_HOP_SAMPLES, WINDOW_FRAMES, WINDOW_SAMPLES
+from livepitch.offline import WindowModel
+
+WINDOW_TAIL_SAMPLES = WINDOW_SAMPLES - (WINDOW_FRAMES - 1) * FRAME_HOP_SAMPLES
+"""Audio after the centre of a window's last frame (68 samples, 3.1 ms)."""
+
+MAX_LOOKAHEAD_FRAMES = WINDOW_FRAMES - 1
+
+
+def lookahead_frames_for_ms(lookahead_ms: float, rate_hz: int = 22050) -> int:
+    """Whole frames of lookahead beyond the window edge closest to ``lookahead_ms``.
+
+    The lookahead actually used is ``68 + 256 k`` samples (3.1 ms + k x 11.6 ms).
+    """
+    samples = lookahead_ms * rate_hz / 1000.0
+    return max(0, min(MAX_LOOKAHEAD_FRAMES, round((samples - WINDOW_TAIL_SAMPLES) / FRAME_HOP_SAMPLES)))
+
+
+class WindowEngine:
+    """A ``FrameEngine`` that runs ``model`` on one full window per hop.
+
+    Runs on the worker thread (the one calling ``push``/``flush``); not thread-safe.
+    """
+
+    def __init__(self, model: WindowModel, lookahead_frames: int, hop_frames: int) -> None:
+        if not 0 <= lookahead_frames <= MAX_LOOKAHEAD_FRAMES:
+            raise ValueError(f"lookahead_frames must be 0..{MAX_LOOKAHEAD_FRAMES}")
+        if not 1 <= hop_frames <= WINDOW_FRAMES - lookahead_frames:
+            raise ValueError(f"hop_frames must be 1..{WINDOW_FRAMES - lookahead_frames}")
+        self._model = model
+        self.lookahead_frames = lookahead_frames
+        self.hop_frames = hop_frames
+        self._history = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
+        self.reset()
+
+    @property
+    def lookahead_samples(self) -> int:
+        """Minimum audio after a published frame's centre [samples]."""
+        return WINDOW_TAIL_SAMPLES + FRAME_HOP_SAMPLES * self.lookahead_frames
+
+    @property
+    def consumed_samples(self) -> int:
+        """Samples consumed so far."""
+        return self._consumed
+
+    @property
+    def windows_run(self) -> int:
+        """Model windows run since the last reset."""
+        return self._windows_run
+
+    def reset(self) -> None:
+        """Forget all audio; the next sample pushed is sample 0."""
+        self._history[:] = 0.0
+        self._write_pos = 0  # next write position in the circular history
+        self._consumed = 0
+        self._next_frame = 0  # first frame not yet published
+        self._windows_run = 0
+
+    def _window_end_for(self, newest_frame: int) -> int:
+        start = FRAME_HOP_SAMPLES * (newest_frame - (WINDOW_FRAMES - 1) + self.lookahead_frames)
+        return start + WINDOW_SAMPLES
+
+    def _next_run_end(self) -> int:
+        return self._window_end_for(self._next_frame + self.hop_frames - 1)
+
+    def push(self, block: npt.NDArray[np.float32]) -> list[Frame]:
+        """Consume ``block`` (mono float32 at 22050 Hz); return newly publishable frames."""
+        samples = np.asarray(block, dtype=np.float32).reshape(-1)
+        frames: list[Frame] = []
+        offset = 0
+        while offset < samples.shape[0]:
+            run_end = self._next_run_end()
+            take = min(samples.shape[0] - offset, run_end - self._consumed)
+            self._append(samples[offset : offset + take])
+            offset += take
+            if self._consumed == run_end:
+                frames.extend(self._run(self._consumed))
+        return frames
+
+    def flush(self) -> list[Frame]:
+        """Publish the frames whose centres lie inside the audio, padding the future with zeros."""
+        end_sample = self._consumed
+        n_frames = math.ceil(end_sample / FRAME_HOP_SAMPLES)
+        frames: list[Frame] = []
+        while self._next_frame < n_frames:
+            run_end = self._next_run_end()
+            self._append(np.zeros(run_end - self._consumed, dtype=np.float32))
+            frames.extend(f for f in self._run(end_sample) if f.index < n_frames)
+        self._consumed = end_sample
+        return frames
+
+    def _append(self, samples: npt.NDArray[np.float32]) -> None:
+        n = samples.shape[0]
+        if n >= WINDOW_SAMPLES:
+            self._history[:] = samples[-WINDOW_SAMPLES:]
+            self._write_pos = 0
+        elif n:
+            first = min(n, WINDOW_SAMPLES - self._write_pos)
+            self._history[self._write_pos : self._write_pos + first] = samples[:first]
+            self._history[: n - first] = samples[first:]
+            self._write_pos = (self._write_pos + n) % WINDOW_SAMPLES
+        self._consumed += n
+
+    def _run(self, emitted_sample: int) -> list[Frame]:
+        window = np.concatenate([self._history[self._write_pos :], self._history[: self._write_pos]])
+        outputs = self._model.run(window[None, :])
+        self._windows_run += 1
+        window_start = self._consumed - WINDOW_SAMPLES
+        frames = []
+        for _ in range(self.hop_frames):
+            t = self._next_frame
+            j = (FRAME_HOP_SAMPLES * t - window_start) // FRAME_HOP_SAMPLES
+            frames.append(
+                Frame(
+                    index=t,
+                    centre_sample=FRAME_HOP_SAMPLES * t,
+                    emitted_sample=emitted_sample,
+                    note=outputs.note[0, j],
+                    onset=outputs.onset[0, j],
+                    contour=outputs.contour[0, j],
+                )
+            )
+            self._next_frame += 1
+        return frames
