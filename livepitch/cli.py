@@ -114,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame grid: uniform (default) or upstream's compat",
     )
     transcribe.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    stream = transcribe.add_argument_group("file as live (the streaming engine, with a virtual clock)")
+    stream.add_argument("--stream", action="store_true", help="run the live code path on the file")
+    stream.add_argument(
+        "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (75)"
+    )
+    stream.add_argument("--hop-frames", type=int, metavar="H", help="frames published per model run (4)")
+    stream.add_argument("--block-samples", type=int, metavar="N", help="block size fed to the engine (1024)")
+    stream.add_argument(
+        "--events-csv", type=Path, metavar="EVENTS.csv", help="write every event (needs --stream)"
+    )
+    stream.add_argument("--release-ms", type=float, metavar="MS", help="quiet time before a note-off (35)")
+    stream.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")
+    stream.add_argument(
+        "--bend-threshold-cents", type=float, metavar="C", help="send bends that moved more (5)"
+    )
     _add_decoder_options(transcribe)
     _add_midi_options(transcribe)
     _add_model_options(transcribe)
@@ -146,6 +161,49 @@ def transcribe_settings_from_args(args: argparse.Namespace) -> Any:
     if args.windowing is not None:
         values["windowing"] = args.windowing
     return build_settings(TranscribeSettings, values)
+
+
+def live_settings_from_args(args: argparse.Namespace) -> Any:
+    """Validated ``LiveSettings`` from parsed arguments (unset flags keep defaults)."""
+    from livepitch.settings import LiveSettings, build_settings
+
+    tracker = _drop_none(
+        {
+            "onset_threshold": args.onset_threshold,
+            "frame_threshold": args.frame_threshold,
+            "min_note_ms": args.min_note_ms,
+            "min_hz": args.min_hz,
+            "max_hz": args.max_hz,
+            "infer_onsets": False if args.no_infer_onsets else None,
+            "release_ms": args.release_ms,
+            "max_polyphony": args.max_polyphony,
+            "bend_threshold_cents": args.bend_threshold_cents,
+        }
+    )
+    values: dict[str, Any] = {
+        "tracker": tracker,
+        "stream": _drop_none(
+            {
+                "lookahead_ms": args.lookahead_ms,
+                "hop_frames": args.hop_frames,
+                "block_samples": args.block_samples,
+            }
+        ),
+        "midi": _drop_none({"bends": args.bends, "bend_range_semitones": args.bend_range}),
+        "model": _drop_none({"path": args.model, "threads": args.threads}),
+    }
+    return build_settings(LiveSettings, values)
+
+
+_STREAM_ONLY = (
+    "lookahead_ms",
+    "hop_frames",
+    "block_samples",
+    "events_csv",
+    "release_ms",
+    "max_polyphony",
+    "bend_threshold_cents",
+)
 
 
 def _with_suffix(path: Path, suffixes: tuple[str, ...]) -> Path:
@@ -189,6 +247,11 @@ def _check_parent(path: Path) -> None:
 
 def run_transcribe(args: argparse.Namespace) -> int:
     """``livepitch transcribe``: one MIDI file (and optional CSV/posteriors) per input."""
+    if args.stream:
+        return run_transcribe_stream(args)
+    used = [name for name in _STREAM_ONLY if getattr(args, name) is not None]
+    if used:
+        raise ConfigError(f"--{used[0].replace('_', '-')} needs --stream")
     settings = transcribe_settings_from_args(args)
     midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
     csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)
@@ -215,6 +278,59 @@ def run_transcribe(args: argparse.Namespace) -> int:
             print(
                 f"{input_path} -> {midi_path}: {len(transcription.notes)} notes in {duration_s:.2f} s of audio"
             )
+    return exit_code
+
+
+def run_transcribe_stream(args: argparse.Namespace) -> int:
+    """``livepitch transcribe --stream``: the live engine on files, with a virtual clock."""
+    if args.no_melodia or args.windowing is not None:
+        raise ConfigError("--no-melodia and --windowing apply to the offline decoder, not to --stream")
+    settings = live_settings_from_args(args)
+    midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
+    csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)
+    events_paths = plan_outputs(args.inputs, args.events_csv, (".csv",), default_here=False)
+    if args.posteriors is not None:
+        raise ConfigError("--posteriors applies to the offline run, not to --stream")
+
+    from livepitch.audio_file import read_audio
+    from livepitch.engine import build_engine, stream_audio
+    from livepitch.event_files import events_to_notes, write_events_csv, write_events_midi
+    from livepitch.events import NoteOn
+    from livepitch.model_file import resolve_model_path
+    from livepitch.notes_csv import write_notes_csv
+    from livepitch.onnx_model import BasicPitchModel
+
+    model = BasicPitchModel(resolve_model_path(settings.model.path), threads=settings.model.threads)
+    exit_code = EXIT_OK
+    for input_path, midi_path, csv_path, events_path in zip(
+        args.inputs, midi_paths, csv_paths, events_paths, strict=True
+    ):
+        try:
+            audio = read_audio(input_path)
+            engine = build_engine(model, settings)
+            events = list(stream_audio(audio, engine, settings.stream.block_samples))
+            bend_range = settings.midi.effective_bend_range_semitones
+            if midi_path is not None:
+                write_events_midi(midi_path, events, settings.midi.bends, bend_range)
+            if csv_path is not None:
+                write_notes_csv(csv_path, events_to_notes(events))
+            if events_path is not None:
+                write_events_csv(events_path, events)
+        except LivepitchError as err:
+            _report(err)
+            exit_code = exit_code or err.exit_code
+            continue
+        if not args.quiet:
+            latencies_ms = sorted(
+                1000.0 * (e.emitted_sample - e.time_sample) / 22050 for e in events if isinstance(e, NoteOn)
+            )
+            n_notes = len(latencies_ms)
+            summary = f"{input_path} -> {midi_path}: {n_notes} notes, {len(events)} events"
+            if latencies_ms:
+                p50 = latencies_ms[n_notes // 2]
+                p95 = latencies_ms[min(n_notes - 1, int(0.95 * n_notes))]
+                summary += f", note-on delay after the detected onset p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+            print(summary)
     return exit_code
 
 

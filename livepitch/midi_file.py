@@ -90,6 +90,15 @@ def _end_repeated_pitches(notes: list[Note], channels: list[int]) -> list[Note]:
     return trimmed
 
 
+def setup_messages(bends: BendMode, bend_range_semitones: int) -> list[mido.Message]:
+    """What a file or port sends first: the MPE zone, or the bend range on channel 1, or nothing."""
+    if bends is BendMode.MPE:
+        return mpe_zone_messages(bend_range_semitones)
+    if bends is BendMode.SINGLE:
+        return bend_range_messages(0, bend_range_semitones)
+    return []
+
+
 def notes_to_midi(notes: list[Note], bends: BendMode, bend_range_semitones: int) -> mido.MidiFile:
     """A type-0 MIDI file holding ``notes`` with bends in the ``bends`` mode.
 
@@ -139,13 +148,7 @@ def notes_to_midi(notes: list[Note], bends: BendMode, bend_range_semitones: int)
 
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US_PER_BEAT, time=0))
-    if bends is BendMode.MPE:
-        setup = mpe_zone_messages(bend_range_semitones)
-    elif bends is BendMode.SINGLE:
-        setup = bend_range_messages(0, bend_range_semitones)
-    else:
-        setup = []
-    track.extend(setup)
+    track.extend(setup_messages(bends, bend_range_semitones))
     previous_tick = 0
     for sample, _order, _index, message in timed:
         tick = samples_to_ticks(sample)

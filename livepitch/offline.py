@@ -22,7 +22,7 @@ def compute_posteriors(
     audio: npt.NDArray[np.float32],
     model: WindowModel,
     windowing: Windowing = Windowing.UNIFORM,
-    batch_windows: int = 4,
+    batch_windows: int = 2,
 ) -> Posteriors:
     """Run ``model`` over mono ``audio`` at 22050 Hz and stitch the kept frames.
 

@@ -145,7 +145,9 @@ class TrackerSettings(BaseModel):
     frame_threshold: float = Field(0.3, gt=0.0, le=1.0, description="note posterior that keeps a note on")
     infer_onsets: bool = Field(True, description="also take onsets from sharp rises of the note posterior")
     release_ms: float = Field(35.0, ge=0.0, le=2000.0, description="quiet time before a note-off [ms]")
-    min_note_ms: float = Field(35.0, ge=0.0, le=2000.0, description="no note-off sooner after its note-on [ms]")
+    min_note_ms: float = Field(
+        35.0, ge=0.0, le=2000.0, description="no note-off sooner after its note-on [ms]"
+    )
     retrigger_dip: float = Field(0.7, gt=0.0, le=1.0, description="dip (fraction of level) for a re-attack")
     retrigger_onset: float = Field(0.9, gt=0.0, le=1.01, description="onset peak that re-attacks a held note")
     repitch_semitones: float = Field(0.6, ge=0.5, le=12.0, description="pitch move that can re-pitch a note")
@@ -154,7 +156,9 @@ class TrackerSettings(BaseModel):
     min_hz: float | None = Field(None, gt=0.0, le=MODEL_RATE_HZ / 2, description="ignore pitches below [Hz]")
     max_hz: float | None = Field(None, gt=0.0, le=MODEL_RATE_HZ / 2, description="ignore pitches above [Hz]")
     bend_smoothing_ms: float = Field(15.0, ge=0.0, le=1000.0, description="bend smoothing time constant [ms]")
-    bend_threshold_cents: float = Field(5.0, ge=0.0, le=1200.0, description="send a bend when it moved more [cents]")
+    bend_threshold_cents: float = Field(
+        5.0, ge=0.0, le=1200.0, description="send a bend when it moved more [cents]"
+    )
 
     @model_validator(mode="after")
     def _check_range(self) -> TrackerSettings:

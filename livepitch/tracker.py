@@ -222,7 +222,9 @@ class NoteTracker:
         if self._frames_seen >= 2:
             candidate = self._strength_history[0]
             peaks = (
-                (candidate > self._strength_history[1]) & (candidate > strength) & (candidate >= p.onset_threshold)
+                (candidate > self._strength_history[1])
+                & (candidate > strength)
+                & (candidate >= p.onset_threshold)
             )
             onset_bins = np.flatnonzero(peaks)
         else:
@@ -231,7 +233,12 @@ class NoteTracker:
         self._update_voices(frame, note, intents)
         for pitch_bin in onset_bins.tolist():
             self._consider_onset(
-                int(pitch_bin), previous_centre, frame, note, float(self._strength_history[0][pitch_bin]), intents
+                int(pitch_bin),
+                previous_centre,
+                frame,
+                note,
+                float(self._strength_history[0][pitch_bin]),
+                intents,
             )
         self._track_pitches(frame, intents)
 
@@ -249,12 +256,16 @@ class NoteTracker:
         intents: list[Intent] = []
         for voice in sorted(self._voices.values(), key=lambda v: v.note_id):
             time_sample = max(end_sample, voice.start_sample)
-            intents.append(NoteEnd(voice.note_id, voice.pitch, min(time_sample, emitted_sample), emitted_sample))
+            intents.append(
+                NoteEnd(voice.note_id, voice.pitch, min(time_sample, emitted_sample), emitted_sample)
+            )
         self._voices.clear()
         return intents
 
     # -- steps ---------------------------------------------------------------------------
-    def _onset_strength(self, note: npt.NDArray[np.float32], onset: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def _onset_strength(
+        self, note: npt.NDArray[np.float32], onset: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
         if not self.params.infer_onsets:
             return onset
         if self._frames_seen < 2:
@@ -263,10 +274,12 @@ class NoteTracker:
             rise = np.minimum(note - self._note_history[0], note - self._note_history[1])
             np.maximum(rise, 0.0, out=rise)
         self._onset_level = max(
-            ONSET_LEVEL_PRIOR + (self._onset_level - ONSET_LEVEL_PRIOR) * LEVEL_DECAY_PER_FRAME, float(onset.max())
+            ONSET_LEVEL_PRIOR + (self._onset_level - ONSET_LEVEL_PRIOR) * LEVEL_DECAY_PER_FRAME,
+            float(onset.max()),
         )
         self._rise_level = max(
-            RISE_LEVEL_PRIOR + (self._rise_level - RISE_LEVEL_PRIOR) * LEVEL_DECAY_PER_FRAME, float(rise.max())
+            RISE_LEVEL_PRIOR + (self._rise_level - RISE_LEVEL_PRIOR) * LEVEL_DECAY_PER_FRAME,
+            float(rise.max()),
         )
         scaled = rise * np.float32(self._onset_level / self._rise_level)
         merged: npt.NDArray[np.float32] = np.maximum(onset, scaled)
@@ -279,7 +292,7 @@ class NoteTracker:
         """Note posterior at the note's own bin, or at a free bin within a semitone of its pitch now."""
         own = voice.pitch - LOWEST_MIDI_PITCH
         energy = float(note[own])
-        now = int(round(_tracked_pitch(voice))) - LOWEST_MIDI_PITCH
+        now = round(_tracked_pitch(voice)) - LOWEST_MIDI_PITCH
         for pitch_bin in (now - 1, now, now + 1, own - 1, own + 1):
             if 0 <= pitch_bin < N_PITCHES and pitch_bin != own and pitch_bin not in owned:
                 energy = max(energy, float(note[pitch_bin]))
@@ -345,7 +358,9 @@ class NoteTracker:
                 best, best_distance = voice, distance
         return best
 
-    def _start(self, pitch: int, velocity: int, onset_sample: int, frame: Frame, intents: list[Intent]) -> None:
+    def _start(
+        self, pitch: int, velocity: int, onset_sample: int, frame: Frame, intents: list[Intent]
+    ) -> None:
         centre_bin = float(contour_bin_of_pitch(pitch))
         tracked = self._peak_near(frame.contour, centre_bin)
         bend = 0.0 if tracked is None else (tracked - centre_bin) / CONTOUR_BINS_PER_SEMITONE
@@ -368,7 +383,7 @@ class NoteTracker:
 
     def _peak_near(self, contour: npt.NDArray[np.float32], around_bin: float) -> float | None:
         """Sub-bin contour peak within ``BEND_SEARCH_BINS`` of ``around_bin``, or None if weak."""
-        centre = int(round(around_bin))
+        centre = round(around_bin)
         bins = centre + self._search_offsets
         valid = (bins >= 0) & (bins < N_CONTOUR_BINS)
         bins = bins[valid]
@@ -403,7 +418,13 @@ class NoteTracker:
             if self._should_repitch(voice, raw) and self._repitch(voice, raw, frame, intents):
                 continue
             intents.append(
-                NoteBend(voice.note_id, voice.pitch, voice.bend_semitones, frame.centre_sample, frame.emitted_sample)
+                NoteBend(
+                    voice.note_id,
+                    voice.pitch,
+                    voice.bend_semitones,
+                    frame.centre_sample,
+                    frame.emitted_sample,
+                )
             )
 
     def _should_repitch(self, voice: _Voice, raw_bend: float) -> bool:
@@ -423,7 +444,7 @@ class NoteTracker:
 
     def _repitch(self, voice: _Voice, raw_bend: float, frame: Frame, intents: list[Intent]) -> bool:
         """Move a note whose pitch has settled elsewhere to the nearest pitch; True if moved."""
-        new_pitch = voice.pitch + int(round(raw_bend))
+        new_pitch = voice.pitch + round(raw_bend)
         if new_pitch == voice.pitch or not LOWEST_MIDI_PITCH <= new_pitch < LOWEST_MIDI_PITCH + N_PITCHES:
             return False
         since = max(voice.recent_samples[-self._repitch_frames], voice.start_sample + 1)
@@ -444,5 +465,7 @@ class NoteTracker:
         )
         self._next_id += 1
         self._voices[moved.note_id] = moved
-        intents.append(NoteStart(moved.note_id, new_pitch, velocity, moved.bend_semitones, since, frame.emitted_sample))
+        intents.append(
+            NoteStart(moved.note_id, new_pitch, velocity, moved.bend_semitones, since, frame.emitted_sample)
+        )
         return True

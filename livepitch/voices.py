@@ -29,7 +29,9 @@ class VoiceAllocator:
         self._channel_of: dict[int, int] = {}
         self._pitch_of: dict[int, int] = {}
         self._wheel: dict[int, int] = {}
-        self._free_since = {channel: i - len(MPE_MEMBER_CHANNELS) for i, channel in enumerate(MPE_MEMBER_CHANNELS)}
+        self._free_since = {
+            channel: i - len(MPE_MEMBER_CHANNELS) for i, channel in enumerate(MPE_MEMBER_CHANNELS)
+        }
 
     @property
     def sounding(self) -> list[tuple[int, int]]:
@@ -69,7 +71,9 @@ class VoiceAllocator:
                     self._send_bend(channel, intent.pitch, intent.bend_semitones, intent, events)
         self._channel_of[intent.note_id] = channel
         self._pitch_of[intent.note_id] = intent.pitch
-        events.append(NoteOn(intent.time_sample, intent.emitted_sample, channel, intent.pitch, intent.velocity))
+        events.append(
+            NoteOn(intent.time_sample, intent.emitted_sample, channel, intent.pitch, intent.velocity)
+        )
 
     def _end(self, intent: NoteEnd, events: list[Event]) -> None:
         channel = self._channel_of.pop(intent.note_id)
