@@ -113,7 +113,11 @@ def track(frames: list[Frame], n_samples: int, settings: LiveSettings) -> tuple[
     engine = StreamingEngine(
         _ReplayFrames(frames, n_samples),
         NoteTracker(settings.tracker.tracker_params(settings.midi.max_followed_bend_semitones)),
-        VoiceAllocator(settings.midi.bends, settings.midi.effective_bend_range_semitones, settings.tracker.bend_threshold_cents),
+        VoiceAllocator(
+            settings.midi.bends,
+            settings.midi.effective_bend_range_semitones,
+            settings.tracker.bend_threshold_cents,
+        ),
     )
     start = time.process_time()
     events = engine.finish()
@@ -134,7 +138,13 @@ def note_on_latencies_s(reference: NoteArray, events: list[Event]) -> list[float
     est_hz = 440.0 * 2.0 ** ((np.array([e.pitch for e in ons]) - 69.0) / 12.0)
     ref_hz = 440.0 * 2.0 ** ((reference[:, 2] - 69.0) / 12.0)
     pairs = mir_eval.transcription.match_notes(
-        reference[:, :2], ref_hz, est_intervals, est_hz, onset_tolerance=0.05, pitch_tolerance=50.0, offset_ratio=None
+        reference[:, :2],
+        ref_hz,
+        est_intervals,
+        est_hz,
+        onset_tolerance=0.05,
+        pitch_tolerance=50.0,
+        offset_ratio=None,
     )
     return [ons[j].emitted_sample / RATE_HZ - reference[i, 0] for i, j in pairs]
 
@@ -234,7 +244,9 @@ def main() -> int:
         notes = transcribe_audio(audios[recording.name], model, TranscribeSettings()).notes
         offline[recording.name] = np.array([[n.start_s, n.end_s, n.pitch] for n in notes]).reshape(-1, 3)
         c = count_matches(recording.notes, offline[recording.name])
-        offline_counts[recording.dataset] = offline_counts[recording.dataset] + c if recording.dataset in offline_counts else c
+        offline_counts[recording.dataset] = (
+            offline_counts[recording.dataset] + c if recording.dataset in offline_counts else c
+        )
 
     print("| dataset | offline F1 onset | offline F1 offset |")
     print("|---|---|---|")

@@ -16,11 +16,10 @@ import numpy.typing as npt
 from livepitch.events import Event
 from livepitch.frames import FrameEngine
 from livepitch.geometry import FRAME_HOP_SAMPLES
-from livepitch.offline import WindowModel
 from livepitch.settings import LiveSettings
 from livepitch.tracker import NoteTracker
 from livepitch.voices import VoiceAllocator
-from livepitch.window_engine import WindowEngine, lookahead_frames_for_ms
+from livepitch.window_engine import WindowEngine, WindowFramesModel, lookahead_frames_for_ms
 
 
 class StreamingEngine:
@@ -68,7 +67,7 @@ class StreamingEngine:
         self._last_frame_end = 0
 
 
-def build_engine(model: WindowModel, settings: LiveSettings) -> StreamingEngine:
+def build_engine(model: WindowFramesModel, settings: LiveSettings) -> StreamingEngine:
     """A window-engine ``StreamingEngine`` configured by ``settings``."""
     lookahead_frames = lookahead_frames_for_ms(settings.stream.lookahead_ms)
     hop_frames = min(settings.stream.hop_frames, 172 - lookahead_frames)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +14,12 @@ import onnxruntime
 from livepitch.errors import ModelError, first_line
 from livepitch.geometry import N_CONTOUR_BINS, N_PITCHES, WINDOW_FRAMES, WINDOW_SAMPLES
 from livepitch.posteriors import WindowOutputs
+
+if TYPE_CHECKING:
+    from livepitch.model_graph import SplitGraphs
+
+CNN_CONTEXT_FRAMES = 10
+"""The CNN's receptive field reaches this many frames each side (onset head: +-10)."""
 
 
 @dataclass(frozen=True)
@@ -32,21 +39,25 @@ class BasicPitchModel:
 
     def __init__(self, path: str | Path, threads: int = 0, spin: bool = True) -> None:
         self.path = Path(path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
+        self._options = onnxruntime.SessionOptions()
+        self._options.intra_op_num_threads = threads
+        self._options.inter_op_num_threads = 1
+        self._options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        self._options.log_severity_level = 3
         if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = self._open(str(self.path))
+        self._input_name = self._resolve_input()
+        self._outputs = self._resolve_outputs()
+        self._split: _SplitSessions | None = None
+
+    def _open(self, model: str | bytes) -> onnxruntime.InferenceSession:
         try:
-            self._session = onnxruntime.InferenceSession(
-                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            return onnxruntime.InferenceSession(
+                model, sess_options=self._options, providers=["CPUExecutionProvider"]
             )
         except Exception as err:  # onnxruntime raises several unrelated types
             raise ModelError(f"cannot load model {self.path}: {first_line(err)}") from err
-        self._input_name = self._resolve_input()
-        self._outputs = self._resolve_outputs()
 
     def _resolve_input(self) -> str:
         inputs = self._session.get_inputs()
@@ -92,6 +103,42 @@ class BasicPitchModel:
         names = [self._outputs.note, self._outputs.onset, self._outputs.contour]
         note, onset, contour = self._session.run(names, feed)
         return WindowOutputs(note=note, onset=onset, contour=contour)
+
+    def run_window(self, window: npt.NDArray[np.float32], first_frame: int, n_frames: int) -> WindowOutputs:
+        """Posteriors ``[n_frames, bins]`` of frames ``first_frame ..`` of one window.
+
+        Runs the front end on the whole window (the CQT and its window-wide normalisation)
+        and the CNN only on those frames plus the context its receptive field needs, which
+        gives exactly the full graph's values (``tests/test_window_engine.py`` pins it).
+        """
+        if first_frame < 0 or n_frames <= 0 or first_frame + n_frames > WINDOW_FRAMES:
+            raise ValueError("frames outside the window")
+        split = self._split_sessions()
+        features = split.frontend.run(
+            [split.graphs.features], {split.graphs.audio_input: window.reshape(1, -1, 1)}
+        )[0]
+        low = max(0, first_frame - CNN_CONTEXT_FRAMES)
+        high = min(WINDOW_FRAMES, first_frame + n_frames + CNN_CONTEXT_FRAMES)
+        note, onset, contour = split.cnn.run(
+            list(split.graphs.outputs), {split.graphs.features: features[:, low:high]}
+        )
+        rows = slice(first_frame - low, first_frame - low + n_frames)
+        return WindowOutputs(note=note[0, rows], onset=onset[0, rows], contour=contour[0, rows])
+
+    def _split_sessions(self) -> _SplitSessions:
+        if self._split is None:
+            from livepitch.model_graph import split_graph
+
+            graphs = split_graph(self.path, (self._outputs.note, self._outputs.onset, self._outputs.contour))
+            self._split = _SplitSessions(graphs, self._open(graphs.frontend), self._open(graphs.cnn))
+        return self._split
+
+
+@dataclass(frozen=True)
+class _SplitSessions:
+    graphs: SplitGraphs
+    frontend: onnxruntime.InferenceSession
+    cnn: onnxruntime.InferenceSession
 
 
 def _output_order(name: str) -> tuple[int, str]:

@@ -150,6 +150,10 @@ class TrackerSettings(BaseModel):
     )
     retrigger_dip: float = Field(0.7, gt=0.0, le=1.0, description="dip (fraction of level) for a re-attack")
     retrigger_onset: float = Field(0.9, gt=0.0, le=1.01, description="onset peak that re-attacks a held note")
+    instant_support: float = Field(
+        0.5, ge=0.0, le=1.01, description="note posterior that plays an onset at once"
+    )
+    probation_ms: float = Field(60.0, ge=0.0, le=1000.0, description="how long a weaker onset must hold [ms]")
     repitch_semitones: float = Field(0.6, ge=0.5, le=12.0, description="pitch move that can re-pitch a note")
     repitch_ms: float = Field(80.0, ge=0.0, le=2000.0, description="how long the move must last [ms]")
     max_polyphony: int = Field(15, ge=1, le=88, description="most notes at once (15 at most with mpe)")
@@ -177,6 +181,8 @@ class TrackerSettings(BaseModel):
             min_note_ms=self.min_note_ms,
             retrigger_dip=self.retrigger_dip,
             retrigger_onset=self.retrigger_onset,
+            instant_support=self.instant_support,
+            probation_ms=self.probation_ms,
             repitch_semitones=self.repitch_semitones,
             repitch_ms=self.repitch_ms,
             max_polyphony=self.max_polyphony,

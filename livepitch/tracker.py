@@ -10,6 +10,10 @@ Runs on the worker thread, one frame at a time, and never looks further ahead th
 * **Onsets.** A bin whose strength at frame t-1 is a strict local maximum at or above the onset
   threshold is an onset at t-1, confirmed at frame t (one frame of lookahead). It starts a note
   if the note posterior supports it (at or above the frame threshold at t-1 or t).
+* **Probation instead of a minimum length.** An onset whose note posterior is at least
+  ``instant_support`` plays at once. A weaker one (where most spurious notes are: noise,
+  overtones) must keep its note posterior above the frame threshold for ``probation_ms``
+  before its note-on is sent — dated at the onset, so only those notes pay the delay.
 * **Velocity** is decided at the note-on: ``round(127 * a)`` with ``a`` the larger of the note
   posterior at t-1 and t and the onset peak scaled by ``ONSET_VELOCITY_WEIGHT``, clipped to
   1..127 (see ``onset_velocity``).
@@ -96,6 +100,8 @@ class TrackerParams:
     min_note_ms: float = 35.0
     retrigger_dip: float = 0.7
     retrigger_onset: float = 0.9
+    instant_support: float = 0.5
+    probation_ms: float = 60.0
     repitch_semitones: float = 0.6
     repitch_ms: float = 80.0
     max_polyphony: int = 15
@@ -142,6 +148,17 @@ Intent = NoteStart | NoteEnd | NoteBend
 
 
 @dataclass
+class _Pending:
+    """An onset whose note posterior was weak: it becomes a note if it holds for a while."""
+
+    pitch: int
+    onset_sample: int
+    peak: float
+    support: float
+    frames_held: int = 0
+
+
+@dataclass
 class _Voice:
     note_id: int
     pitch: int
@@ -185,6 +202,7 @@ class NoteTracker:
         self._release_frames = max(1, math.ceil(p.release_ms / FRAME_MS - 1e-9))
         self._min_note_samples = round(p.min_note_ms * MODEL_RATE_HZ / 1000.0)
         self._repitch_frames = max(1, math.ceil(p.repitch_ms / FRAME_MS - 1e-9))
+        self._probation_frames = max(0, math.ceil(p.probation_ms / FRAME_MS - 1e-9))
         self._jump_frames = max(1, math.ceil(JUMP_MS / FRAME_MS - 1e-9))
         self._bend_alpha = 1.0 - math.exp(-FRAME_MS / max(p.bend_smoothing_ms, 1e-6))
         offsets = np.arange(-BEND_SEARCH_BINS, BEND_SEARCH_BINS + 1, dtype=np.float64)
@@ -195,6 +213,7 @@ class NoteTracker:
     def reset(self) -> None:
         """Forget all state (sounding notes are dropped silently: end them first)."""
         self._voices: dict[int, _Voice] = {}
+        self._pending: dict[int, _Pending] = {}
         self._next_id = 0
         self._frames_seen = 0
         self._note_history = np.zeros((3, N_PITCHES), dtype=np.float32)  # t-1, t-2, t-3
@@ -231,6 +250,7 @@ class NoteTracker:
             onset_bins = np.zeros(0, dtype=np.int64)
 
         self._update_voices(frame, note, intents)
+        self._update_pending(frame, note, intents)
         for pitch_bin in onset_bins.tolist():
             self._consider_onset(
                 int(pitch_bin),
@@ -254,6 +274,7 @@ class NoteTracker:
     def finish(self, end_sample: int, emitted_sample: int) -> list[Intent]:
         """End every sounding note at ``end_sample`` (end of stream, stop or fault)."""
         intents: list[Intent] = []
+        self._pending.clear()
         for voice in sorted(self._voices.values(), key=lambda v: v.note_id):
             time_sample = max(end_sample, voice.start_sample)
             intents.append(
@@ -318,6 +339,22 @@ class NoteTracker:
                 end = max(voice.first_quiet_sample, voice.start_sample + self._min_note_samples)
                 self._end(voice, end, frame.emitted_sample, intents)
 
+    def _update_pending(self, frame: Frame, note: npt.NDArray[np.float32], intents: list[Intent]) -> None:
+        """Start weak onsets whose note posterior held for ``probation_ms``; drop those that fell."""
+        p = self.params
+        for pitch, pending in list(self._pending.items()):
+            value = float(note[pitch - LOWEST_MIDI_PITCH])
+            if value < p.frame_threshold or pitch in {v.pitch for v in self._voices.values()}:
+                del self._pending[pitch]
+                continue
+            pending.frames_held += 1
+            pending.support = max(pending.support, value)
+            if pending.frames_held >= self._probation_frames:
+                del self._pending[pitch]
+                self._admit(
+                    pitch, onset_velocity(pending.peak, pending.support), pending.onset_sample, frame, intents
+                )
+
     def _consider_onset(
         self,
         pitch_bin: int,
@@ -342,10 +379,20 @@ class NoteTracker:
             self._end(holder, max(onset_sample, holder.start_sample), frame.emitted_sample, intents)
         if pitch in {v.pitch for v in self._voices.values()}:
             return
-        if len(self._voices) >= p.max_polyphony:
+        if support < p.instant_support and self._probation_frames > 0:
+            if pitch not in self._pending:
+                self._pending[pitch] = _Pending(pitch, onset_sample, peak, support)
+            return
+        self._pending.pop(pitch, None)
+        self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents)
+
+    def _admit(
+        self, pitch: int, velocity: int, onset_sample: int, frame: Frame, intents: list[Intent]
+    ) -> None:
+        """Start a note, stealing the weakest sounding note if the polyphony limit is reached."""
+        if len(self._voices) >= self.params.max_polyphony:
             victim = min(self._voices.values(), key=lambda v: (v.energy, v.note_id))
             self._end(victim, max(onset_sample, victim.start_sample), frame.emitted_sample, intents)
-        velocity = onset_velocity(peak, support)
         self._start(pitch, velocity, onset_sample, frame, intents)
 
     def _holder_near(self, pitch: int) -> _Voice | None:
