@@ -15,14 +15,14 @@ Runs on the worker thread, one frame at a time, and never looks further ahead th
   overtones) must keep its note posterior above the frame threshold for ``probation_ms``
   before its note-on is sent — dated at the onset, so only those notes pay the delay.
 * **Velocity** is decided at the note-on: ``round(127 * a)`` with ``a`` the larger of the note
-  posterior at t-1 and t and the onset peak scaled by ``ONSET_VELOCITY_WEIGHT``, clipped to
-  1..127 (see ``onset_velocity``).
+  posterior at t-1 and t and the onset posterior at t-1 scaled by ``ONSET_VELOCITY_WEIGHT``,
+  clipped to 1..127 (see ``onset_velocity``). Inferred onsets decide *when*, never how loud.
 * **Held notes are not re-triggered** by vibrato, scoops or slides. A sounding note's energy is
   the note posterior at its own bin or at a free bin within a semitone of where its pitch is
   now, and an onset within a semitone of the note only re-triggers when that energy dipped in
-  the last ``DIP_FRAMES`` frames (below ``retrigger_dip`` times the note's recent level, or below the
-  frame threshold) or the onset peak is at least ``retrigger_onset``: a genuine
-  re-articulation.
+  the last ``DIP_FRAMES`` frames up to the onset (fell below ``retrigger_dip`` times an earlier
+  value in that span, or below the frame threshold) or the onset posterior itself (not an inferred onset) peaks at least at
+  ``retrigger_onset``: a genuine re-articulation.
 * **The note follows its pitch.** Its pitch is tracked on the contour posterior (sub-bin,
   parabolic interpolation) and reported as a smoothed bend, so a vibrato or a glide is one
   note with bends. The note is re-pitched (ended, and a new note started at the nearest
@@ -75,8 +75,8 @@ CONTOUR_FLOOR = 0.05
 SETTLE_SEMITONES = 0.3
 """A tracked pitch that moved less than this over ``repitch_ms`` has settled."""
 
-DIP_FRAMES = 6
-"""Frames (70 ms) before an onset confirmation in which a re-articulation's dip must show."""
+DIP_FRAMES = 16
+"""Frames (186 ms) up to an onset in which a re-articulation's dip must show."""
 
 JUMP_MS = 60.0
 """A move to a new pitch counts as a jump (legato step) when it took at most this long."""
@@ -174,6 +174,16 @@ class _Voice:
     recent_samples: list[int] = field(default_factory=list)
 
 
+def _fell(energies: list[float], ratio: float) -> bool:
+    """Whether the energy fell below ``ratio`` times an earlier value in ``energies`` (a dip)."""
+    highest = 0.0
+    for energy in energies:
+        if energy < ratio * highest:
+            return True
+        highest = max(highest, energy)
+    return False
+
+
 def _tracked_pitch(voice: _Voice) -> float:
     """Where the note's pitch is now, from its contour tracking [fractional MIDI]."""
     return LOWEST_MIDI_PITCH + (voice.tracked_bin - 1.0) / CONTOUR_BINS_PER_SEMITONE
@@ -257,7 +267,7 @@ class NoteTracker:
                 previous_centre,
                 frame,
                 note,
-                float(self._strength_history[0][pitch_bin]),
+                float(self._onset_prev[pitch_bin]),
                 intents,
             )
         self._track_pitches(frame, intents)
@@ -267,6 +277,7 @@ class NoteTracker:
         self._note_history[0] = note
         self._strength_history[1] = self._strength_history[0]
         self._strength_history[0] = strength
+        self._onset_prev = onset
         self._frames_seen += 1
         self._last_centre = frame.centre_sample
         return intents
@@ -351,9 +362,8 @@ class NoteTracker:
             pending.support = max(pending.support, value)
             if pending.frames_held >= self._probation_frames:
                 del self._pending[pitch]
-                self._admit(
-                    pitch, onset_velocity(pending.peak, pending.support), pending.onset_sample, frame, intents
-                )
+                velocity = onset_velocity(pending.peak, pending.support)
+                self._admit(pitch, velocity, pending.onset_sample, frame, intents, pending.support)
 
     def _consider_onset(
         self,
@@ -364,16 +374,20 @@ class NoteTracker:
         peak: float,
         intents: list[Intent],
     ) -> None:
+        """An onset confirmed at ``pitch_bin``; ``peak`` is the onset posterior (not inferred) there."""
         p = self.params
         support = max(float(self._note_history[0][pitch_bin]), float(note[pitch_bin]))
         if support < p.frame_threshold:
             return
         pitch = pitch_bin + LOWEST_MIDI_PITCH
         holder = self._holder_near(pitch)
+        if holder is not None and holder.start_sample >= onset_sample:
+            return  # a note started by this very onset (or a later one) already covers it
         if holder is not None:
             # the holder's energy (which follows its pitch) over the last frames up to now
-            recent_min = min(holder.recent_energy) if holder.recent_energy else holder.energy
-            dipped = recent_min < p.retrigger_dip * holder.level or recent_min < p.frame_threshold
+            # up to the onset frame (t-1): a drop after the onset is the note ending, not a re-attack
+            before_onset = holder.recent_energy[:-1] or holder.recent_energy
+            dipped = _fell(before_onset, p.retrigger_dip) or min(before_onset) < p.frame_threshold
             if not dipped and peak < p.retrigger_onset:
                 return  # the held note moves or wavers: vibrato, scoop, slide
             self._end(holder, max(onset_sample, holder.start_sample), frame.emitted_sample, intents)
@@ -384,16 +398,22 @@ class NoteTracker:
                 self._pending[pitch] = _Pending(pitch, onset_sample, peak, support)
             return
         self._pending.pop(pitch, None)
-        self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents)
+        self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents, support)
 
     def _admit(
-        self, pitch: int, velocity: int, onset_sample: int, frame: Frame, intents: list[Intent]
+        self,
+        pitch: int,
+        velocity: int,
+        onset_sample: int,
+        frame: Frame,
+        intents: list[Intent],
+        support: float,
     ) -> None:
         """Start a note, stealing the weakest sounding note if the polyphony limit is reached."""
         if len(self._voices) >= self.params.max_polyphony:
             victim = min(self._voices.values(), key=lambda v: (v.energy, v.note_id))
             self._end(victim, max(onset_sample, victim.start_sample), frame.emitted_sample, intents)
-        self._start(pitch, velocity, onset_sample, frame, intents)
+        self._start(pitch, velocity, onset_sample, frame, intents, support)
 
     def _holder_near(self, pitch: int) -> _Voice | None:
         """The sounding note whose pitch is, or has moved to, within a semitone of ``pitch``."""
@@ -406,7 +426,13 @@ class NoteTracker:
         return best
 
     def _start(
-        self, pitch: int, velocity: int, onset_sample: int, frame: Frame, intents: list[Intent]
+        self,
+        pitch: int,
+        velocity: int,
+        onset_sample: int,
+        frame: Frame,
+        intents: list[Intent],
+        support: float,
     ) -> None:
         centre_bin = float(contour_bin_of_pitch(pitch))
         tracked = self._peak_near(frame.contour, centre_bin)
@@ -415,10 +441,11 @@ class NoteTracker:
             note_id=self._next_id,
             pitch=pitch,
             start_sample=onset_sample,
-            level=float(frame.note[pitch - LOWEST_MIDI_PITCH]),
+            level=support,
             tracked_bin=centre_bin if tracked is None else tracked,
             bend_semitones=bend,
-            energy=float(frame.note[pitch - LOWEST_MIDI_PITCH]),
+            energy=support,
+            recent_energy=[support],
         )
         self._next_id += 1
         self._voices[voice.note_id] = voice

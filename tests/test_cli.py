@@ -154,3 +154,41 @@ def test_missing_model_names_the_install_command(two_tones: Path, tmp_path: Path
 def test_version_and_module_entry_point() -> None:
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("livepitch ")
+
+
+def test_stream_mode_writes_events_notes_and_midi(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "transcribe", two_tones, "--stream", "--lookahead-ms", "50", "--hop-frames", "2", "--bends", "mpe",
+        "-o", tmp_path / "live.mid", "--csv", tmp_path / "notes.csv", "--events-csv", tmp_path / "events.csv",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    with open(tmp_path / "events.csv", newline="") as handle:
+        events = list(csv.DictReader(handle))
+    assert list(events[0]) == ["kind", "time_s", "emitted_s", "pitch", "velocity", "channel", "bend_cents"]
+    ons = [e for e in events if e["kind"] == "note_on" and int(e["velocity"]) >= 80]
+    assert [int(e["pitch"]) for e in ons] == [60, 67]
+    assert all(2 <= int(e["channel"]) <= 16 for e in events)
+    emitted = [float(e["emitted_s"]) for e in events]
+    assert emitted == sorted(emitted)
+    for on in ons:
+        assert 0 < float(on["emitted_s"]) - float(on["time_s"]) < 0.12
+    with open(tmp_path / "notes.csv", newline="") as handle:
+        assert 60 in [int(r["pitch"]) for r in csv.DictReader(handle)]
+    midi = mido.MidiFile(tmp_path / "live.mid")
+    assert [m.note for m in midi if m.type == "note_on" and m.velocity >= 80] == [60, 67]
+
+
+def test_stream_only_options_need_stream(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", two_tones, "--events-csv", tmp_path / "e.csv")
+    assert_one_line_error(result, 2, "--events-csv needs --stream")
+
+
+def test_stream_rejects_an_out_of_range_hop(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", two_tones, "--stream", "--hop-frames", "0", "-o", tmp_path / "x.mid")
+    assert_one_line_error(result, 2, "hop_frames = 0")
+
+
+def test_stream_rejects_mpe_with_more_than_15_voices(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", two_tones, "--stream", "--bends", "mpe", "--max-polyphony", "20")
+    assert_one_line_error(result, 2, "at most 15 with mpe")

@@ -1,0 +1,83 @@
+"""The streaming engine end to end on synthesised audio: notes, bends, invariants, determinism."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from livepitch.engine import build_engine, stream_audio
+from livepitch.events import Event, NoteOn, PitchBend
+from livepitch.settings import LiveSettings
+from tests.event_checks import check_event_stream, note_ons
+from tests.synth import glide, sequence, vibrato
+
+SILENCE = np.zeros(11025, np.float32)
+MPE = LiveSettings.model_validate({"midi": {"bends": "mpe"}})
+
+
+def events_for(
+    model: Any, audio: npt.NDArray[np.float32], settings: LiveSettings, block: int = 1024
+) -> list[Event]:
+    return list(stream_audio(audio, build_engine(model, settings), block))
+
+
+def test_melody_notes_arrive_with_their_onsets_and_bounded_latency(model: Any) -> None:
+    melody = [(0.5, 0.5, 48), (1.2, 0.5, 55), (1.9, 0.5, 60), (2.6, 0.5, 67)]
+    events = events_for(model, sequence(melody, 3.4), LiveSettings())
+    check_event_stream(events)
+    ons = [e for e in note_ons(events) if e.velocity >= 80]
+    assert [e.pitch for e in ons] == [48, 55, 60, 67]
+    for on, (onset_s, _, _) in zip(ons, melody, strict=True):
+        assert abs(on.time_sample / 22050 - onset_s) <= 2 * 256 / 22050
+        # lookahead 68 + 6 x 256 samples, up to 3 frames of hop, 1 frame of confirmation
+        assert on.emitted_sample - on.time_sample <= 68 + 6 * 256 + 3 * 256 + 256
+
+
+def test_sung_vibrato_is_one_note_with_bends(model: Any) -> None:
+    audio = np.concatenate([SILENCE, vibrato(64, 2.0, 0.5), SILENCE])
+    events = events_for(model, audio, MPE)
+    check_event_stream(events)
+    loud = [e for e in note_ons(events) if e.velocity >= 64]
+    assert [e.pitch for e in loud] == [64]
+    cents = [e.cents for e in events if isinstance(e, PitchBend) and e.channel == loud[0].channel]
+    assert max(cents) > 25 and min(cents) < -25
+
+
+def test_glide_is_one_note_whose_bends_follow_it(model: Any) -> None:
+    audio = np.concatenate([SILENCE, glide(60, 63, 1.0), SILENCE])
+    events = events_for(model, audio, MPE)
+    check_event_stream(events)
+    loud = [e for e in note_ons(events) if e.velocity >= 80]
+    assert [e.pitch for e in loud] == [60]
+    cents = [e.cents for e in events if isinstance(e, PitchBend) and e.channel == loud[0].channel]
+    assert max(cents) > 250
+
+
+def test_block_sizes_1_64_1000_4096_give_identical_events(model: Any) -> None:
+    audio = np.concatenate([sequence([(0.1, 0.4, 60), (0.45, 0.4, 64)], 0.9), vibrato(67, 0.6, 0.4)])
+    runs = [events_for(model, audio, MPE, block) for block in (1, 64, 1000, 4096)]
+    for run in runs[1:]:
+        assert run == runs[0]
+    check_event_stream(runs[0])
+    assert note_ons(runs[0])
+
+
+@pytest.mark.parametrize("bends", ["none", "single", "mpe"])
+def test_silence_gives_no_events_in_any_mode(model: Any, bends: str) -> None:
+    settings = LiveSettings.model_validate({"midi": {"bends": bends}})
+    assert events_for(model, np.zeros(22050, np.float32), settings) == []
+
+
+def test_release_all_ends_every_sounding_note_now(model: Any) -> None:
+    engine = build_engine(model, MPE)
+    audio = sequence([(0.1, 2.0, 60), (0.1, 2.0, 67)], 1.0)
+    events = engine.feed(audio)
+    sounding = {(e.channel, e.pitch) for e in events if isinstance(e, NoteOn)}
+    assert sounding
+    released = engine.release_all()
+    assert {(e.channel, e.pitch) for e in released} == sounding
+    check_event_stream(events + released)
+    assert all(e.emitted_sample == engine.consumed_samples for e in released)

@@ -1,0 +1,208 @@
+"""The causal tracker and voice allocation on hand-made and random posterior streams."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from livepitch.events import Event, NoteOff, PitchBend
+from livepitch.frames import Frame
+from livepitch.geometry import contour_bin_of_pitch
+from livepitch.settings import BendMode
+from livepitch.tracker import NoteTracker, TrackerParams
+from livepitch.voices import VoiceAllocator
+from tests.event_checks import check_event_stream, note_ons
+
+LOOKAHEAD = 1000
+
+
+class Posteriogram:
+    """Frame-by-frame posteriors built by hand (88 note/onset bins, 264 contour bins)."""
+
+    def __init__(self, n_frames: int) -> None:
+        self.note = np.zeros((n_frames, 88), np.float32)
+        self.onset = np.zeros((n_frames, 88), np.float32)
+        self.contour = np.zeros((n_frames, 264), np.float32)
+
+    def add_note(self, pitch: float, start: int, end: int, level: float = 0.8, onset: float = 0.9) -> None:
+        """A note with an onset peak at ``start`` and a contour peak following ``pitch``."""
+        self.add_sustain(pitch, start, end, level)
+        bin_ = round(pitch) - 21
+        self.onset[start - 1 : start + 2, bin_] = np.maximum(
+            self.onset[start - 1 : start + 2, bin_], [0.3, onset, 0.3]
+        )
+
+    def add_sustain(
+        self, pitch: float | npt.NDArray[np.float64], start: int, end: int, level: float = 0.8
+    ) -> None:
+        pitches = np.broadcast_to(np.asarray(pitch, dtype=np.float64), (end - start,))
+        for t, p in zip(range(start, end), pitches, strict=True):
+            self.note[t, round(p) - 21] = max(self.note[t, round(p) - 21], level)
+            centre = contour_bin_of_pitch(21) + 3.0 * (p - 21)
+            bins = np.arange(264)
+            self.contour[t] = np.maximum(self.contour[t], 0.9 * np.exp(-0.5 * ((bins - centre) / 1.0) ** 2))
+
+    def frames(self) -> list[Frame]:
+        return [
+            Frame(t, 256 * t, 256 * t + LOOKAHEAD, self.note[t], self.onset[t], self.contour[t])
+            for t in range(self.note.shape[0])
+        ]
+
+
+def run(gram: Posteriogram, bends: BendMode = BendMode.MPE, **params: float) -> list[Event]:
+    tracker = NoteTracker(TrackerParams(**params))  # type: ignore[arg-type]
+    voices = VoiceAllocator(bends, 48 if bends is BendMode.MPE else 2, 5.0)
+    events: list[Event] = []
+    for frame in gram.frames():
+        events.extend(voices.handle(tracker.process(frame)))
+    end = 256 * gram.note.shape[0]
+    events.extend(voices.handle(tracker.finish(end, end + LOOKAHEAD)))
+    return events
+
+
+def test_one_note_gives_one_note_on_at_the_onset_and_one_note_off_at_the_first_quiet_frame() -> None:
+    gram = Posteriogram(100)
+    gram.add_note(60, 20, 60)
+    events = run(gram, BendMode.NONE)
+    check_event_stream(events)
+    assert [(type(e).__name__, e.time_sample, e.pitch) for e in events] == [
+        ("NoteOn", 256 * 20, 60),
+        ("NoteOff", 256 * 60, 60),
+    ]
+    on, off = events
+    assert on.emitted_sample == 256 * 21 + LOOKAHEAD  # confirmed one frame after the peak
+    assert off.emitted_sample == 256 * (60 + 3) + LOOKAHEAD  # after the 35 ms release: 4 quiet frames
+
+
+def test_velocity_follows_the_posteriors_at_the_onset() -> None:
+    loud, soft = Posteriogram(60), Posteriogram(60)
+    loud.add_note(60, 10, 40, level=0.9, onset=0.95)
+    soft.add_note(60, 10, 40, level=0.55, onset=0.55)
+    (loud_on,) = note_ons(run(loud, BendMode.NONE))
+    (soft_on,) = note_ons(run(soft, BendMode.NONE, probation_ms=0.0))
+    assert loud_on.velocity == round(127 * 0.9)
+    assert soft_on.velocity == round(127 * 0.55)
+
+
+def test_a_weak_onset_plays_only_if_it_holds_for_the_probation_time() -> None:
+    short, held = Posteriogram(80), Posteriogram(80)
+    short.add_note(60, 10, 13, level=0.4)
+    held.add_note(60, 10, 40, level=0.4)
+    assert note_ons(run(short, BendMode.NONE)) == []
+    (on,) = note_ons(run(held, BendMode.NONE))
+    assert on.time_sample == 256 * 10  # dated at the onset, sent after probation
+    assert on.emitted_sample == 256 * (10 + 1 + 6) + LOOKAHEAD  # confirmed at 11, then 6 frames held
+
+
+def test_vibrato_across_neighbouring_bins_is_one_note_with_bends() -> None:
+    gram = Posteriogram(200)
+    t = np.arange(20, 180)
+    track = 64 + 0.7 * np.sin(2 * np.pi * t / 16)
+    gram.add_note(64, 20, 21)
+    gram.add_sustain(track, 20, 180)
+    for start in range(30, 170, 16):  # the model's onsets at the neighbours as the pitch swings
+        gram.onset[start, 65 - 21] = 0.8
+    events = run(gram, BendMode.MPE)
+    check_event_stream(events)
+    assert [e.pitch for e in note_ons(events)] == [64]
+    cents = [e.cents for e in events if isinstance(e, PitchBend)]
+    assert max(cents) > 50 and min(cents) < -50
+
+
+def test_a_glide_is_one_note_whose_bends_follow_it() -> None:
+    gram = Posteriogram(150)
+    gram.add_note(60, 10, 11)
+    gram.add_sustain(np.linspace(60, 63, 120), 10, 130)
+    events = run(gram, BendMode.MPE)
+    check_event_stream(events)
+    assert [e.pitch for e in note_ons(events)] == [60]
+    last_bend = [e for e in events if isinstance(e, PitchBend)][-1]
+    assert 250 < last_bend.cents < 310
+
+
+def test_a_legato_step_re_pitches_the_note() -> None:
+    gram = Posteriogram(150)
+    gram.add_note(60, 10, 11)
+    gram.add_sustain(np.concatenate([np.full(50, 60.0), np.full(80, 62.0)]), 10, 140)
+    events = run(gram, BendMode.MPE)
+    check_event_stream(events)
+    assert [(e.pitch, e.time_sample // 256) for e in note_ons(events)] == [(60, 10), (62, 60)]
+
+
+def test_a_re_articulated_note_re_triggers_but_a_steady_one_does_not() -> None:
+    steady, repeated = Posteriogram(120), Posteriogram(120)
+    steady.add_note(60, 10, 100)
+    steady.onset[50, 39] = 0.7  # a stray onset peak during a steady note
+    repeated.add_note(60, 10, 100)
+    repeated.note[44:50, 39] = 0.35  # the note posterior dips before the new attack
+    repeated.add_note(60, 50, 100)
+    assert len(note_ons(run(steady, BendMode.NONE))) == 1
+    events = run(repeated, BendMode.NONE)
+    check_event_stream(events)
+    assert [e.time_sample // 256 for e in note_ons(events)] == [10, 50]
+
+
+def test_polyphony_limit_steals_the_weakest_note() -> None:
+    gram = Posteriogram(80)
+    gram.add_note(60, 10, 70, level=0.9)
+    gram.add_note(64, 10, 70, level=0.6)
+    gram.add_note(67, 30, 70, level=0.9)
+    events = run(gram, BendMode.NONE, max_polyphony=2)
+    check_event_stream(events)
+    offs = [(e.pitch, e.time_sample // 256) for e in events if isinstance(e, NoteOff)]
+    assert offs[0] == (64, 30)
+
+
+def test_pitches_outside_the_range_are_ignored() -> None:
+    gram = Posteriogram(60)
+    gram.add_note(40, 10, 40)
+    gram.add_note(70, 10, 40)
+    assert [e.pitch for e in note_ons(run(gram, BendMode.NONE, min_hz=100.0))] == [70]
+
+
+def test_single_mode_bends_only_while_one_note_sounds() -> None:
+    gram = Posteriogram(150)
+    gram.add_note(60, 10, 11)
+    gram.add_sustain(60.4, 10, 120)
+    gram.add_note(67, 60, 100)
+    events = run(gram, BendMode.SINGLE)
+    check_event_stream(events)
+    assert {e.channel for e in events} == {0}
+    bends = [(e.time_sample // 256, e.value) for e in events if isinstance(e, PitchBend)]
+    during_chord = [v for t, v in bends if 60 < t < 100]
+    assert during_chord == [] and (60, 0) in bends  # recentred when the second note starts
+    assert any(v > 0 for t, v in bends if t < 60) and any(v > 0 for t, v in bends if t >= 100)
+
+
+@st.composite
+def random_posteriograms(draw: st.DrawFn) -> Posteriogram:
+    n_frames = draw(st.integers(3, 150))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    gram = Posteriogram(n_frames)
+    for _ in range(draw(st.integers(0, 12))):
+        start = int(rng.integers(1, max(2, n_frames - 1)))
+        end = int(rng.integers(start + 1, n_frames + 1))
+        pitch = float(rng.integers(22, 107)) + float(rng.normal(0, 0.3))
+        gram.add_sustain(float(np.clip(pitch, 21, 108)), start, end, float(rng.uniform(0.2, 1.0)))
+        gram.onset[start, int(np.clip(round(pitch), 21, 108)) - 21] = float(rng.uniform(0.2, 1.0))
+    noise = draw(st.floats(0.0, 0.6))
+    gram.note += (rng.random(gram.note.shape) * noise).astype(np.float32)
+    gram.onset += (rng.random(gram.onset.shape) * noise).astype(np.float32)
+    np.clip(gram.note, 0, 1, out=gram.note)
+    np.clip(gram.onset, 0, 1, out=gram.onset)
+    return gram
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_posteriograms(), st.sampled_from(list(BendMode)), st.integers(1, 15))
+def test_random_posterior_streams_keep_every_invariant(
+    gram: Posteriogram, bends: BendMode, polyphony: int
+) -> None:
+    events = run(gram, bends, max_polyphony=polyphony)
+    check_event_stream(events)
+    on_channels = {e.channel for e in events}
+    assert on_channels <= ({0} if bends is not BendMode.MPE else set(range(1, 16)))
+    if bends is BendMode.NONE:
+        assert not [e for e in events if isinstance(e, PitchBend)]
