@@ -72,7 +72,7 @@ def cached_frames(
     recording: Recording, audio: npt.NDArray[np.float32], model: BasicPitchModel, k: int, hop: int
 ) -> FrameRun:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"frames_{recording.name}_k{k}_h{hop}.pkl"
+    path = RESULTS / f"frames_v2_{recording.name}_k{k}_h{hop}.pkl"
     if path.exists():
         with open(path, "rb") as handle:
             run: FrameRun = pickle.load(handle)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +17,10 @@ class Frame:
     ``256 * t`` on the uniform grid); ``emitted_sample`` is how many samples the engine had
     consumed when it published the frame (so ``emitted_sample - centre_sample`` is the frame's
     lookahead). ``note``/``onset`` have 88 bins, ``contour`` 264.
+
+    ``preview_note`` ``[n, 88]`` is the note posterior of the n frames after this one that the
+    engine has already computed, with less lookahead than a published frame (possibly none):
+    a hint at whether a note goes on, never a substitute for the frames to come.
     """
 
     index: int
@@ -25,6 +29,7 @@ class Frame:
     note: npt.NDArray[np.float32]
     onset: npt.NDArray[np.float32]
     contour: npt.NDArray[np.float32]
+    preview_note: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 88), np.float32))
 
 
 class FrameEngine(Protocol):

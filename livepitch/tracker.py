@@ -12,8 +12,10 @@ Runs on the worker thread, one frame at a time, and never looks further ahead th
   if the note posterior supports it (at or above the frame threshold at t-1 or t).
 * **Probation instead of a minimum length.** An onset whose note posterior is at least
   ``instant_support`` plays at once. A weaker one (where most spurious notes are: noise,
-  overtones) must keep its note posterior above the frame threshold for ``probation_ms``
-  before its note-on is sent — dated at the onset, so only those notes pay the delay.
+  overtones) must keep its note posterior above the frame threshold for ``probation_ms``.
+  The engine's preview (the newer frames of its window, with less lookahead) usually settles
+  that at once; otherwise the note-on waits for the frames — dated at the onset, so only
+  those notes pay the delay.
 * **Velocity** is decided at the note-on: ``round(127 * a)`` with ``a`` the larger of the note
   posterior at t-1 and t and the onset posterior at t-1 scaled by ``ONSET_VELOCITY_WEIGHT``,
   clipped to 1..127 (see ``onset_velocity``). Inferred onsets decide *when*, never how loud.
@@ -394,11 +396,31 @@ class NoteTracker:
         if pitch in {v.pitch for v in self._voices.values()}:
             return
         if support < p.instant_support and self._probation_frames > 0:
-            if pitch not in self._pending:
-                self._pending[pitch] = _Pending(pitch, onset_sample, peak, support)
-            return
+            held = self._frames_held(frame, note, pitch_bin)
+            if held < 0:
+                return  # the preview shows the note dying within the probation time
+            if held < self._probation_frames:
+                if pitch not in self._pending:
+                    self._pending[pitch] = _Pending(pitch, onset_sample, peak, support, frames_held=held)
+                return
         self._pending.pop(pitch, None)
         self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents, support)
+
+    def _frames_held(self, frame: Frame, note: npt.NDArray[np.float32], pitch_bin: int) -> int:
+        """Frames from now (this one and its preview) the note posterior stays up; -1 if it falls.
+
+        Only the first ``probation`` frames matter: returns ``probation`` when they all hold, the
+        count when the preview ends sooner, and -1 when one of them falls below the threshold.
+        """
+        threshold = self.params.frame_threshold
+        values = [float(note[pitch_bin])]
+        values += frame.preview_note[: self._probation_frames - 1, pitch_bin].tolist()
+        for held, value in enumerate(values):
+            if value < threshold:
+                return -1
+            if held + 1 >= self._probation_frames:
+                return self._probation_frames
+        return len(values)
 
     def _admit(
         self,

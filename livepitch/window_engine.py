@@ -1,8 +1,9 @@
 """The window engine: runs the model's 2 s window every hop and publishes the new frames.
 
 Each run computes the front end (CQT, window-wide normalisation, harmonic stacking) on the
-whole window but the CNN only on the frames it publishes plus their receptive field, which
-gives exactly the full graph's posteriors at a third of its cost.
+whole window but the CNN only on the frames from the first it publishes to the window's end
+(plus the receptive field before them), which gives exactly the full graph's posteriors at a
+third of its cost. The frames after the published ones travel with them as a preview.
 
 Schedule (all integers, model-rate samples). With lookahead ``k`` frames and hop ``H``
 frames, the model runs on windows whose newest publishable frame is t = H-1, 2H-1, ...; the
@@ -139,7 +140,8 @@ class WindowEngine:
         window = np.concatenate([self._history[self._write_pos :], self._history[: self._write_pos]])
         window_start = self._consumed - WINDOW_SAMPLES
         first_j = (FRAME_HOP_SAMPLES * self._next_frame - window_start) // FRAME_HOP_SAMPLES
-        outputs = self._model.run_window(window, first_j, self.hop_frames)
+        # the published frames, and the window's newer frames after them as a preview
+        outputs = self._model.run_window(window, first_j, WINDOW_FRAMES - first_j)
         self._windows_run += 1
         frames = []
         for row in range(self.hop_frames):
@@ -152,6 +154,7 @@ class WindowEngine:
                     note=outputs.note[row],
                     onset=outputs.onset[row],
                     contour=outputs.contour[row],
+                    preview_note=outputs.note[row + 1 :],
                 )
             )
             self._next_frame += 1

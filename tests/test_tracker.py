@@ -44,18 +44,28 @@ class Posteriogram:
             bins = np.arange(264)
             self.contour[t] = np.maximum(self.contour[t], 0.9 * np.exp(-0.5 * ((bins - centre) / 1.0) ** 2))
 
-    def frames(self) -> list[Frame]:
+    def frames(self, preview_frames: int = 0) -> list[Frame]:
         return [
-            Frame(t, 256 * t, 256 * t + LOOKAHEAD, self.note[t], self.onset[t], self.contour[t])
+            Frame(
+                t,
+                256 * t,
+                256 * t + LOOKAHEAD,
+                self.note[t],
+                self.onset[t],
+                self.contour[t],
+                self.note[t + 1 : t + 1 + preview_frames],
+            )
             for t in range(self.note.shape[0])
         ]
 
 
-def run(gram: Posteriogram, bends: BendMode = BendMode.MPE, **params: float) -> list[Event]:
+def run(
+    gram: Posteriogram, bends: BendMode = BendMode.MPE, preview_frames: int = 0, **params: float
+) -> list[Event]:
     tracker = NoteTracker(TrackerParams(**params))  # type: ignore[arg-type]
     voices = VoiceAllocator(bends, 48 if bends is BendMode.MPE else 2, 5.0)
     events: list[Event] = []
-    for frame in gram.frames():
+    for frame in gram.frames(preview_frames):
         events.extend(voices.handle(tracker.process(frame)))
     end = 256 * gram.note.shape[0]
     events.extend(voices.handle(tracker.finish(end, end + LOOKAHEAD)))
@@ -93,7 +103,16 @@ def test_a_weak_onset_plays_only_if_it_holds_for_the_probation_time() -> None:
     assert note_ons(run(short, BendMode.NONE)) == []
     (on,) = note_ons(run(held, BendMode.NONE))
     assert on.time_sample == 256 * 10  # dated at the onset, sent after probation
-    assert on.emitted_sample == 256 * (10 + 1 + 6) + LOOKAHEAD  # confirmed at 11, then 6 frames held
+    assert on.emitted_sample == 256 * (10 + 6) + LOOKAHEAD  # confirmed at 11, held 6 frames by 16
+
+
+def test_the_preview_settles_a_weak_onset_at_once() -> None:
+    short, held = Posteriogram(80), Posteriogram(80)
+    short.add_note(60, 10, 13, level=0.4)
+    held.add_note(60, 10, 40, level=0.4)
+    assert note_ons(run(short, BendMode.NONE, preview_frames=8)) == []
+    (on,) = note_ons(run(held, BendMode.NONE, preview_frames=8))
+    assert on.emitted_sample == 256 * 11 + LOOKAHEAD  # no probation wait
 
 
 def test_vibrato_across_neighbouring_bins_is_one_note_with_bends() -> None:
