@@ -215,11 +215,11 @@ def random_posteriograms(draw: st.DrawFn) -> Posteriogram:
 
 
 @settings(max_examples=60, deadline=None)
-@given(random_posteriograms(), st.sampled_from(list(BendMode)), st.integers(1, 15))
+@given(random_posteriograms(), st.sampled_from(list(BendMode)), st.integers(1, 15), st.integers(0, 8))
 def test_random_posterior_streams_keep_every_invariant(
-    gram: Posteriogram, bends: BendMode, polyphony: int
+    gram: Posteriogram, bends: BendMode, polyphony: int, preview_frames: int
 ) -> None:
-    events = run(gram, bends, max_polyphony=polyphony)
+    events = run(gram, bends, preview_frames, max_polyphony=polyphony)
     check_event_stream(events)
     on_channels = {e.channel for e in events}
     assert on_channels <= ({0} if bends is not BendMode.MPE else set(range(1, 16)))
