@@ -395,32 +395,23 @@ class NoteTracker:
             self._end(holder, max(onset_sample, holder.start_sample), frame.emitted_sample, intents)
         if pitch in {v.pitch for v in self._voices.values()}:
             return
-        if support < p.instant_support and self._probation_frames > 0:
-            held = self._frames_held(frame, note, pitch_bin)
-            if held < 0:
-                return  # the preview shows the note dying within the probation time
-            if held < self._probation_frames:
-                if pitch not in self._pending:
-                    self._pending[pitch] = _Pending(pitch, onset_sample, peak, support, frames_held=held)
-                return
+        weak = support < p.instant_support and self._probation_frames > 0
+        if weak and not self._preview_holds(frame, note, pitch_bin):
+            if pitch not in self._pending:
+                self._pending[pitch] = _Pending(pitch, onset_sample, peak, support)
+            return
         self._pending.pop(pitch, None)
         self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents, support)
 
-    def _frames_held(self, frame: Frame, note: npt.NDArray[np.float32], pitch_bin: int) -> int:
-        """Frames from now (this one and its preview) the note posterior stays up; -1 if it falls.
+    def _preview_holds(self, frame: Frame, note: npt.NDArray[np.float32], pitch_bin: int) -> bool:
+        """Whether this frame and its preview show the note posterior up for the probation time.
 
-        Only the first ``probation`` frames matter: returns ``probation`` when they all hold, the
-        count when the preview ends sooner, and -1 when one of them falls below the threshold.
+        The preview has little lookahead, so it may admit a note early but never rejects one:
+        without it the note waits for the published frames.
         """
-        threshold = self.params.frame_threshold
         values = [float(note[pitch_bin])]
         values += frame.preview_note[: self._probation_frames - 1, pitch_bin].tolist()
-        for held, value in enumerate(values):
-            if value < threshold:
-                return -1
-            if held + 1 >= self._probation_frames:
-                return self._probation_frames
-        return len(values)
+        return len(values) >= self._probation_frames and min(values) >= self.params.frame_threshold
 
     def _admit(
         self,

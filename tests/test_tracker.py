@@ -103,7 +103,7 @@ def test_a_weak_onset_plays_only_if_it_holds_for_the_probation_time() -> None:
     assert note_ons(run(short, BendMode.NONE)) == []
     (on,) = note_ons(run(held, BendMode.NONE))
     assert on.time_sample == 256 * 10  # dated at the onset, sent after probation
-    assert on.emitted_sample == 256 * (10 + 6) + LOOKAHEAD  # confirmed at 11, held 6 frames by 16
+    assert on.emitted_sample == 256 * (10 + 1 + 6) + LOOKAHEAD  # confirmed at 11, then held 6 frames
 
 
 def test_the_preview_settles_a_weak_onset_at_once() -> None:
