@@ -48,7 +48,10 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-hz", type=float, metavar="HZ", help="ignore pitches above this frequency")
     group.add_argument("--no-melodia", action="store_true", help="turn the melodia trick off")
     group.add_argument(
-        "--no-infer-onsets", action="store_true", help="use only the onset posterior for onsets"
+        "--infer-onsets",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also take onsets from rises of the note posterior (offline: on; --stream: off)",
     )
 
 
@@ -117,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     stream = transcribe.add_argument_group("file as live (the streaming engine, with a virtual clock)")
     stream.add_argument("--stream", action="store_true", help="run the live code path on the file")
     stream.add_argument(
-        "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (75)"
+        "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (60)"
     )
-    stream.add_argument("--hop-frames", type=int, metavar="H", help="frames published per model run (4)")
+    stream.add_argument("--hop-frames", type=int, metavar="H", help="frames published per model run (3)")
     stream.add_argument("--block-samples", type=int, metavar="N", help="block size fed to the engine (1024)")
     stream.add_argument(
         "--events-csv", type=Path, metavar="EVENTS.csv", help="write every event (needs --stream)"
@@ -152,7 +155,7 @@ def transcribe_settings_from_args(args: argparse.Namespace) -> Any:
                 "min_hz": args.min_hz,
                 "max_hz": args.max_hz,
                 "melodia": False if args.no_melodia else None,
-                "infer_onsets": False if args.no_infer_onsets else None,
+                "infer_onsets": args.infer_onsets,
             }
         ),
         "midi": _drop_none({"bends": args.bends, "bend_range_semitones": args.bend_range}),
@@ -174,7 +177,7 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
             "min_note_ms": args.min_note_ms,
             "min_hz": args.min_hz,
             "max_hz": args.max_hz,
-            "infer_onsets": False if args.no_infer_onsets else None,
+            "infer_onsets": args.infer_onsets,
             "release_ms": args.release_ms,
             "max_polyphony": args.max_polyphony,
             "bend_threshold_cents": args.bend_threshold_cents,

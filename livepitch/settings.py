@@ -118,8 +118,8 @@ class TranscribeSettings(BaseModel):
     windowing: Windowing = Field(Windowing.UNIFORM, description="compat | uniform")
 
 
-DEFAULT_LOOKAHEAD_MS = 75.0
-DEFAULT_HOP_FRAMES = 4
+DEFAULT_LOOKAHEAD_MS = 60.0
+DEFAULT_HOP_FRAMES = 3
 
 
 class StreamSettings(BaseModel):
@@ -143,17 +143,17 @@ class TrackerSettings(BaseModel):
 
     onset_threshold: float = Field(0.5, gt=0.0, le=1.0, description="onset strength needed for a note")
     frame_threshold: float = Field(0.3, gt=0.0, le=1.0, description="note posterior that keeps a note on")
-    infer_onsets: bool = Field(True, description="also take onsets from sharp rises of the note posterior")
+    infer_onsets: bool = Field(False, description="also take onsets from sharp rises of the note posterior")
     release_ms: float = Field(35.0, ge=0.0, le=2000.0, description="quiet time before a note-off [ms]")
     min_note_ms: float = Field(
         35.0, ge=0.0, le=2000.0, description="no note-off sooner after its note-on [ms]"
     )
     retrigger_dip: float = Field(0.7, gt=0.0, le=1.0, description="dip (fraction of level) for a re-attack")
-    retrigger_onset: float = Field(0.9, gt=0.0, le=1.01, description="onset peak that re-attacks a held note")
+    retrigger_onset: float = Field(0.8, gt=0.0, le=1.01, description="onset peak that re-attacks a held note")
     instant_support: float = Field(
         0.5, ge=0.0, le=1.01, description="note posterior that plays an onset at once"
     )
-    probation_ms: float = Field(60.0, ge=0.0, le=1000.0, description="how long a weaker onset must hold [ms]")
+    probation_ms: float = Field(40.0, ge=0.0, le=1000.0, description="how long a weaker onset must hold [ms]")
     repitch_semitones: float = Field(0.6, ge=0.5, le=12.0, description="pitch move that can re-pitch a note")
     repitch_ms: float = Field(80.0, ge=0.0, le=2000.0, description="how long the move must last [ms]")
     max_polyphony: int = Field(15, ge=1, le=88, description="most notes at once (15 at most with mpe)")

@@ -97,13 +97,13 @@ class TrackerParams:
 
     onset_threshold: float = 0.5
     frame_threshold: float = 0.3
-    infer_onsets: bool = True
+    infer_onsets: bool = False
     release_ms: float = 35.0
     min_note_ms: float = 35.0
     retrigger_dip: float = 0.7
-    retrigger_onset: float = 0.9
+    retrigger_onset: float = 0.8
     instant_support: float = 0.5
-    probation_ms: float = 60.0
+    probation_ms: float = 40.0
     repitch_semitones: float = 0.6
     repitch_ms: float = 80.0
     max_polyphony: int = 15

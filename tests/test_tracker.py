@@ -100,8 +100,8 @@ def test_a_weak_onset_plays_only_if_it_holds_for_the_probation_time() -> None:
     short, held = Posteriogram(80), Posteriogram(80)
     short.add_note(60, 10, 13, level=0.4)
     held.add_note(60, 10, 40, level=0.4)
-    assert note_ons(run(short, BendMode.NONE)) == []
-    (on,) = note_ons(run(held, BendMode.NONE))
+    assert note_ons(run(short, BendMode.NONE, probation_ms=60.0)) == []
+    (on,) = note_ons(run(held, BendMode.NONE, probation_ms=60.0))
     assert on.time_sample == 256 * 10  # dated at the onset, sent after probation
     assert on.emitted_sample == 256 * (10 + 1 + 6) + LOOKAHEAD  # confirmed at 11, then held 6 frames
 
