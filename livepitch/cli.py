@@ -1,8 +1,9 @@
-"""Command line: ``livepitch transcribe`` and friends.
+"""Command line: ``livepitch`` (the live daemon), ``transcribe``, ``devices``, ``config``.
 
-Exit codes: 0 success; 1 unexpected runtime failure; 2 bad usage or setting; 3 unreadable
-or invalid audio input; 4 model missing or incompatible; 5 output not writable;
-130 interrupted (Ctrl-C).
+Exit codes: 0 success (also a daemon stopped by SIGINT/SIGTERM); 1 unexpected runtime
+failure; 2 bad usage or setting; 3 unreadable or invalid audio input; 4 model missing or
+incompatible; 5 output not writable; 6 audio device unknown or unusable; 7 MIDI port
+unusable; 130 interrupted (Ctrl-C during a file command).
 """
 
 from __future__ import annotations
@@ -79,12 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="livepitch",
         description="Polyphonic audio to MIDI with Spotify's Basic Pitch model.",
-        epilog="Exit codes: 0 ok, 1 runtime failure, 2 bad usage or setting, 3 bad audio input, "
-        "4 model missing or incompatible, 5 output not writable, 130 interrupted.",
+        epilog="Without a command, runs the live daemon (livepitch run --help). Exit codes: 0 ok, "
+        "1 runtime failure, 2 bad usage or setting, 3 bad audio input, 4 model missing or incompatible, "
+        "5 output not writable, 6 audio device unusable, 7 MIDI port unusable, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"livepitch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        help="listen and play what is heard on a MIDI port (the default command)",
+        description="Listen to an audio input and send what it hears as MIDI, live.",
+    )
+    _add_daemon_options(run)
+    config = commands.add_parser(
+        "config",
+        help="print the effective configuration as TOML",
+        description="Print the configuration the daemon would run with (defaults < --config < flags).",
+    )
+    _add_daemon_options(config)
+    commands.add_parser(
+        "devices",
+        help="list audio inputs and MIDI output ports",
+        description="List audio input devices (with audio system, channels, rate) and MIDI output ports.",
+    )
 
     transcribe = commands.add_parser(
         "transcribe",
@@ -136,6 +156,188 @@ def build_parser() -> argparse.ArgumentParser:
     _add_midi_options(transcribe)
     _add_model_options(transcribe)
     return parser
+
+
+def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML configuration (see config/default.toml)"
+    )
+    audio = parser.add_argument_group("audio input")
+    audio.add_argument(
+        "--input", metavar="DEVICE", help="input device: index or part of its name (default device)"
+    )
+    audio.add_argument(
+        "--host-api", metavar="NAME", help="audio system to take the device from (ALSA, JACK, ...)"
+    )
+    audio.add_argument(
+        "--channel", type=int, metavar="N", help="use input channel N (1-based) instead of a downmix"
+    )
+    audio.add_argument(
+        "--sample-rate", type=int, metavar="HZ", help="device sample rate (the device's default)"
+    )
+    audio.add_argument("--block-frames", type=int, metavar="N", help="device frames per audio callback (256)")
+    audio.add_argument(
+        "--input-file", type=Path, metavar="FILE", help="replay a file in real time instead of a device"
+    )
+    audio.add_argument("--ring-ms", type=float, metavar="MS", help="capture ring capacity (2000)")
+    audio.add_argument(
+        "--max-backlog-ms", type=float, metavar="MS", help="skip ahead when this far behind (300)"
+    )
+    midi = parser.add_argument_group("MIDI output")
+    midi.add_argument("--port", metavar="NAME", help='virtual output port name ("BasicPitch Out")')
+    midi.add_argument(
+        "--midi-api", choices=["auto", "alsa", "jack", "coremidi", "windows"], help="MIDI system (auto)"
+    )
+    midi.add_argument("--connect", metavar="NAME", help="send to an existing port whose name contains NAME")
+    midi.add_argument("--bends", choices=["none", "single", "mpe"], help="pitch-bend mode (single)")
+    midi.add_argument(
+        "--bend-range", type=int, metavar="SEMITONES", help="bend range sent with RPN 0 (2; 48 with mpe)"
+    )
+    midi.add_argument("--record", type=Path, metavar="FILE.mid", help="also write the session to a MIDI file")
+    midi.add_argument("--events-csv", type=Path, metavar="EVENTS.csv", help="also log every event as CSV")
+    engine = parser.add_argument_group("engine and tracker")
+    engine.add_argument(
+        "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (60)"
+    )
+    engine.add_argument("--hop-frames", type=int, metavar="H", help="frames published per model run (3)")
+    engine.add_argument(
+        "--onset-threshold", type=float, metavar="P", help="onset strength for a note, 0-1 (0.5)"
+    )
+    engine.add_argument(
+        "--frame-threshold", type=float, metavar="P", help="note posterior that keeps a note on (0.3)"
+    )
+    engine.add_argument(
+        "--infer-onsets",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="onsets from note rises (off)",
+    )
+    engine.add_argument("--release-ms", type=float, metavar="MS", help="quiet time before a note-off (35)")
+    engine.add_argument(
+        "--min-note-ms", type=float, metavar="MS", help="no note-off sooner after its note-on (35)"
+    )
+    engine.add_argument(
+        "--probation-ms", type=float, metavar="MS", help="how long a weak onset must hold (40)"
+    )
+    engine.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")
+    engine.add_argument("--min-hz", type=float, metavar="HZ", help="ignore pitches below")
+    engine.add_argument("--max-hz", type=float, metavar="HZ", help="ignore pitches above")
+    engine.add_argument(
+        "--bend-threshold-cents", type=float, metavar="C", help="send bends that moved more (5)"
+    )
+    engine.add_argument(
+        "--bend-smoothing-ms", type=float, metavar="MS", help="bend smoothing time constant (15)"
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--model", type=Path, metavar="PATH", help="nmp.onnx to use instead of the installed one"
+    )
+    model.add_argument("--threads", type=int, metavar="N", help="onnxruntime threads (0: one for the daemon)")
+    ui = parser.add_argument_group("output for people and services")
+    ui.add_argument("-q", "--quiet", action="store_true", default=None, help="no status line")
+    ui.add_argument("--print-notes", action="store_true", default=None, help="print a line for every note-on")
+    ui.add_argument(
+        "--log-json", action="store_true", default=None, help="log JSON lines (for a service manager)"
+    )
+    ui.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (info)")
+
+
+def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the flags set, as nested tables (unset flags are left out)."""
+    groups = {
+        "audio": {
+            "input": args.input,
+            "host_api": args.host_api,
+            "channel": args.channel,
+            "sample_rate_hz": args.sample_rate,
+            "block_frames": args.block_frames,
+            "input_file": args.input_file,
+            "ring_ms": args.ring_ms,
+            "max_backlog_ms": args.max_backlog_ms,
+        },
+        "port": {
+            "port": args.port,
+            "midi_api": args.midi_api,
+            "connect": args.connect,
+            "record": args.record,
+            "events_csv": args.events_csv,
+        },
+        "midi": {"bends": args.bends, "bend_range_semitones": args.bend_range},
+        "stream": {"lookahead_ms": args.lookahead_ms, "hop_frames": args.hop_frames},
+        "tracker": {
+            "onset_threshold": args.onset_threshold,
+            "frame_threshold": args.frame_threshold,
+            "infer_onsets": args.infer_onsets,
+            "release_ms": args.release_ms,
+            "min_note_ms": args.min_note_ms,
+            "probation_ms": args.probation_ms,
+            "max_polyphony": args.max_polyphony,
+            "min_hz": args.min_hz,
+            "max_hz": args.max_hz,
+            "bend_threshold_cents": args.bend_threshold_cents,
+            "bend_smoothing_ms": args.bend_smoothing_ms,
+        },
+        "model": {"path": args.model, "threads": args.threads},
+        "ui": {
+            "quiet": args.quiet,
+            "print_notes": args.print_notes,
+            "log_json": args.log_json,
+            "log_level": args.log_level,
+        },
+    }
+    return {name: values for name, group in groups.items() if (values := _drop_none(group))}
+
+
+def daemon_settings_from_args(args: argparse.Namespace) -> Any:
+    """Effective ``DaemonSettings``: defaults < ``--config`` file < flags."""
+    from livepitch.config_file import merge, read_config_file
+    from livepitch.settings import DaemonSettings, build_settings
+
+    values = read_config_file(args.config) if args.config is not None else {}
+    return build_settings(DaemonSettings, merge(values, daemon_values_from_args(args)))
+
+
+def run_daemon_command(args: argparse.Namespace) -> int:
+    """``livepitch [run]``: the live daemon."""
+    settings = daemon_settings_from_args(args)
+    from livepitch.daemon import Daemon
+    from livepitch.logs import configure_logging
+    from livepitch.status import StatusLine
+
+    status_line = StatusLine()
+    configure_logging(settings.ui.log_level, settings.ui.log_json, status_line)
+    reload = (lambda: daemon_settings_from_args(args)) if args.config is not None else None
+    daemon = Daemon(settings, reload=reload, status_line=status_line)
+    daemon.install_signal_handlers()
+    return daemon.run()
+
+
+def run_config_command(args: argparse.Namespace) -> int:
+    """``livepitch config``: print the effective configuration as TOML."""
+    from livepitch.config_file import settings_to_toml
+
+    print(settings_to_toml(daemon_settings_from_args(args)), end="")
+    return EXIT_OK
+
+
+def run_devices_command() -> int:
+    """``livepitch devices``: audio inputs and MIDI output ports."""
+    from livepitch.audio_device import list_input_devices
+    from livepitch.midi_port import list_output_ports
+
+    print("Audio inputs (index: name [audio system], channels, default rate):")
+    devices = list_input_devices()
+    for device in devices:
+        print(
+            f"  {device.index}: {device.name} [{device.host_api}], {device.max_input_channels} ch, "
+            f"{device.default_rate_hz} Hz"
+        )
+    if not devices:
+        print("  none")
+    print("MIDI output ports (by MIDI system):")
+    for api, ports in list_output_ports().items():
+        print(f"  {api}: {', '.join(ports) if ports else 'none'}")
+    return EXIT_OK
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +546,13 @@ def _report(err: LivepitchError) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``livepitch`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    commands = {"run", "transcribe", "devices", "config"}
+    if not arguments or (arguments[0] not in commands and arguments[0] not in ("-h", "--help", "--version")):
+        arguments.insert(0, "run")
+    if arguments[0] in ("-v", "--verbose") and (len(arguments) == 1 or arguments[1] not in commands):
+        arguments.insert(1, "run")
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="livepitch: %(levelname)s: %(message)s",
@@ -353,8 +561,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "transcribe":
             return run_transcribe(args)
-        parser.print_help(sys.stderr)
-        return ConfigError.exit_code
+        if args.command == "config":
+            return run_config_command(args)
+        if args.command == "devices":
+            return run_devices_command()
+        return run_daemon_command(args)
     except LivepitchError as err:
         _report(err)
         return err.exit_code

@@ -36,6 +36,18 @@ class OutputError(LivepitchError, OSError):
     exit_code = 5
 
 
+class DeviceError(LivepitchError, OSError):
+    """An audio device is unknown, cannot be opened, or went away."""
+
+    exit_code = 6
+
+
+class MidiPortError(LivepitchError, OSError):
+    """A MIDI port cannot be opened or written."""
+
+    exit_code = 7
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none)."""
     text = str(err).strip() or type(err).__name__

@@ -211,6 +211,76 @@ class LiveSettings(BaseModel):
         return self
 
 
+class MidiApi(str, Enum):
+    """Which MIDI system the output port lives in (``auto``: the platform's own, JACK as fallback)."""
+
+    AUTO = "auto"
+    ALSA = "alsa"
+    JACK = "jack"
+    COREMIDI = "coremidi"
+    WINDOWS = "windows"
+
+
+class PortSettings(BaseModel):
+    """Where the live MIDI goes, and what else records it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: str = Field(
+        "BasicPitch Out", min_length=1, max_length=64, description="name of the virtual output port"
+    )
+    midi_api: MidiApi = Field(MidiApi.AUTO, description="auto | alsa | jack | coremidi | windows")
+    connect: str | None = Field(
+        None, min_length=1, description="send to an existing port whose name contains this"
+    )
+    record: Path | None = Field(None, description="also write the session to this MIDI file")
+    events_csv: Path | None = Field(None, description="also log every event to this CSV file")
+
+
+class AudioSettings(BaseModel):
+    """Which audio comes in, and how it is buffered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: str | None = Field(None, description="input device: index or part of its name (default device)")
+    host_api: str | None = Field(None, description="audio system (host API) to pick the device from, by name")
+    channel: int | None = Field(
+        None, ge=1, le=256, description="use this input channel (1-based) instead of a downmix"
+    )
+    sample_rate_hz: int | None = Field(
+        None, ge=8000, le=384_000, description="device rate (default: the device's)"
+    )
+    block_frames: int = Field(256, ge=16, le=16384, description="device frames per audio callback")
+    input_file: Path | None = Field(
+        None, description="replay this audio file at real-time pace instead of a device"
+    )
+    ring_ms: float = Field(2000.0, ge=100.0, le=60_000.0, description="capture ring capacity [ms]")
+    max_backlog_ms: float = Field(
+        300.0, ge=20.0, le=30_000.0, description="skip ahead when further behind [ms]"
+    )
+
+
+class UiSettings(BaseModel):
+    """What a person at the terminal, or a service manager, sees."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    quiet: bool = Field(False, description="no status line")
+    log_json: bool = Field(False, description="log JSON lines (for running as a service)")
+    log_level: str = Field(
+        "info", pattern="^(debug|info|warning|error)$", description="debug | info | warning | error"
+    )
+    print_notes: bool = Field(False, description="print a line for every note-on")
+
+
+class DaemonSettings(LiveSettings):
+    """Everything ``livepitch`` (the live daemon) runs with; one TOML section per group."""
+
+    port: PortSettings = PortSettings()
+    audio: AudioSettings = AudioSettings()
+    ui: UiSettings = UiSettings()
+
+
 def build_settings(model_type: type[BaseModel], values: dict[str, Any]) -> Any:
     """Validate ``values`` into ``model_type``; a failure becomes one ``ConfigError`` line."""
     try:

@@ -1,0 +1,176 @@
+"""Microphone capture with sounddevice (PortAudio): the only module that imports sounddevice.
+
+``DeviceSource`` opens an ``InputStream`` whose callback (PortAudio's audio thread) copies
+each block into the capture ring and counts input overflows — nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sounddevice
+
+from livepitch.errors import DeviceError, first_line
+from livepitch.ring_buffer import AudioRing
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    """An input device as PortAudio lists it."""
+
+    index: int
+    name: str
+    host_api: str
+    max_input_channels: int
+    default_rate_hz: int
+
+
+def list_input_devices() -> list[InputDevice]:
+    """Every device with input channels, with its host API (audio system)."""
+    try:
+        devices = sounddevice.query_devices()
+        host_apis = sounddevice.query_hostapis()
+    except sounddevice.PortAudioError as err:
+        raise DeviceError(f"cannot list audio devices: {first_line(err)}") from err
+    found = []
+    for index, device in enumerate(devices):
+        if int(device["max_input_channels"]) > 0:
+            found.append(
+                InputDevice(
+                    index=index,
+                    name=str(device["name"]),
+                    host_api=str(host_apis[int(device["hostapi"])]["name"]),
+                    max_input_channels=int(device["max_input_channels"]),
+                    default_rate_hz=int(device["default_samplerate"]),
+                )
+            )
+    return found
+
+
+def find_input_device(wanted: str | None, host_api: str | None) -> InputDevice:
+    """The device named by index or name substring (within ``host_api`` if given), or the default.
+
+    Raises ``DeviceError`` naming what exists when nothing matches.
+    """
+    devices = list_input_devices()
+    if host_api is not None:
+        devices = [d for d in devices if host_api.lower() in d.host_api.lower()]
+        if not devices:
+            apis = sorted({d.host_api for d in list_input_devices()}) or ["none"]
+            raise DeviceError(
+                f"no audio input in an audio system matching {host_api!r} (have: {', '.join(apis)})"
+            )
+    if not devices:
+        raise DeviceError("no audio input devices found (is a sound card, PipeWire or JACK available?)")
+    if wanted is None:
+        default_index = _default_input_index()
+        for device in devices:
+            if device.index == default_index:
+                return device
+        return devices[0]
+    if wanted.strip().isdigit():
+        for device in devices:
+            if device.index == int(wanted):
+                return device
+        raise DeviceError(f"no audio input device with index {wanted} (see: livepitch devices)")
+    matches = [d for d in devices if wanted.lower() in d.name.lower()]
+    if not matches:
+        names = ", ".join(f"{d.index}: {d.name}" for d in devices)
+        raise DeviceError(f"no audio input device matching {wanted!r} (have: {names})")
+    return matches[0]
+
+
+def _default_input_index() -> int:
+    default = sounddevice.default.device
+    try:
+        return int(default[0])
+    except (TypeError, IndexError, ValueError):
+        return -1
+
+
+def reinitialise_portaudio() -> None:
+    """Make PortAudio look for devices again (after an audio server restarted)."""
+    sounddevice._terminate()
+    sounddevice._initialize()
+
+
+class DeviceSource:
+    """An input device delivering into the capture ring via PortAudio's callback thread."""
+
+    def __init__(
+        self,
+        wanted: str | None,
+        host_api: str | None,
+        rate_hz: int | None,
+        block_frames: int,
+        channels: int | None = None,
+    ) -> None:
+        self.device = find_input_device(wanted, host_api)
+        self.rate_hz = rate_hz or self.device.default_rate_hz
+        self.channels = channels or min(self.device.max_input_channels, 2)
+        self.block_frames = block_frames
+        self.description = (
+            f"{self.device.name} [{self.device.host_api}] ({self.rate_hz} Hz, {self.channels} ch)"
+        )
+        self.overflows = 0
+        """Input overflows PortAudio reported (counted in the callback)."""
+        self._delivered = 0
+        self._error: str | None = None
+        self._stream: sounddevice.InputStream | None = None
+        self._ring: AudioRing | None = None
+        self._stopping = False
+
+    @property
+    def frames_delivered(self) -> int:
+        return self._delivered
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def start(self, ring: AudioRing) -> None:
+        """Open and start the stream; ``DeviceError`` if PortAudio refuses."""
+        self._ring = ring
+        try:
+            self._stream = sounddevice.InputStream(
+                device=self.device.index,
+                channels=self.channels,
+                samplerate=self.rate_hz,
+                blocksize=self.block_frames,
+                dtype="float32",
+                callback=self._callback,
+                finished_callback=self._finished,
+            )
+            self._stream.start()
+        except (sounddevice.PortAudioError, ValueError) as err:
+            self._stream = None
+            raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err
+
+    def _callback(self, indata: Any, frames: int, time: Any, status: sounddevice.CallbackFlags) -> None:
+        """PortAudio's audio thread: copy into the ring, count overflows, return."""
+        if status.input_overflow:
+            self.overflows += 1
+        ring = self._ring
+        if ring is not None:
+            ring.write(indata)
+        self._delivered += frames
+
+    def _finished(self) -> None:
+        """PortAudio's thread, when the stream ends: remember it if nobody asked for it."""
+        if not self._stopping:
+            self._error = "the audio stream stopped (device lost?)"
+
+    def stop(self) -> None:
+        self._stopping = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort(ignore_errors=True)
+                stream.close(ignore_errors=True)
+            except sounddevice.PortAudioError:
+                pass

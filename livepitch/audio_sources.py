@@ -1,0 +1,118 @@
+"""Audio sources that fill the capture ring: the interface, and replaying a file in real time.
+
+A source owns a producer thread (PortAudio's callback thread, or its own replay thread)
+that only copies blocks into an ``AudioRing``. The daemon's main thread starts, watches and
+stops sources; the worker thread only reads the ring.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+import soundfile
+
+from livepitch.errors import AudioInputError, first_line
+from livepitch.ring_buffer import AudioRing
+
+
+class AudioSource(Protocol):
+    """Something that writes ``channels`` channels at ``rate_hz`` into a ring."""
+
+    rate_hz: int
+    channels: int
+    description: str
+
+    @property
+    def frames_delivered(self) -> int:
+        """Frames handed to the ring so far (the watchdog checks that it grows)."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """True when the source has no more audio (end of a file); never for a device."""
+        ...
+
+    @property
+    def error(self) -> str | None:
+        """Why the source stopped on its own (device lost), or None."""
+        ...
+
+    def start(self, ring: AudioRing) -> None:
+        """Start delivering into ``ring``."""
+        ...
+
+    def stop(self) -> None:
+        """Stop delivering and release the device; safe to call twice."""
+        ...
+
+
+class FileReplaySource:
+    """Replays an audio file into the ring at real-time pace (``speed`` 1.0), block by block.
+
+    The live pipeline (ring, worker, resampler, engine, MIDI) runs exactly as with a
+    microphone; only the producer differs. Runs its own producer thread.
+    """
+
+    def __init__(self, path: Path, block_frames: int, speed: float = 1.0) -> None:
+        try:
+            info = soundfile.info(str(path))
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
+            if not path.exists():
+                raise AudioInputError(f"{path}: no such file") from err
+            raise AudioInputError(f"{path}: cannot read audio ({first_line(err)})") from err
+        if info.frames == 0:
+            raise AudioInputError(f"{path}: the file holds no audio samples")
+        self.path = path
+        self.rate_hz = int(info.samplerate)
+        self.channels = int(info.channels)
+        self.block_frames = block_frames
+        self.speed = speed
+        self.description = f"file {path.name} ({self.rate_hz} Hz, {self.channels} ch)"
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._delivered = 0
+        self._error: str | None = None
+
+    @property
+    def frames_delivered(self) -> int:
+        return self._delivered
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def start(self, ring: AudioRing) -> None:
+        self._thread = threading.Thread(target=self._replay, args=(ring,), name="file-replay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+
+    def _replay(self, ring: AudioRing) -> None:
+        """Producer thread: read a block, wait until its real-time due date, write it."""
+        started = time.monotonic()
+        try:
+            with soundfile.SoundFile(str(self.path)) as audio:
+                for block in audio.blocks(blocksize=self.block_frames, dtype="float32", always_2d=True):
+                    if self._stop.is_set():
+                        return
+                    due = started + (self._delivered + block.shape[0]) / (self.rate_hz * self.speed)
+                    delay = due - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                    ring.write(block)
+                    self._delivered += block.shape[0]
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
+            self._error = f"{self.path}: {first_line(err)}"
+        finally:
+            self._done.set()

@@ -1,0 +1,84 @@
+"""Configuration files (TOML): reading with precedence, and writing the effective settings.
+
+Precedence: defaults < ``--config FILE`` < command-line flags. A file has one table per
+settings group (``[stream]``, ``[tracker]``, ``[midi]``, ``[port]``, ``[audio]``,
+``[model]``, ``[ui]``); ``config/default.toml`` documents every field.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from livepitch.errors import ConfigError, first_line
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The tables of a TOML file; ``ConfigError`` for a missing or malformed one."""
+    try:
+        with open(path, "rb") as handle:
+            tables: dict[str, Any] = tomllib.load(handle)
+            return tables
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file {path} does not exist") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({first_line(err)})") from err
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {first_line(err)}") from err
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, table by table."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return _toml_value(value.value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def settings_to_toml(settings: BaseModel, documented: bool = True) -> str:
+    """TOML text of ``settings``: a table per group, each field with its description.
+
+    Fields without a value (None) are written commented out, so the file stays valid.
+    """
+    lines: list[str] = []
+    for group_name, _group_field in type(settings).model_fields.items():
+        group = getattr(settings, group_name)
+        if not isinstance(group, BaseModel):
+            continue
+        if lines:
+            lines.append("")
+        if documented and group.__doc__:
+            lines.append(f"# {group.__doc__.strip().splitlines()[0]}")
+        lines.append(f"[{group_name}]")
+        for name, field in type(group).model_fields.items():
+            value = getattr(group, name)
+            if documented and field.description:
+                lines.append(f"# {field.description}")
+            if value is None:
+                lines.append(f"# {name} =")
+            else:
+                lines.append(f"{name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,353 @@
+"""The live daemon: audio source -> ring -> worker (engine) -> MIDI sink, watched by the main thread.
+
+Threads: the audio source's producer (PortAudio callback or file replay) writes the ring; the
+worker turns it into MIDI; the main thread (this module) starts and stops them, shows the
+status line, handles signals (SIGINT/SIGTERM stop, SIGHUP reloads the config file), notices a
+lost device (an error, or no audio for a while) and reopens it with backoff. Every path that
+stops the worker releases the sounding notes first.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from livepitch.audio_sources import AudioSource, FileReplaySource
+from livepitch.engine import StreamingEngine, build_engine
+from livepitch.errors import DeviceError, LivepitchError, MidiPortError
+from livepitch.events import Event, NoteOn
+from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
+from livepitch.midi_sink import MidiSink, Port
+from livepitch.resample_stream import DeviceToModel
+from livepitch.ring_buffer import AudioRing
+from livepitch.settings import DaemonSettings, MidiApi
+from livepitch.status import StatusLine, StatusSnapshot, format_status, note_name
+from livepitch.window_engine import WindowFramesModel, lookahead_frames_for_ms
+from livepitch.worker import Worker
+
+log = logging.getLogger("livepitch")
+
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+STALL_S = 1.5
+"""No audio for this long from a device that should be running means it is gone."""
+
+
+@dataclass
+class Factories:
+    """How the daemon gets its model, audio source and MIDI port (tests substitute fakes)."""
+
+    model: Callable[[DaemonSettings], WindowFramesModel]
+    source: Callable[[DaemonSettings], AudioSource]
+    port: Callable[[DaemonSettings], Port]
+
+
+def default_factories() -> Factories:
+    """The real model, sounddevice or file replay, and python-rtmidi."""
+
+    def model(settings: DaemonSettings) -> WindowFramesModel:
+        from livepitch.model_file import resolve_model_path
+        from livepitch.onnx_model import BasicPitchModel
+
+        return BasicPitchModel(
+            resolve_model_path(settings.model.path), threads=settings.model.threads or 1, spin=False
+        )
+
+    def source(settings: DaemonSettings) -> AudioSource:
+        audio = settings.audio
+        if audio.input_file is not None:
+            return FileReplaySource(audio.input_file, audio.block_frames)
+        from livepitch.audio_device import DeviceSource
+
+        return DeviceSource(audio.input, audio.host_api, audio.sample_rate_hz, audio.block_frames)
+
+    def port(settings: DaemonSettings) -> Port:
+        from livepitch.midi_port import open_output
+
+        return open_output(settings.port.port, settings.port.midi_api, settings.port.connect)
+
+    return Factories(model, source, port)
+
+
+class Daemon:
+    """Runs until stopped; ``run`` returns the process exit code."""
+
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        factories: Factories | None = None,
+        reload: Callable[[], DaemonSettings] | None = None,
+        status_line: StatusLine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.factories = factories or default_factories()
+        self._reload_settings = reload
+        self.status_line = status_line or StatusLine()
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._model: WindowFramesModel | None = None
+        self.engine: StreamingEngine | None = None
+        self.sink: MidiSink | None = None
+        self.source: AudioSource | None = None
+        self.worker: Worker | None = None
+        self._ring: AudioRing | None = None
+        self._printed: collections.deque[str] = collections.deque(maxlen=1000)
+        self._last_delivered = 0
+        self._last_progress = time.monotonic()
+        self.recoveries = 0
+
+    # -- control from other threads / signal handlers -----------------------------------
+    def request_stop(self, *_: Any) -> None:
+        """Ask the main loop to stop (signal handler, or another thread)."""
+        self._stop.set()
+
+    def request_reload(self, *_: Any) -> None:
+        """Ask the main loop to reload the configuration (SIGHUP)."""
+        self._reload_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM stop, SIGHUP reloads (main thread only)."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        self._reload_requested.set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def run(self) -> int:
+        """Start everything, loop until stopped or the input file ends, release, close."""
+        try:
+            self._model = self.factories.model(self.settings)
+            self._open_sink()
+            self._start_pipeline(self.factories.source(self.settings))
+            return self._loop()
+        finally:
+            self._shutdown()
+
+    def _open_sink(self) -> None:
+        settings = self.settings
+        port: Port | None
+        reopen: Callable[[], Port] | None = lambda: self.factories.port(self.settings)  # noqa: E731
+        try:
+            port = self.factories.port(settings)
+            log.info("MIDI out: %s", port.name)
+        except MidiPortError as err:
+            if settings.audio.input_file is None:
+                raise
+            log.warning("no MIDI output (%s); notes are printed and recorded only", err)
+            port, reopen = None, None
+        self.sink = MidiSink(
+            port,
+            settings.midi.bends,
+            settings.midi.effective_bend_range_semitones,
+            reopen=reopen,
+            record_path=settings.port.record,
+            events_csv=settings.port.events_csv,
+        )
+
+    def _start_pipeline(self, source: AudioSource) -> None:
+        """A fresh ring, converter, engine and worker for ``source``, started."""
+        assert self._model is not None and self.sink is not None
+        settings = self.settings
+        ring = AudioRing(max(1, int(settings.audio.ring_ms / 1000.0 * source.rate_hz)), source.channels)
+        channel = None if settings.audio.channel is None else settings.audio.channel - 1
+        converter = DeviceToModel(source.rate_hz, source.channels, channel)
+        self.engine = build_engine(self._model, settings)
+        self.worker = Worker(
+            ring,
+            converter,
+            self.engine,
+            self.sink,
+            max_backlog_frames=max(1, int(settings.audio.max_backlog_ms / 1000.0 * source.rate_hz)),
+            chunk_frames=max(64, settings.audio.block_frames),
+            on_events=self._note_printer if settings.ui.print_notes else None,
+        )
+        self._ring = ring
+        source.start(ring)
+        self.source = source
+        self.worker.start()
+        self._last_delivered = source.frames_delivered
+        self._last_progress = time.monotonic()
+        log.info("audio in: %s", source.description)
+
+    def _stop_pipeline(self, reason: str) -> None:
+        """Stop the worker and the source; release every sounding note (main thread)."""
+        worker, source = self.worker, self.source
+        self.worker, self.source = None, None
+        if worker is not None:
+            worker.stop()
+        if self.sink is not None and self.engine is not None:
+            self.sink.release_all(self.engine.release_all())
+        if source is not None:
+            source.stop()
+        log.debug("pipeline stopped: %s", reason)
+
+    def _shutdown(self) -> None:
+        self._stop_pipeline("shutdown")
+        self.status_line.clear()
+        self._flush_printed()
+        if self.sink is not None:
+            sink, self.sink = self.sink, None
+            sink.close()
+
+    def _loop(self) -> int:
+        tick_s = 0.1
+        while not self._stop.is_set():
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload()
+            worker, source = self.worker, self.source
+            if worker is not None and worker.error is not None:
+                raise LivepitchError(f"the worker failed: {worker.error}")
+            if (
+                source is not None
+                and source.finished
+                and self._ring is not None
+                and self._ring.available_frames == 0
+            ):
+                self._finish_file()
+                return 0
+            if source is not None and self._lost(source):
+                self._recover(source.error or "no audio arrived for a while")
+            self._flush_printed()
+            self._show_status()
+            self._stop.wait(tick_s)
+        log.info("stopping")
+        return 0
+
+    def _lost(self, source: AudioSource) -> bool:
+        if source.error is not None:
+            return True
+        delivered = source.frames_delivered
+        now = time.monotonic()
+        if delivered != self._last_delivered or source.finished:
+            self._last_delivered, self._last_progress = delivered, now
+            return False
+        return now - self._last_progress > STALL_S
+
+    def _finish_file(self) -> None:
+        """The replayed file ended: process the rest, publish the last frames, end the notes."""
+        worker = self.worker
+        assert worker is not None and self.engine is not None and self.sink is not None
+        worker.stop()
+        worker.process_available(last=True)
+        self.sink.send(self.engine.finish())
+        if self.settings.ui.print_notes:
+            log.debug("end of input file")
+        self._stop_pipeline("end of input file")
+
+    def _recover(self, reason: str) -> None:
+        """Release the notes, then reopen the audio source (and a JACK MIDI port) with backoff."""
+        log.warning("audio input lost (%s): notes released, retrying", reason)
+        self._stop_pipeline(reason)
+        attempt = 0
+        while not self._stop.is_set():
+            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+            attempt += 1
+            if self._stop.wait(delay):
+                return
+            try:
+                self._reinitialise_audio_system()
+                source = self.factories.source(self.settings)
+                if self.sink is not None and self._midi_is_jack():
+                    self.sink.reconnect()
+                self._start_pipeline(source)
+            except (DeviceError, MidiPortError) as err:
+                log.info("audio input still unavailable (%s); next try in %.1f s", err, delay)
+                continue
+            self.recoveries += 1
+            log.info("audio input back after %d tries", attempt)
+            return
+
+    def _reinitialise_audio_system(self) -> None:
+        if self.settings.audio.input_file is None:
+            from livepitch.audio_device import reinitialise_portaudio
+
+            reinitialise_portaudio()
+
+    def _midi_is_jack(self) -> bool:
+        """Whether the MIDI port lives in JACK (whose server going away took the port with it)."""
+        return self.sink is not None and self.sink.last_api is MidiApi.JACK
+
+    def _reload(self) -> None:
+        """SIGHUP: read the config again; restart the pipeline with it (notes released first)."""
+        if self._reload_settings is None:
+            log.info("SIGHUP: no configuration file to reload")
+            return
+        try:
+            new = self._reload_settings()
+        except LivepitchError as err:
+            log.error("configuration not reloaded: %s", err)
+            return
+        old, self.settings = self.settings, new
+        self._stop_pipeline("reload")
+        if new.model != old.model:
+            assert self._model is not None
+            self._model = self.factories.model(new)
+        if (new.port, new.midi) != (old.port, old.midi) and self.sink is not None:
+            self.sink.close()
+            self._open_sink()
+        self._start_pipeline(self.factories.source(new))
+        log.info("configuration reloaded")
+
+    # -- output for a person ------------------------------------------------------------
+    def _note_printer(self, events: list[Event]) -> None:
+        """Worker thread: queue a line per note-on for the main thread to print."""
+        for event in events:
+            if isinstance(event, NoteOn):
+                delay_ms = 1000.0 * (event.emitted_sample - event.time_sample) / MODEL_RATE_HZ
+                self._printed.append(
+                    f"{event.time_sample / MODEL_RATE_HZ:8.3f} s  {note_name(event.pitch):4s} ({event.pitch:3d})"
+                    f"  velocity {event.velocity:3d}  channel {event.channel + 1:2d}  sent after {delay_ms:3.0f} ms"
+                )
+
+    def _flush_printed(self) -> None:
+        if not self._printed:
+            return
+        self.status_line.clear()
+        while self._printed:
+            print(self._printed.popleft(), flush=True)
+
+    def _show_status(self) -> None:
+        if self.settings.ui.quiet or not self.status_line.enabled:
+            return
+        worker, sink, source = self.worker, self.sink, self.source
+        if worker is None or sink is None or source is None:
+            return
+        stream = self.settings.stream
+        lookahead_samples = 68 + FRAME_HOP_SAMPLES * lookahead_frames_for_ms(stream.lookahead_ms)
+        lookahead_ms = 1000.0 * lookahead_samples / MODEL_RATE_HZ
+        worst_ms = lookahead_ms + 1000.0 * FRAME_HOP_SAMPLES * stream.hop_frames / MODEL_RATE_HZ
+        overflows = getattr(source, "overflows", 0) + (self._ring.overflows if self._ring is not None else 0)
+        self.status_line.show(
+            format_status(
+                StatusSnapshot(
+                    level_dbfs=worker.stats.level_dbfs,
+                    sounding=[pitch for _, pitch in sink.sounding],
+                    cpu_load=worker.stats.cpu_load,
+                    lookahead_ms=lookahead_ms,
+                    worst_delay_ms=worst_ms,
+                    overflows=overflows,
+                    drops=worker.stats.drops,
+                    port=sink.port_name,
+                )
+            )
+        )
+
+
+def run_daemon(settings: DaemonSettings, reload: Callable[[], DaemonSettings] | None = None) -> int:
+    """Run the daemon with real devices and signal handling (main thread)."""
+    daemon = Daemon(settings, reload=reload)
+    daemon.install_signal_handlers()
+    return daemon.run()

@@ -1,0 +1,143 @@
+"""MIDI output ports with python-rtmidi: the only module that imports rtmidi.
+
+A virtual output port other programs connect to (ALSA, JACK, CoreMIDI), or a connection to
+an existing port (``connect``; the only way on Windows, e.g. to a loopMIDI port).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+import rtmidi
+
+from livepitch.errors import MidiPortError, first_line
+from livepitch.settings import MidiApi
+
+log = logging.getLogger("livepitch.midi")
+
+_API_CODES = {
+    MidiApi.ALSA: rtmidi.API_LINUX_ALSA,
+    MidiApi.JACK: rtmidi.API_UNIX_JACK,
+    MidiApi.COREMIDI: rtmidi.API_MACOSX_CORE,
+    MidiApi.WINDOWS: rtmidi.API_WINDOWS_MM,
+}
+CLIENT_NAME = "livepitch"
+
+
+def platform_default_api() -> MidiApi:
+    """The MIDI system this platform normally uses."""
+    if sys.platform == "darwin":
+        return MidiApi.COREMIDI
+    if sys.platform.startswith("win"):
+        return MidiApi.WINDOWS
+    return MidiApi.ALSA
+
+
+def compiled_apis() -> list[MidiApi]:
+    """MIDI systems this python-rtmidi build supports."""
+    codes = set(rtmidi.get_compiled_api())
+    return [api for api, code in _API_CODES.items() if code in codes]
+
+
+ALSA_SEQUENCER = "/dev/snd/seq"
+
+
+def _midi_out(api: MidiApi) -> rtmidi.MidiOut:
+    if api not in compiled_apis():
+        raise MidiPortError(f"this python-rtmidi build has no {api.value} support")
+    if api is MidiApi.ALSA and not os.path.exists(ALSA_SEQUENCER):
+        raise MidiPortError(
+            f"ALSA MIDI needs the sequencer device {ALSA_SEQUENCER}, which this machine lacks"
+        )
+    try:
+        return rtmidi.MidiOut(_API_CODES[api], name=CLIENT_NAME)
+    except rtmidi.RtMidiError as err:
+        hint = " (is the JACK server running?)" if api is MidiApi.JACK else ""
+        raise MidiPortError(f"cannot use {api.value} MIDI: {first_line(err)}{hint}") from err
+
+
+def list_output_ports() -> dict[str, list[str]]:
+    """Output ports per MIDI system that can be opened now (empty list: none or unavailable)."""
+    ports: dict[str, list[str]] = {}
+    for api in compiled_apis():
+        try:
+            if api is MidiApi.ALSA and not os.path.exists(ALSA_SEQUENCER):
+                raise rtmidi.SystemError("no ALSA sequencer")
+            midi_out = rtmidi.MidiOut(_API_CODES[api], name=f"{CLIENT_NAME}-list")
+        except rtmidi.RtMidiError:
+            ports[api.value] = []
+            continue
+        try:
+            ports[api.value] = list(midi_out.get_ports())
+        finally:
+            midi_out.delete()
+    return ports
+
+
+@dataclass
+class MidiOutput:
+    """An open MIDI output; ``send`` takes raw MIDI bytes. Owned by one thread at a time."""
+
+    api: MidiApi
+    name: str
+    _midi_out: rtmidi.MidiOut | None
+
+    def send(self, message: list[int]) -> None:
+        """Send one MIDI message; ``MidiPortError`` if the port is gone."""
+        if self._midi_out is None:
+            raise MidiPortError(f"MIDI port {self.name!r} is closed")
+        try:
+            self._midi_out.send_message(message)
+        except (rtmidi.RtMidiError, ValueError) as err:
+            raise MidiPortError(f"cannot send to MIDI port {self.name!r}: {first_line(err)}") from err
+
+    def close(self) -> None:
+        """Close the port; safe to call twice."""
+        midi_out, self._midi_out = self._midi_out, None
+        if midi_out is not None:
+            try:
+                midi_out.close_port()
+            finally:
+                midi_out.delete()
+
+
+def open_output(port_name: str, api: MidiApi, connect: str | None) -> MidiOutput:
+    """Open the virtual port ``port_name`` (or connect to an existing port matching ``connect``).
+
+    ``auto`` takes the platform's own MIDI system and falls back to JACK when ALSA's sequencer
+    is missing (machines without /dev/snd/seq, e.g. containers running JACK).
+    """
+    if api is MidiApi.AUTO:
+        preferred = platform_default_api()
+        try:
+            return open_output(port_name, preferred, connect)
+        except MidiPortError as err:
+            if preferred is not MidiApi.ALSA or MidiApi.JACK not in compiled_apis():
+                raise
+            log.info("ALSA MIDI unavailable (%s); using JACK", err)
+            return open_output(port_name, MidiApi.JACK, connect)
+    midi_out = _midi_out(api)
+    try:
+        if connect is not None:
+            ports = list(midi_out.get_ports())
+            matches = [i for i, name in enumerate(ports) if connect.lower() in name.lower()]
+            if not matches:
+                have = ", ".join(ports) or "none"
+                raise MidiPortError(f"no {api.value} MIDI port matching {connect!r} (have: {have})")
+            midi_out.open_port(matches[0], name=port_name)
+            return MidiOutput(api, ports[matches[0]], midi_out)
+        if api is MidiApi.WINDOWS:
+            raise MidiPortError(
+                "Windows MIDI has no virtual ports: create one with loopMIDI and pass --connect NAME"
+            )
+        midi_out.open_virtual_port(port_name)
+        return MidiOutput(api, port_name, midi_out)
+    except rtmidi.RtMidiError as err:
+        midi_out.delete()
+        raise MidiPortError(f"cannot open {api.value} MIDI port {port_name!r}: {first_line(err)}") from err
+    except MidiPortError:
+        midi_out.delete()
+        raise

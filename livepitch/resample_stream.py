@@ -1,0 +1,56 @@
+"""Device audio to model audio: channel choice or downmix, then soxr's streaming resampler.
+
+The only place where the device rate and the model rate meet. Runs on the worker thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from livepitch.geometry import MODEL_RATE_HZ
+
+
+class DeviceToModel:
+    """Turns ``[frames, channels]`` blocks at ``device_rate_hz`` into mono float32 at 22050 Hz.
+
+    ``channel`` (0-based) picks one input channel; None averages them all. soxr's
+    ``ResampleStream`` keeps its filter state across blocks, so the output does not depend
+    on how the input was cut.
+    """
+
+    def __init__(self, device_rate_hz: int, channels: int, channel: int | None = None) -> None:
+        if channel is not None and not 0 <= channel < channels:
+            raise ValueError(f"channel {channel + 1} does not exist (the input has {channels})")
+        self.device_rate_hz = device_rate_hz
+        self.channels = channels
+        self.channel = channel
+        self._stream: soxr.ResampleStream | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the resampler's state (after a gap in the audio)."""
+        if self.device_rate_hz == MODEL_RATE_HZ:
+            self._stream = None
+        else:
+            self._stream = soxr.ResampleStream(
+                self.device_rate_hz, MODEL_RATE_HZ, 1, dtype="float32", quality="HQ"
+            )
+
+    def mono(self, block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The block's chosen channel, or the mean of its channels."""
+        if self.channel is not None:
+            return np.ascontiguousarray(block[:, self.channel], dtype=np.float32)
+        if block.shape[1] == 1:
+            return np.ascontiguousarray(block[:, 0], dtype=np.float32)
+        mixed: npt.NDArray[np.float32] = block.mean(axis=1, dtype=np.float32)
+        return mixed
+
+    def convert(self, block: npt.NDArray[np.float32], last: bool = False) -> npt.NDArray[np.float32]:
+        """Mono model-rate samples for ``block`` (``last`` flushes the resampler's tail)."""
+        mono = self.mono(block)
+        if self._stream is None:
+            return mono
+        out: npt.NDArray[np.float32] = self._stream.resample_chunk(mono, last=last)
+        return out

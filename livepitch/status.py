@@ -1,0 +1,68 @@
+"""The one refreshing status line for a person at a terminal (main thread only)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(pitch: int) -> str:
+    """Scientific pitch name of a MIDI note (60 -> C4)."""
+    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def level_meter(level_dbfs: float, width: int = 10) -> str:
+    """A bar for a level between -60 and 0 dBFS."""
+    filled = max(0, min(width, round((level_dbfs + 60.0) / 60.0 * width)))
+    return "#" * filled + "-" * (width - filled)
+
+
+@dataclass
+class StatusSnapshot:
+    """What the status line shows."""
+
+    level_dbfs: float
+    sounding: list[int]
+    cpu_load: float
+    lookahead_ms: float
+    worst_delay_ms: float
+    overflows: int
+    drops: int
+    port: str | None
+
+
+def format_status(s: StatusSnapshot, width: int = 100) -> str:
+    """One line: input level, sounding notes, worker CPU, latency, overflow/drop counters, port."""
+    notes = " ".join(note_name(p) for p in sorted(s.sounding)) or "-"
+    port = s.port if s.port is not None else "MIDI down"
+    line = (
+        f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs)}] | notes {notes} | cpu {100 * s.cpu_load:3.0f}% "
+        f"| delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | overflows {s.overflows} drops {s.drops} | {port}"
+    )
+    return line[:width]
+
+
+class StatusLine:
+    """Rewrites one line on a terminal; does nothing when the stream is not a terminal."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self._shown = False
+
+    def show(self, text: str) -> None:
+        """Replace the line with ``text``."""
+        if self.enabled:
+            self.stream.write("\r\x1b[2K" + text)
+            self.stream.flush()
+            self._shown = True
+
+    def clear(self) -> None:
+        """Remove the line (before a log message, and at exit)."""
+        if self.enabled and self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._shown = False

@@ -1,0 +1,144 @@
+"""The worker thread: ring -> resampler -> streaming engine -> MIDI sink.
+
+Everything between the audio callback and the MIDI port happens here, on one thread. When it
+falls more than ``max_backlog_frames`` behind the capture it skips ahead to the newest audio,
+counts and logs the drop, and releases the sounding notes — it never leaves a note hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from livepitch.engine import StreamingEngine
+from livepitch.events import Event
+from livepitch.midi_sink import MidiSink
+from livepitch.resample_stream import DeviceToModel
+from livepitch.ring_buffer import AudioRing
+
+log = logging.getLogger("livepitch.worker")
+
+
+@dataclass
+class WorkerStats:
+    """Counters the main thread reads for the status line (written by the worker only)."""
+
+    blocks: int = 0
+    drops: int = 0
+    dropped_frames: int = 0
+    non_finite_blocks: int = 0
+    level_dbfs: float = -120.0
+    cpu_load: float = 0.0
+    notes_started: int = 0
+
+
+class Worker:
+    """Owns the engine and the sink while running; start it, then ``stop`` it from the main thread."""
+
+    def __init__(
+        self,
+        ring: AudioRing,
+        converter: DeviceToModel,
+        engine: StreamingEngine,
+        sink: MidiSink,
+        max_backlog_frames: int,
+        chunk_frames: int,
+        on_events: Callable[[list[Event]], None] | None = None,
+    ) -> None:
+        self.ring = ring
+        self.converter = converter
+        self.engine = engine
+        self.sink = sink
+        self.max_backlog_frames = max_backlog_frames
+        self.chunk_frames = chunk_frames
+        self.on_events = on_events
+        self.stats = WorkerStats()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="livepitch-worker", daemon=True)
+        self._poll_s = max(0.001, min(0.01, chunk_frames / max(converter.device_rate_hz, 1) / 4))
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread is running."""
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the worker to stop and wait for it (main thread)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        """Worker thread body."""
+        wall_start, cpu_start = time.monotonic(), time.thread_time()
+        try:
+            while not self._stop.is_set():
+                if not self.process_available():
+                    self._stop.wait(self._poll_s)
+                now = time.monotonic()
+                if now - wall_start >= 1.0:
+                    cpu_now = time.thread_time()
+                    self.stats.cpu_load = (cpu_now - cpu_start) / (now - wall_start)
+                    wall_start, cpu_start = now, cpu_now
+        except Exception as err:  # reported by the main thread, which releases the notes
+            self.error = err
+            log.debug("worker failed", exc_info=True)
+
+    def process_available(self, last: bool = False) -> bool:
+        """Process what the ring holds (worker thread); False if it was empty."""
+        available = self.ring.available_frames
+        if available == 0 and not last:
+            return False
+        if available > self.max_backlog_frames:
+            self._skip_ahead(available)
+        while self.ring.available_frames > 0 or last:
+            block = self.ring.read(self.chunk_frames)
+            final = last and self.ring.available_frames == 0
+            self._feed(block, final)
+            if final:
+                break
+        return True
+
+    def _skip_ahead(self, available: int) -> None:
+        keep = self.chunk_frames
+        skipped = self.ring.skip(available - keep)
+        self.stats.drops += 1
+        self.stats.dropped_frames += skipped
+        log.warning(
+            "fell %.0f ms behind the audio: skipped it and released the sounding notes (drop %d)",
+            1000.0 * skipped / self.converter.device_rate_hz,
+            self.stats.drops,
+        )
+        self._deliver(self.engine.release_all())
+        self.converter.reset()
+
+    def _feed(self, block: np.ndarray, last: bool) -> None:
+        if block.size and not np.isfinite(block).all():
+            self.stats.non_finite_blocks += 1
+            if self.stats.non_finite_blocks == 1 or self.stats.non_finite_blocks % 1000 == 0:
+                log.warning("the input delivered NaN or infinite samples; they are replaced by silence")
+            block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+        mono = self.converter.convert(block, last=last)
+        if block.size:
+            peak = float(np.max(np.abs(block)))
+            self.stats.level_dbfs = 20.0 * math.log10(max(peak, 1e-6))
+        self.stats.blocks += 1
+        self._deliver(self.engine.feed(mono))
+
+    def _deliver(self, events: list[Event]) -> None:
+        if not events:
+            return
+        self.sink.send(events)
+        if self.on_events is not None:
+            self.on_events(events)
