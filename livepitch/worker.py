@@ -97,12 +97,11 @@ class Worker:
 
     def process_available(self, last: bool = False) -> bool:
         """Process what the ring holds (worker thread); False if it was empty."""
-        available = self.ring.available_frames
-        if available == 0 and not last:
+        if self.ring.available_frames == 0 and not last:
             return False
-        if available > self.max_backlog_frames:
-            self._skip_ahead(available)
         while self.ring.available_frames > 0 or last:
+            if not last and self.ring.available_frames > self.max_backlog_frames:
+                self._skip_ahead(self.ring.available_frames)
             block = self.ring.read(self.chunk_frames)
             final = last and self.ring.available_frames == 0
             self._feed(block, final)

@@ -1,0 +1,199 @@
+"""The daemon with fake devices: exact events, and every note released on stop, fault and overload."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from livepitch.daemon import Daemon, Factories
+from livepitch.engine import build_engine, stream_audio
+from livepitch.event_files import write_events_csv
+from livepitch.settings import DaemonSettings
+from livepitch.status import StatusLine
+from tests.fakes import FakeSource, RecordingPort, sounding_after
+from tests.synth import sequence
+
+MELODY = [(0.3, 0.5, 60), (0.9, 0.5, 64), (1.5, 1.2, 67), (1.5, 1.2, 72)]
+
+
+class QuietStatus(StatusLine):
+    def __init__(self) -> None:
+        self.enabled = False
+        self._shown = False
+
+
+def settings(**groups: dict[str, Any]) -> DaemonSettings:
+    base: dict[str, Any] = {"ui": {"quiet": True}, "audio": {"ring_ms": 10000.0, "max_backlog_ms": 10000.0}}
+    base.update(groups)
+    return DaemonSettings.model_validate(base)
+
+
+def make_daemon(
+    model: Any, config: DaemonSettings, sources: list[FakeSource], ports: list[RecordingPort]
+) -> Daemon:
+    queue_sources, queue_ports = list(sources), list(ports)
+
+    def next_source(_: DaemonSettings) -> FakeSource:
+        if not queue_sources:
+            from livepitch.errors import DeviceError
+
+            raise DeviceError("no more fake devices")
+        return queue_sources.pop(0)
+
+    def next_port(_: DaemonSettings) -> RecordingPort:
+        return queue_ports.pop(0)
+
+    return Daemon(config, Factories(lambda _: model, next_source, next_port), status_line=QuietStatus())
+
+
+def run_in_thread(daemon: Daemon) -> tuple[threading.Thread, list[int]]:
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(daemon.run()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def note_ons(port: RecordingPort) -> list[int]:
+    return [m.note for m in port.messages if m.type == "note_on" and m.velocity >= 70]
+
+
+@pytest.fixture(scope="module")
+def melody() -> npt.NDArray[np.float32]:
+    return sequence(MELODY, 3.0)
+
+
+def test_a_live_run_sends_exactly_the_file_runs_events(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    live_csv, file_csv = tmp_path / "live.csv", tmp_path / "file.csv"
+    config = settings(port={"events_csv": live_csv}, midi={"bends": "mpe"})
+    port = RecordingPort()
+    daemon = make_daemon(model, config, [FakeSource(melody, 22050, block_frames=300)], [port])
+    assert daemon.run() == 0
+    write_events_csv(file_csv, stream_audio(melody, build_engine(model, config), 1024))
+    assert live_csv.read_text() == file_csv.read_text()
+    assert note_ons(port) == [60, 64, 67, 72]
+    assert sounding_after(port.messages) == set()
+
+
+def test_device_rate_and_channels_are_converted(model: Any, melody: np.ndarray) -> None:
+    stereo_48k = np.repeat(sequence(MELODY, 3.0, rate_hz=48000)[:, None], 2, axis=1)
+    port = RecordingPort()
+    daemon = make_daemon(model, settings(), [FakeSource(stereo_48k, 48000, block_frames=480)], [port])
+    assert daemon.run() == 0
+    assert note_ons(port) == [60, 64, 67, 72]
+
+
+def test_stop_mid_note_releases_everything_and_exits_0(model: Any, melody: np.ndarray) -> None:
+    port = RecordingPort()
+    source = FakeSource(melody, 22050, speed=1.0, finish=False)
+    daemon = make_daemon(model, settings(midi={"bends": "mpe"}), [source], [port])
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 67 in note_ons(port))
+    daemon.request_stop()
+    thread.join(10)
+    assert result == [0]
+    assert sounding_after(port.messages) == set()
+    offs = {(m.channel, m.note) for m in port.messages if m.type == "note_off"}
+    assert any(note == 67 for _, note in offs)
+    all_off_channels = {m.channel for m in port.messages if m.type == "control_change" and m.control == 123}
+    used = {m.channel for m in port.messages if m.type == "note_on"}
+    assert used <= all_off_channels
+    assert port.closed
+
+
+def test_a_vanished_device_releases_the_notes_and_is_reopened(model: Any, melody: np.ndarray) -> None:
+    port = RecordingPort()
+    first = FakeSource(melody, 22050, speed=4.0, vanish_after_s=1.8)
+    second = FakeSource(melody, 22050, speed=4.0)
+    daemon = make_daemon(model, settings(), [first, second], [port])
+    thread, result = run_in_thread(daemon)
+    thread.join(60)
+    assert result == [0]
+    assert daemon.recoveries == 1
+    ons = note_ons(port)
+    assert ons[:3] == [60, 64, 67] and ons[-4:] == [60, 64, 67, 72]
+    # at the loss, 67 was sounding: it was ended before the second run started
+    loss = next(
+        i
+        for i, m in enumerate(port.messages)
+        if m.type == "note_on" and i > 0 and m.note == 60 and m.velocity > 0 and i > 5
+    )
+    assert sounding_after(port.messages[:loss]) == set()
+    assert sounding_after(port.messages) == set()
+
+
+def test_overload_skips_ahead_counts_the_drop_and_releases_notes(model: Any, melody: np.ndarray) -> None:
+    class SlowModel:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def run_window(self, window: Any, first: int, count: int) -> Any:
+            self.calls += 1
+            if 60 <= self.calls <= 63:
+                time.sleep(0.25)  # the worker stalls for a second
+            return model.run_window(window, first, count)
+
+    port = RecordingPort()
+    config = settings(audio={"max_backlog_ms": 200.0})
+    source = FakeSource(np.concatenate([melody, melody]), 22050, speed=1.0)
+    daemon = Daemon(
+        config, Factories(lambda _: SlowModel(), lambda _: source, lambda _: port), status_line=QuietStatus()
+    )
+    stats: list[Any] = []
+    original = daemon._finish_file
+
+    def remember_stats() -> None:
+        assert daemon.worker is not None
+        stats.append(daemon.worker.stats.drops)
+        original()
+
+    daemon._finish_file = remember_stats  # type: ignore[method-assign]
+    assert daemon.run() == 0
+    assert stats and stats[0] >= 1
+    assert sounding_after(port.messages) == set()
+
+
+def test_ring_overflow_is_counted_not_fatal(model: Any, melody: np.ndarray) -> None:
+    port = RecordingPort()
+    config = settings(audio={"ring_ms": 100.0, "max_backlog_ms": 80.0})
+    source = FakeSource(melody, 22050, burst_frames=22050)  # a 1 s burst into a 0.1 s ring
+    daemon = make_daemon(model, config, [source], [port])
+    ring_overflows: list[int] = []
+    original = daemon._finish_file
+
+    def remember() -> None:
+        assert daemon._ring is not None
+        ring_overflows.append(daemon._ring.overflows)
+        original()
+
+    daemon._finish_file = remember  # type: ignore[method-assign]
+    assert daemon.run() == 0
+    assert ring_overflows and ring_overflows[0] >= 1
+    assert sounding_after(port.messages) == set()
+
+
+def test_a_failing_midi_port_is_reopened_and_nothing_sticks(model: Any, melody: np.ndarray) -> None:
+    broken = RecordingPort("first", fail_after=3)
+    spare = RecordingPort("second")
+    daemon = make_daemon(
+        model, settings(midi={"bends": "none"}), [FakeSource(melody, 22050, speed=2.0)], [broken, spare]
+    )
+    assert daemon.run() == 0
+    assert broken.closed and spare.messages
+    # whatever the first port left sounding, the second never shows a note left on
+    assert sounding_after(spare.messages) == set()
