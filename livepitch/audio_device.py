@@ -6,6 +6,7 @@ each block into the capture ring and counts input overflows — nothing else.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,9 @@ def reinitialise_portaudio() -> None:
     sounddevice._initialize()
 
 
+STOP_TIMEOUT_S = 1.0
+
+
 class DeviceSource:
     """An input device delivering into the capture ring via PortAudio's callback thread."""
 
@@ -120,6 +124,8 @@ class DeviceSource:
         self._stream: sounddevice.InputStream | None = None
         self._ring: AudioRing | None = None
         self._stopping = False
+        self.wedged = False
+        """True when PortAudio would not let go of the stream (see ``stop``)."""
 
     @property
     def frames_delivered(self) -> int:
@@ -166,11 +172,26 @@ class DeviceSource:
             self._error = "the audio stream stopped (device lost?)"
 
     def stop(self) -> None:
+        """Stop and close the stream; if PortAudio hangs (its server died), give up on it.
+
+        PortAudio's JACK backend waits for a process callback that a dead server never runs,
+        so stopping happens on a helper thread; after ``STOP_TIMEOUT_S`` the stream is
+        abandoned and ``wedged`` set: this process can no longer reset PortAudio.
+        """
         self._stopping = True
         stream, self._stream = self._stream, None
-        if stream is not None:
+        if stream is None:
+            return
+
+        def close() -> None:
             try:
                 stream.abort(ignore_errors=True)
                 stream.close(ignore_errors=True)
             except sounddevice.PortAudioError:
                 pass
+
+        closer = threading.Thread(target=close, name="portaudio-close", daemon=True)
+        closer.start()
+        closer.join(STOP_TIMEOUT_S)
+        if closer.is_alive():
+            self.wedged = True

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from livepitch import __version__
-from livepitch.errors import ConfigError, LivepitchError, OutputError
+from livepitch.errors import ConfigError, DeviceError, LivepitchError, OutputError
 
 log = logging.getLogger("livepitch")
 
@@ -307,9 +308,45 @@ def run_daemon_command(args: argparse.Namespace) -> int:
     status_line = StatusLine()
     configure_logging(settings.ui.log_level, settings.ui.log_json, status_line)
     reload = (lambda: daemon_settings_from_args(args)) if args.config is not None else None
-    daemon = Daemon(settings, reload=reload, status_line=status_line)
+    resumed = _resume_count()
+    if resumed and settings.port.record is not None:
+        record = settings.port.record
+        settings = settings.model_copy(
+            update={
+                "port": settings.port.model_copy(
+                    update={"record": record.with_stem(f"{record.stem}-resumed{resumed}")}
+                )
+            }
+        )
+    daemon = Daemon(
+        settings,
+        reload=reload,
+        status_line=status_line,
+        restart_process=lambda: _restart_self(resumed + 1),
+        resumed=resumed,
+    )
     daemon.install_signal_handlers()
     return daemon.run()
+
+
+RESUME_VARIABLE = "LIVEPITCH_RESUMED"
+"""Set when livepitch re-executes itself to reconnect to a restarted audio system."""
+
+
+def _resume_count() -> int:
+    value = os.environ.get(RESUME_VARIABLE, "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _restart_self(count: int) -> None:
+    """Replace this process with a fresh livepitch (same arguments) that waits for its devices."""
+    environment = dict(os.environ, **{RESUME_VARIABLE: str(count)})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(sys.executable, [sys.executable, "-m", "livepitch", *sys.argv[1:]], environment)
+    except OSError as err:
+        raise DeviceError(f"cannot restart livepitch to reconnect: {err}") from err
 
 
 def run_config_command(args: argparse.Namespace) -> int:

@@ -84,8 +84,13 @@ class Daemon:
         factories: Factories | None = None,
         reload: Callable[[], DaemonSettings] | None = None,
         status_line: StatusLine | None = None,
+        restart_process: Callable[[], None] | None = None,
+        resumed: int = 0,
     ) -> None:
         self.settings = settings
+        self._restart_process = restart_process
+        self.resumed = resumed
+        """How many times this daemon was restarted to reconnect (0: a fresh start)."""
         self.factories = factories or default_factories()
         self._reload_settings = reload
         self.status_line = status_line or StatusLine()
@@ -129,11 +134,32 @@ class Daemon:
         """Start everything, loop until stopped or the input file ends, release, close."""
         try:
             self._model = self.factories.model(self.settings)
-            self._open_sink()
-            self._start_pipeline(self.factories.source(self.settings))
+            if self.resumed:
+                if not self._start_when_devices_return():
+                    return 0
+            else:
+                self._open_sink()
+                self._start_pipeline(self.factories.source(self.settings))
             return self._loop()
         finally:
             self._shutdown()
+
+    def _start_when_devices_return(self) -> bool:
+        """After a restart to reconnect: open MIDI and audio, retrying with backoff; False if stopped."""
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                if self.sink is None:
+                    self._open_sink()
+                self._start_pipeline(self.factories.source(self.settings))
+                log.info("audio input back (restart %d)", self.resumed)
+                return True
+            except (DeviceError, MidiPortError) as err:
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                attempt += 1
+                log.info("devices not back yet (%s); next try in %.1f s", err, delay)
+                self._stop.wait(delay)
+        return False
 
     def _open_sink(self) -> None:
         settings = self.settings
@@ -154,6 +180,7 @@ class Daemon:
             reopen=reopen,
             record_path=settings.port.record,
             events_csv=settings.port.events_csv,
+            append_events=self.resumed > 0,
         )
 
     def _start_pipeline(self, source: AudioSource) -> None:
@@ -250,7 +277,16 @@ class Daemon:
     def _recover(self, reason: str) -> None:
         """Release the notes, then reopen the audio source (and a JACK MIDI port) with backoff."""
         log.warning("audio input lost (%s): notes released, retrying", reason)
+        lost = self.source
         self._stop_pipeline(reason)
+        if getattr(lost, "wedged", False):
+            if self._restart_process is None:
+                raise DeviceError("the audio system did not release the lost stream; restart livepitch")
+            log.warning(
+                "the audio system will not release the lost stream: restarting livepitch to reconnect"
+            )
+            self._shutdown()
+            self._restart_process()
         attempt = 0
         while not self._stop.is_set():
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 import rtmidi
@@ -25,6 +26,8 @@ _API_CODES = {
     MidiApi.WINDOWS: rtmidi.API_WINDOWS_MM,
 }
 CLIENT_NAME = "livepitch"
+JACK_DRAIN_S = 0.2
+"""Longer than any JACK period in use (8192 frames at 44.1 kHz is 0.19 s)."""
 
 
 def platform_default_api() -> MidiApi:
@@ -55,7 +58,7 @@ def _midi_out(api: MidiApi) -> rtmidi.MidiOut:
     try:
         return rtmidi.MidiOut(_API_CODES[api], name=CLIENT_NAME)
     except rtmidi.RtMidiError as err:
-        hint = " (is the JACK server running?)" if api is MidiApi.JACK else ""
+        hint = " (is the JACK server running?)" if api is MidiApi.JACK and "running" not in str(err) else ""
         raise MidiPortError(f"cannot use {api.value} MIDI: {first_line(err)}{hint}") from err
 
 
@@ -95,9 +98,15 @@ class MidiOutput:
             raise MidiPortError(f"cannot send to MIDI port {self.name!r}: {first_line(err)}") from err
 
     def close(self) -> None:
-        """Close the port; safe to call twice."""
+        """Close the port; safe to call twice.
+
+        JACK delivers messages at the start of its next period, so a JACK port waits
+        ``JACK_DRAIN_S`` before closing: the last note-offs reach the listeners.
+        """
         midi_out, self._midi_out = self._midi_out, None
         if midi_out is not None:
+            if self.api is MidiApi.JACK:
+                time.sleep(JACK_DRAIN_S)
             try:
                 midi_out.close_port()
             finally:

@@ -61,6 +61,7 @@ class MidiSink:
         reopen: Callable[[], Port] | None = None,
         record_path: Path | None = None,
         events_csv: Path | None = None,
+        append_events: bool = False,
     ) -> None:
         self.bends = bends
         self.bend_range_semitones = bend_range_semitones
@@ -77,11 +78,13 @@ class MidiSink:
         self._recorded: list[Event] = []
         self._csv: TextIO | None = None
         if events_csv is not None:
+            resume = append_events and events_csv.exists()
             try:
-                self._csv = open(events_csv, "w", encoding="utf-8", newline="")  # noqa: SIM115 - open for the session
+                self._csv = open(events_csv, "a" if resume else "w", encoding="utf-8", newline="")  # noqa: SIM115
             except OSError as err:
                 raise OutputError(f"cannot write {events_csv}: {first_line(err)}") from err
-            self._csv.write(",".join(EVENTS_CSV_COLUMNS) + "\n")
+            if not resume:
+                self._csv.write(",".join(EVENTS_CSV_COLUMNS) + "\n")
         if port is not None:
             self._attach(port)
 

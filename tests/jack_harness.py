@@ -1,0 +1,107 @@
+"""A separate JACK client process that plays a WAV file into livepitch and records its MIDI.
+
+Run by the end-to-end tests as ``python tests/jack_harness.py ...`` (python-rtmidi and
+JACK-Client in one process can deadlock, so livepitch and the harness never share one).
+It connects its audio output to livepitch's capture port and livepitch's MIDI port to its
+MIDI input, prints ``playing`` when the first sample goes out, plays the file at the
+server's pace, keeps listening for ``--listen-s`` seconds, and writes a JSON report: the
+JACK frame at which playback started, every MIDI message with the frame it arrived in (the
+same clock as the audio), and the xrun count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jack
+import numpy as np
+import soundfile
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--wav", type=Path, required=True)
+    parser.add_argument("--capture", required=True, help="regex of livepitch's audio input port")
+    parser.add_argument("--midi", required=True, help="regex of livepitch's MIDI output port")
+    parser.add_argument("--listen-s", type=float, default=2.0, help="listen this long after playback")
+    parser.add_argument("--wait-ports-s", type=float, default=20.0)
+    parser.add_argument("--report", type=Path, required=True)
+    args = parser.parse_args()
+
+    client = jack.Client("lp-harness", no_start_server=True, servername=args.server)
+    server_rate = client.samplerate
+    audio, rate = soundfile.read(str(args.wav), dtype="float32", always_2d=True)
+    if rate != server_rate:
+        print(f"the WAV is {rate} Hz but the server runs at {server_rate} Hz", file=sys.stderr)
+        return 2
+    samples = np.ascontiguousarray(audio[:, 0])
+    out = client.outports.register("out")
+    midi_in = client.midi_inports.register("midi_in")
+    state = {"playing": False, "position": 0, "start_frame": -1, "xruns": 0}
+    received: list[tuple[int, list[int]]] = []
+    done = threading.Event()
+
+    @client.set_xrun_callback
+    def on_xrun(delay: float) -> None:
+        state["xruns"] += 1
+
+    @client.set_process_callback
+    def process(frames: int) -> None:
+        buffer = out.get_array()
+        buffer[:] = 0.0
+        if state["playing"]:
+            position = int(state["position"])
+            if position == 0:
+                state["start_frame"] = client.last_frame_time
+            chunk = samples[position : position + frames]
+            buffer[: chunk.shape[0]] = chunk
+            state["position"] = position + frames
+            if position + frames >= samples.shape[0]:
+                state["playing"] = False
+                done.set()
+        for offset, data in midi_in.incoming_midi_events():
+            received.append((client.last_frame_time + offset, list(bytes(data))))
+
+    client.activate()
+    try:
+        deadline = time.monotonic() + args.wait_ports_s
+        while True:
+            capture = client.get_ports(args.capture, is_audio=True, is_input=True)
+            midi = client.get_ports(args.midi, is_midi=True, is_output=True)
+            if capture and midi:
+                break
+            if time.monotonic() > deadline:
+                print(f"ports not found: capture {capture}, midi {midi}", file=sys.stderr)
+                return 3
+            time.sleep(0.1)
+        client.connect(out, capture[0])
+        client.connect(midi[0], midi_in)
+        time.sleep(0.5)
+        state["playing"] = True
+        print("playing", flush=True)
+        done.wait(samples.shape[0] / server_rate + 10.0)
+        time.sleep(args.listen_s)
+    finally:
+        client.deactivate()
+        client.close()
+    args.report.write_text(
+        json.dumps(
+            {
+                "rate": server_rate,
+                "start_frame": state["start_frame"],
+                "xruns": state["xruns"],
+                "midi": received,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""End to end through a real JACK server (jackd's dummy backend): audio in, MIDI out.
+
+livepitch runs as its own process with PortAudio's JACK host API and a JACK MIDI port; a
+separate harness process plays a recording into its capture port and records the MIDI it
+sends, on the same JACK clock. Needs ``jackd`` (``.ci/setup-env.sh`` installs jackd2); in CI
+a missing jackd fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.synth import sequence, vibrato
+
+RATE_HZ = 48000
+PERIOD_FRAMES = 512
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_jackd(name: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        ["jackd", "-n", name, "-r", "-d", "dummy", "-r", str(RATE_HZ), "-p", str(PERIOD_FRAMES)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], check=True, capture_output=True)
+    return process
+
+
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+@pytest.fixture(scope="module")
+def jack_server() -> Iterator[str]:
+    if shutil.which("jackd") is None:
+        if os.environ.get("CI"):
+            pytest.fail("jackd is not installed (.ci/setup-env.sh installs jackd2)")
+        pytest.skip("jackd is not installed")
+    name = f"lp{os.getpid()}"
+    process = start_jackd(name)
+    yield name
+    stop_process(process)
+
+
+def start_livepitch(server: str, tmp_path: Path, *flags: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "livepitch",
+            "--host-api",
+            "JACK",
+            "--midi-api",
+            "jack",
+            "--channel",
+            "1",
+            "--quiet",
+            *flags,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "livepitch.log", "w"),  # noqa: SIM115
+        text=True,
+    )
+
+
+def start_harness(server: str, wav: Path, report: Path, listen_s: float = 2.0) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable, str(REPO / "tests" / "jack_harness.py"), "--server", server, "--wav", str(wav),
+            "--capture", "PortAudio.*in_0", "--midi", "BasicPitch Out", "--report", str(report),
+            "--listen-s", str(listen_s),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def wait_playing(harness: subprocess.Popen[str]) -> None:
+    assert harness.stdout is not None
+    line = harness.stdout.readline()
+    assert line.strip() == "playing", f"harness said {line!r}"
+
+
+def read_report(report: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(report.read_text())
+    return result
+
+
+def note_events(report: dict[str, Any]) -> list[tuple[float, str, int, int, int]]:
+    """(seconds after playback start, kind, channel 1-16, data1, data2) of each message."""
+    out = []
+    for frame, data in report["midi"]:
+        status = data[0]
+        kind = {0x90: "on", 0x80: "off", 0xE0: "bend", 0xB0: "cc"}.get(status & 0xF0, "other")
+        if kind == "on" and data[2] == 0:
+            kind = "off"
+        out.append(
+            ((frame - report["start_frame"]) / report["rate"], kind, (status & 0x0F) + 1, data[1], data[2])
+        )
+    return out
+
+
+def still_sounding(events: list[tuple[float, str, int, int, int]]) -> set[tuple[int, int]]:
+    sounding: set[tuple[int, int]] = set()
+    for _, kind, channel, data1, data2 in events:
+        if kind == "on":
+            sounding.add((channel, data1))
+        elif kind == "off":
+            sounding.discard((channel, data1))
+        elif kind == "cc" and data1 == 123:
+            sounding = {(c, n) for c, n in sounding if c != channel}
+    return sounding
+
+
+def held_notes(
+    events: list[tuple[float, str, int, int, int]], min_s: float = 0.15
+) -> list[tuple[float, int, int]]:
+    """(arrival s, channel, note) of notes that sounded at least ``min_s`` (real notes, not blips).
+
+    The live schedule starts wherever capture starts, so windows fall differently from a file
+    run and an attack can flash a short ghost note; the notes played are the held ones.
+    """
+    started: dict[tuple[int, int], float] = {}
+    held = []
+    for t, kind, channel, note, velocity in events:
+        if kind == "on":
+            started[(channel, note)] = t
+        elif kind == "off" and (channel, note) in started:
+            onset = started.pop((channel, note))
+            if t - onset >= min_s:
+                held.append((onset, channel, note))
+    return sorted(held)
+
+
+def write_wav(path: Path, audio: np.ndarray) -> Path:
+    soundfile.write(path, audio, RATE_HZ, subtype="FLOAT")
+    return path
+
+
+def test_notes_and_mpe_bends_arrive_and_sigterm_releases_everything(jack_server: str, tmp_path: Path) -> None:
+    melody = sequence([(0.5, 0.5, 60), (1.1, 0.5, 64), (1.7, 0.5, 67)], 2.4, rate_hz=RATE_HZ)
+    wav = write_wav(tmp_path / "melody.wav", np.concatenate([melody, vibrato(69, 1.5, 0.5, rate_hz=RATE_HZ)]))
+    livepitch = start_livepitch(jack_server, tmp_path, "--bends", "mpe")
+    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    try:
+        wait_playing(harness)
+        assert harness.wait(60) == 0
+    finally:
+        code = stop_process(livepitch)
+    assert code == 0, (tmp_path / "livepitch.log").read_text()
+    report = read_report(tmp_path / "report.json")
+    events = note_events(report)
+    ons = held_notes(events)
+    assert [note for _, _, note in ons] == [60, 64, 67, 69]
+    for (t, _, _), onset_s in zip(ons, (0.5, 1.1, 1.7, 2.4), strict=True):
+        assert onset_s - 0.03 <= t <= onset_s + 0.25
+    assert all(2 <= channel <= 16 for _, channel, _ in ons)
+    vibrato_channel = ons[-1][1]
+    bends = [
+        value
+        for t, kind, channel, value, _ in events
+        if kind == "bend" and channel == vibrato_channel and t > 2.4
+    ]
+    assert len(bends) >= 5
+    assert still_sounding(events) == set()
+
+
+def test_sigterm_mid_chord_sends_note_offs_and_all_notes_off(jack_server: str, tmp_path: Path) -> None:
+    chord = sequence([(0.3, 4.0, 60), (0.3, 4.0, 64), (0.3, 4.0, 67)], 4.5, rate_hz=RATE_HZ)
+    wav = write_wav(tmp_path / "chord.wav", chord)
+    livepitch = start_livepitch(jack_server, tmp_path, "--bends", "mpe")
+    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=0.5)
+    try:
+        wait_playing(harness)
+        time.sleep(1.5)
+        code = stop_process(livepitch)
+        assert harness.wait(60) == 0
+    finally:
+        stop_process(livepitch)
+    assert code == 0, (tmp_path / "livepitch.log").read_text()
+    events = note_events(read_report(tmp_path / "report.json"))
+    sounding_before = still_sounding([e for e in events if e[0] < 1.5])
+    assert {n for _, n in sounding_before} >= {60, 64, 67}
+    offs = {(c, n) for t, kind, c, n, v in events if kind == "off" and t >= 1.5}
+    assert sounding_before <= offs
+    all_notes_off = {c for t, kind, c, n, v in events if kind == "cc" and n == 123}
+    assert {c for c, _ in sounding_before} <= all_notes_off
+    assert still_sounding(events) == set()
+
+
+def test_livepitch_recovers_after_the_jack_server_restarts(tmp_path: Path) -> None:
+    if shutil.which("jackd") is None:
+        if os.environ.get("CI"):
+            pytest.fail("jackd is not installed")
+        pytest.skip("jackd is not installed")
+    name = f"lpr{os.getpid()}"
+    server = start_jackd(name)
+    livepitch = start_livepitch(name, tmp_path)
+    try:
+        time.sleep(3.0)  # livepitch up and running
+        stop_process(server)
+        time.sleep(1.0)
+        server = start_jackd(name)
+        wav = write_wav(
+            tmp_path / "melody.wav", sequence([(0.5, 0.5, 62), (1.2, 0.5, 69)], 2.2, rate_hz=RATE_HZ)
+        )
+        harness = start_harness(name, wav, tmp_path / "report.json", listen_s=1.0)
+        wait_playing(harness)
+        assert harness.wait(60) == 0
+        code = stop_process(livepitch)
+    finally:
+        stop_process(livepitch)
+        stop_process(server)
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 0, log
+    assert "audio input lost" in log and "audio input back" in log
+    events = note_events(read_report(tmp_path / "report.json"))
+    assert [note for _, _, note in held_notes(events)] == [62, 69]
+    assert still_sounding(events) == set()
