@@ -81,7 +81,7 @@ def start_livepitch(server: str, tmp_path: Path, *flags: str) -> subprocess.Pope
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=open(tmp_path / "livepitch.log", "w"),  # noqa: SIM115
+        stderr=open(tmp_path / "livepitch.log", "w"),
         text=True,
     )
 
@@ -126,7 +126,7 @@ def note_events(report: dict[str, Any]) -> list[tuple[float, str, int, int, int]
 
 def still_sounding(events: list[tuple[float, str, int, int, int]]) -> set[tuple[int, int]]:
     sounding: set[tuple[int, int]] = set()
-    for _, kind, channel, data1, data2 in events:
+    for _, kind, channel, data1, _data2 in events:
         if kind == "on":
             sounding.add((channel, data1))
         elif kind == "off":
@@ -146,7 +146,7 @@ def held_notes(
     """
     started: dict[tuple[int, int], float] = {}
     held = []
-    for t, kind, channel, note, velocity in events:
+    for t, kind, channel, note, _velocity in events:
         if kind == "on":
             started[(channel, note)] = t
         elif kind == "off" and (channel, note) in started:
