@@ -47,11 +47,9 @@ def main() -> int:
     received: list[tuple[int, list[int]]] = []
     done = threading.Event()
 
-    @client.set_xrun_callback
     def on_xrun(delay: float) -> None:
         state["xruns"] += 1
 
-    @client.set_process_callback
     def process(frames: int) -> None:
         buffer = out.get_array()
         buffer[:] = 0.0
@@ -68,6 +66,8 @@ def main() -> int:
         for offset, data in midi_in.incoming_midi_events():
             received.append((client.last_frame_time + offset, list(bytes(data))))
 
+    client.set_xrun_callback(on_xrun)
+    client.set_process_callback(process)
     client.activate()
     try:
         deadline = time.monotonic() + args.wait_ports_s
