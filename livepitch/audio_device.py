@@ -10,10 +10,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import sounddevice
-
 from livepitch.errors import DeviceError, first_line
+from livepitch.native_output import quiet_native_stderr
 from livepitch.ring_buffer import AudioRing
+
+with quiet_native_stderr():
+    import sounddevice
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,9 @@ def _default_input_index() -> int:
 
 def reinitialise_portaudio() -> None:
     """Make PortAudio look for devices again (after an audio server restarted)."""
-    sounddevice._terminate()
-    sounddevice._initialize()
+    with quiet_native_stderr():
+        sounddevice._terminate()
+        sounddevice._initialize()
 
 
 STOP_TIMEOUT_S = 1.0

@@ -22,6 +22,20 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+DEFAULT_CONFIG_HEADER = """\
+# livepitch configuration: every setting with its default (this file is `livepitch config`
+# with no flags). Pass a file with `livepitch --config FILE`; flags override it; SIGHUP
+# reloads it. Presets beside this file change only what differs from these defaults.
+"""
+
+
+def default_config_text() -> str:
+    """The text of ``config/default.toml``: the header and every default setting, documented."""
+    from livepitch.settings import DaemonSettings
+
+    return DEFAULT_CONFIG_HEADER + "\n" + settings_to_toml(DaemonSettings())
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """The tables of a TOML file; ``ConfigError`` for a missing or malformed one."""
     try:

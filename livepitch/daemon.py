@@ -138,8 +138,9 @@ class Daemon:
                 if not self._start_when_devices_return():
                     return 0
             else:
+                source = self.factories.source(self.settings)  # an unknown device fails here, first
                 self._open_sink()
-                self._start_pipeline(self.factories.source(self.settings))
+                self._start_pipeline(source)
             return self._loop()
         finally:
             self._shutdown()

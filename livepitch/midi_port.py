@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import rtmidi
 
 from livepitch.errors import MidiPortError, first_line
+from livepitch.native_output import quiet_native_stderr
 from livepitch.settings import MidiApi
 
 log = logging.getLogger("livepitch.midi")
@@ -56,7 +57,8 @@ def _midi_out(api: MidiApi) -> rtmidi.MidiOut:
             f"ALSA MIDI needs the sequencer device {ALSA_SEQUENCER}, which this machine lacks"
         )
     try:
-        return rtmidi.MidiOut(_API_CODES[api], name=CLIENT_NAME)
+        with quiet_native_stderr():
+            return rtmidi.MidiOut(_API_CODES[api], name=CLIENT_NAME)
     except rtmidi.RtMidiError as err:
         hint = " (is the JACK server running?)" if api is MidiApi.JACK and "running" not in str(err) else ""
         raise MidiPortError(f"cannot use {api.value} MIDI: {first_line(err)}{hint}") from err
@@ -69,7 +71,8 @@ def list_output_ports() -> dict[str, list[str]]:
         try:
             if api is MidiApi.ALSA and not os.path.exists(ALSA_SEQUENCER):
                 raise rtmidi.SystemError("no ALSA sequencer")
-            midi_out = rtmidi.MidiOut(_API_CODES[api], name=f"{CLIENT_NAME}-list")
+            with quiet_native_stderr():
+                midi_out = rtmidi.MidiOut(_API_CODES[api], name=f"{CLIENT_NAME}-list")
         except rtmidi.RtMidiError:
             ports[api.value] = []
             continue

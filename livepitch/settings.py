@@ -104,7 +104,9 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: Path | None = Field(None, description="nmp.onnx to load (default: the installed basic-pitch)")
-    threads: int = Field(0, ge=0, le=64, description="onnxruntime intra-op threads (0: automatic)")
+    threads: int = Field(
+        0, ge=0, le=64, description="onnxruntime threads (0: automatic offline, 1 in the daemon)"
+    )
 
 
 class TranscribeSettings(BaseModel):

@@ -1,0 +1,28 @@
+"""Silencing what native audio and MIDI libraries print straight to stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Hide what ALSA and libjack print to stderr while devices are probed.
+
+    Probing prints a dozen lines on machines without a sound card or JACK server; livepitch
+    reports what matters itself. ``LIVEPITCH_AUDIO_DEBUG=1`` shows them. It swaps file
+    descriptor 2 for the whole process while it runs: another thread's log line then is lost.
+    """
+    if os.environ.get("LIVEPITCH_AUDIO_DEBUG"):
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

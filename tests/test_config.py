@@ -1,0 +1,80 @@
+"""Configuration: the documented defaults file, presets, precedence and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from livepitch.config_file import default_config_text, read_config_file
+from livepitch.settings import DaemonSettings
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
+def livepitch(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livepitch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_default_toml_documents_every_field_with_its_default() -> None:
+    assert (CONFIG_DIR / "default.toml").read_text() == default_config_text()
+    tables = read_config_file(CONFIG_DIR / "default.toml")
+    assert DaemonSettings.model_validate(tables) == DaemonSettings()
+    text = (CONFIG_DIR / "default.toml").read_text()
+    for group_name, group in DaemonSettings().model_dump().items():
+        assert f"[{group_name}]" in text
+        for field in group:
+            assert f"{field} =" in text, field
+
+
+@pytest.mark.parametrize("preset", ["voice", "guitar", "piano", "bass"])
+def test_presets_load_and_differ_from_the_defaults(preset: str) -> None:
+    settings = DaemonSettings.model_validate(read_config_file(CONFIG_DIR / f"{preset}.toml"))
+    assert settings != DaemonSettings()
+
+
+def test_flags_override_the_file_which_overrides_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text('[stream]\nlookahead_ms = 100.0\nhop_frames = 4\n[midi]\nbends = "mpe"\n')
+    result = livepitch("config", "--config", config, "--hop-frames", "2")
+    assert result.returncode == 0, result.stderr
+    assert "lookahead_ms = 100.0" in result.stdout
+    assert "hop_frames = 2" in result.stdout
+    assert 'bends = "mpe"' in result.stdout
+    assert "release_ms = 35.0" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (
+            "[tracker]\nonset_threshold = 3\n",
+            "tracker.onset_threshold = 3: Input should be less than or equal to 1",
+        ),
+        ("[tracker]\nonset_treshold = 0.4\n", "unknown setting 'tracker.onset_treshold'"),
+        ('[midi]\nbends = "wobble"\n', "midi.bends = 'wobble': Input should be 'none', 'single' or 'mpe'"),
+        ("[stream\nlookahead_ms = 1\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_file_gets_one_line_naming_field_value_and_what_is_allowed(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    result = livepitch("config", "--config", config)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert fragment in result.stderr
+
+
+def test_a_missing_config_file(tmp_path: Path) -> None:
+    result = livepitch("--config", tmp_path / "nope.toml")
+    assert result.returncode == 2 and "does not exist" in result.stderr

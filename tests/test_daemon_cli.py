@@ -1,0 +1,68 @@
+"""``livepitch`` (the daemon) as a user starts it: bad input gets one line and an exit code."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import soundfile
+
+from tests.synth import sequence
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def livepitch(*args: str | Path, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    env.pop("JACK_DEFAULT_SERVER", None)
+    return subprocess.run(
+        [sys.executable, "-m", "livepitch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+
+
+def test_an_unknown_input_device(tmp_path: Path) -> None:
+    one_line(livepitch("--input", "no such microphone", "--host-api", "no such system"), 6, "no audio input")
+
+
+def test_a_missing_input_file(tmp_path: Path) -> None:
+    one_line(livepitch("--input-file", tmp_path / "nope.wav"), 3, "no such file")
+
+
+def test_an_out_of_range_setting() -> None:
+    one_line(livepitch("--lookahead-ms", "-5"), 2, "stream.lookahead_ms = -5.0")
+
+
+def test_replaying_a_file_prints_records_and_logs_even_without_a_midi_system(tmp_path: Path) -> None:
+    audio = sequence([(0.2, 0.4, 60), (0.8, 0.4, 67)], 1.5)
+    wav = tmp_path / "22050Hz_two_tones.wav"
+    soundfile.write(wav, audio, 22050)
+    result = livepitch(
+        "--input-file", wav, "--midi-api", "alsa", "--print-notes", "--quiet",
+        "--record", tmp_path / "session.mid", "--events-csv", tmp_path / "events.csv",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no MIDI output" in result.stderr
+    printed = [line for line in result.stdout.splitlines() if "velocity" in line]
+    assert [line.split()[2] for line in printed] == ["C4", "G4"]
+    assert [m.note for m in mido.MidiFile(tmp_path / "session.mid") if m.type == "note_on"] == [60, 67]
+    with open(tmp_path / "events.csv", newline="") as handle:
+        kinds = [row["kind"] for row in csv.DictReader(handle)]
+    assert kinds.count("note_on") == kinds.count("note_off") == 2
