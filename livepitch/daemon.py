@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import resource
 import signal
 import threading
 import time
@@ -106,6 +107,9 @@ class Daemon:
         self._last_delivered = 0
         self._last_progress = time.monotonic()
         self.recoveries = 0
+        self.totals = {"drops": 0, "overflows": 0, "notes": 0, "audio_frames": 0}
+        self._started: tuple[float, float] | None = None
+        """(monotonic, process CPU) time when audio first started flowing."""
 
     # -- control from other threads / signal handlers -----------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -202,12 +206,41 @@ class Daemon:
             on_events=self._note_printer if settings.ui.print_notes else None,
         )
         self._ring = ring
+        if self._started is None:
+            self._started = (time.monotonic(), time.process_time())
         source.start(ring)
         self.source = source
         self.worker.start()
         self._last_delivered = source.frames_delivered
         self._last_progress = time.monotonic()
         log.info("audio in: %s", source.description)
+
+    def _account(self, worker: Worker) -> None:
+        """Add a finished pipeline's counters to the session totals."""
+        self.totals["drops"] += worker.stats.drops
+        self.totals["overflows"] += worker.ring.overflows + int(getattr(self.source, "overflows", 0))
+        self.totals["notes"] += worker.stats.notes_started
+        self.totals["audio_frames"] += self.source.frames_delivered if self.source is not None else 0
+
+    def _log_session(self) -> None:
+        """One line at exit: what the session did and cost (CPU counted from the first start)."""
+        if self._started is None:
+            return
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        wall_s = time.monotonic() - self._started[0]
+        cpu_s = time.process_time() - self._started[1]
+        log.info(
+            "session: %.1f s, %d notes, %d overflows, %d drops, %d recoveries, CPU %.1f s (%.0f%% of one core), "
+            "peak RSS %.0f MB",
+            wall_s,
+            self.totals["notes"],
+            self.totals["overflows"],
+            self.totals["drops"],
+            self.recoveries,
+            cpu_s,
+            100.0 * cpu_s / max(wall_s, 1e-9),
+            usage.ru_maxrss / 1024.0,
+        )
 
     def _stop_pipeline(self, reason: str) -> None:
         """Stop the worker and the source; release every sounding note (main thread)."""
@@ -222,7 +255,10 @@ class Daemon:
         log.debug("pipeline stopped: %s", reason)
 
     def _shutdown(self) -> None:
+        if self.worker is not None:
+            self._account(self.worker)
         self._stop_pipeline("shutdown")
+        self._log_session()
         self.status_line.clear()
         self._flush_printed()
         if self.sink is not None:
@@ -271,14 +307,16 @@ class Daemon:
         worker.stop()
         worker.process_available(last=True)
         self.sink.send(self.engine.finish())
-        if self.settings.ui.print_notes:
-            log.debug("end of input file")
+        self._account(worker)
+        self.worker = None  # accounted; _stop_pipeline below only releases and stops the source
         self._stop_pipeline("end of input file")
 
     def _recover(self, reason: str) -> None:
         """Release the notes, then reopen the audio source (and a JACK MIDI port) with backoff."""
         log.warning("audio input lost (%s): notes released, retrying", reason)
         lost = self.source
+        if self.worker is not None:
+            self._account(self.worker)
         self._stop_pipeline(reason)
         if getattr(lost, "wedged", False):
             if self._restart_process is None:
@@ -328,6 +366,8 @@ class Daemon:
             log.error("configuration not reloaded: %s", err)
             return
         old, self.settings = self.settings, new
+        if self.worker is not None:
+            self._account(self.worker)
         self._stop_pipeline("reload")
         if new.model != old.model:
             assert self._model is not None

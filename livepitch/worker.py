@@ -17,12 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from livepitch.engine import StreamingEngine
-from livepitch.events import Event
+from livepitch.events import Event, NoteOn
 from livepitch.midi_sink import MidiSink
 from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
 
 log = logging.getLogger("livepitch.worker")
+
+POLL_S = 0.004
+"""How long the worker sleeps when the ring is empty: short against a model hop (35 ms),
+long enough that waking costs little CPU."""
 
 
 @dataclass
@@ -62,7 +66,7 @@ class Worker:
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livepitch-worker", daemon=True)
-        self._poll_s = max(0.001, min(0.01, chunk_frames / max(converter.device_rate_hz, 1) / 4))
+        self._poll_s = POLL_S
 
     @property
     def alive(self) -> bool:
@@ -138,6 +142,7 @@ class Worker:
     def _deliver(self, events: list[Event]) -> None:
         if not events:
             return
+        self.stats.notes_started += sum(1 for event in events if isinstance(event, NoteOn))
         self.sink.send(events)
         if self.on_events is not None:
             self.on_events(events)
