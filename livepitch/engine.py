@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from livepitch.events import Event
 from livepitch.frames import FrameEngine
-from livepitch.geometry import FRAME_HOP_SAMPLES
+from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.settings import LiveSettings
 from livepitch.tracker import NoteTracker
 from livepitch.voices import VoiceAllocator
@@ -24,6 +24,9 @@ from livepitch.window_engine import WindowEngine, WindowFramesModel, lookahead_f
 
 class StreamingEngine:
     """Feeds audio through frames, tracker and voice allocation; one owner thread."""
+
+    rate_hz = MODEL_RATE_HZ
+    """Sample rate of the audio ``feed`` takes [Hz]."""
 
     def __init__(self, frames: FrameEngine, tracker: NoteTracker, voices: VoiceAllocator) -> None:
         self.frames = frames

@@ -81,3 +81,20 @@ def test_release_all_ends_every_sounding_note_now(model: Any) -> None:
     assert {(e.channel, e.pitch) for e in released} == sounding
     check_event_stream(events + released)
     assert all(e.emitted_sample == engine.consumed_samples for e in released)
+
+
+def test_the_public_api_streams_a_file(tmp_path: Any) -> None:
+    import soundfile
+
+    from livepitch.api import open_engine, stream_file
+
+    path = tmp_path / "44100Hz_stereo_two_tones.wav"
+    mono = sequence([(0.2, 0.4, 60), (0.8, 0.4, 67)], 1.5, rate_hz=44100)
+    soundfile.write(path, np.stack([mono, mono], axis=1), 44100)
+    events = list(stream_file(path))
+    check_event_stream(events)
+    assert [e.pitch for e in note_ons(events)] == [60, 67]
+    engine = open_engine()
+    assert engine.rate_hz == 22050
+    fed = engine.feed(sequence([(0.2, 0.4, 60)], 1.0)) + engine.finish()
+    assert [e.pitch for e in note_ons(fed)] == [60]

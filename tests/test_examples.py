@@ -1,0 +1,56 @@
+"""The examples do what their docs say: the demo recording and the accompanist."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import soundfile
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples"))
+
+from accompany import Accompanist, third_below  # noqa: E402
+
+
+class Out:
+    def __init__(self) -> None:
+        self.sent: list[list[int]] = []
+
+    def send_message(self, message: list[int]) -> None:
+        self.sent.append(list(message))
+
+
+def test_harmony_is_the_diatonic_third_below() -> None:
+    assert [third_below(p, 0) for p in (60, 62, 64, 65, 67, 69, 71)] == [57, 59, 60, 62, 64, 65, 67]
+    assert third_below(66, 2) == 62  # F# in D major -> D
+    assert third_below(61, 0) == 58  # chromatic: a minor third
+
+
+def test_the_accompanist_answers_and_releases_everything() -> None:
+    out = Out()
+    accompanist = Accompanist(out, tonic=0, bass_octaves=1)
+    accompanist.on_message(([0x91, 64, 100], 0.0))  # performer E4 on channel 2
+    accompanist.on_message(([0x92, 67, 90], 0.0))
+    assert [0x90, 60, 75] in out.sent  # C4 under E4
+    assert [0x91, 52, 66] in out.sent  # bass E3 under the lowest note
+    accompanist.on_message(([0x81, 64, 0], 0.0))
+    assert [0x80, 60, 0] in out.sent
+    assert [0x81, 52, 0] in out.sent and [0x91, 55, 42] in out.sent  # bass follows to G3
+    accompanist.on_message(([0xB2, 123, 0], 0.0))  # livepitch's All Notes Off
+    sounding: set[tuple[int, int]] = set()
+    for status, data1, data2 in out.sent:
+        if status & 0xF0 == 0x90 and data2 > 0:
+            sounding.add((status & 0x0F, data1))
+        elif status & 0xF0 == 0x80:
+            sounding.discard((status & 0x0F, data1))
+    assert sounding == set()
+
+
+def test_the_demo_recording_is_made(tmp_path: Path) -> None:
+    out = tmp_path / "demo.wav"
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "make_demo.py"), str(out)], check=False)
+    assert result.returncode == 0
+    info = soundfile.info(str(out))
+    assert info.samplerate == 44100 and abs(info.duration - 12.0) < 0.01
