@@ -197,3 +197,33 @@ def test_a_failing_midi_port_is_reopened_and_nothing_sticks(model: Any, melody: 
     assert broken.closed and spare.messages
     # whatever the first port left sounding, the second never shows a note left on
     assert sounding_after(spare.messages) == set()
+
+
+def test_sighup_reload_restarts_with_the_new_settings_and_releases_notes(
+    model: Any, melody: np.ndarray
+) -> None:
+    port = RecordingPort()
+    sources = [FakeSource(melody, 22050, speed=1.0, finish=False), FakeSource(melody, 22050, speed=4.0)]
+    daemon = make_daemon(model, settings(midi={"bends": "none"}), sources, [port, RecordingPort("second")])
+    reloaded = settings(midi={"bends": "none"}, tracker={"max_hz": 300.0})
+    daemon._reload_settings = lambda: reloaded
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 64 in note_ons(port))
+    daemon.request_reload()
+    thread.join(60)
+    assert result == [0]
+    assert daemon.settings.tracker.max_hz == 300.0
+    ons = note_ons(port)
+    first_run, second_run = ons[: ons.index(64) + 1], ons[ons.index(64) + 1 :]
+    assert first_run[:2] == [60, 64]
+    assert second_run == [60]  # 64, 67 and 72 lie above 300 Hz now
+    assert sounding_after(port.messages) == set()
+
+
+def test_the_status_line_shows_level_notes_load_latency_and_counters() -> None:
+    from livepitch.status import StatusSnapshot, format_status, note_name
+
+    assert [note_name(p) for p in (21, 60, 61, 108)] == ["A0", "C4", "C#4", "C8"]
+    line = format_status(StatusSnapshot(-12.0, [64, 60], 0.41, 61.1, 84.3, 2, 1, "BasicPitch Out"), width=200)
+    assert "-12 dB [########--]" in line and "notes C4 E4" in line and "cpu  41%" in line
+    assert "delay 61-84 ms" in line and "overflows 2 drops 1" in line and line.endswith("BasicPitch Out")
