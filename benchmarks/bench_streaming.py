@@ -107,6 +107,9 @@ class _ReplayFrames:
     def reset(self) -> None:
         return None
 
+    def warm_up(self) -> None:
+        return None
+
 
 def track(frames: list[Frame], n_samples: int, settings: LiveSettings) -> tuple[list[Event], float]:
     """Run tracker + voices over recorded frames; return events and tracker CPU seconds."""

@@ -42,7 +42,9 @@ def open_engine(settings: LiveSettings | None = None) -> StreamingEngine:
 
     settings = settings or LiveSettings()
     model = BasicPitchModel(resolve_model_path(settings.model.path), threads=settings.model.threads or 1)
-    return build_engine(model, settings)
+    engine = build_engine(model, settings)
+    engine.warm_up()
+    return engine
 
 
 def stream_file(path: str | Path, settings: LiveSettings | None = None) -> Iterator[Event]:

@@ -196,6 +196,7 @@ class Daemon:
         channel = None if settings.audio.channel is None else settings.audio.channel - 1
         converter = DeviceToModel(source.rate_hz, source.channels, channel)
         self.engine = build_engine(self._model, settings)
+        self.engine.warm_up()  # a model that cannot run fails here, on the main thread
         self.worker = Worker(
             ring,
             converter,

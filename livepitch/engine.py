@@ -62,6 +62,10 @@ class StreamingEngine:
         now = self.consumed_samples
         return self.voices.handle(self.tracker.finish(min(self._last_frame_end, now), now))
 
+    def warm_up(self) -> None:
+        """Build and run the model once before real audio arrives (call on any thread, before use)."""
+        self.frames.warm_up()
+
     def reset(self) -> None:
         """Restart from sample 0 with no state (release notes first)."""
         self.frames.reset()

@@ -62,3 +62,8 @@ class FrameEngine(Protocol):
     def reset(self) -> None:
         """Forget all audio and restart the clock at 0."""
         ...
+
+    def warm_up(self) -> None:
+        """Prepare and run the model once on silence (no state changes), so the first real
+        run neither fails late nor takes longer than the others."""
+        ...

@@ -127,7 +127,10 @@ class BasicPitchModel:
 
     def _split_sessions(self) -> _SplitSessions:
         if self._split is None:
-            from livepitch.model_graph import split_graph
+            try:
+                from livepitch.model_graph import split_graph
+            except ImportError as err:
+                raise ModelError(f"streaming needs the onnx package ({err}); reinstall livepitch") from err
 
             graphs = split_graph(self.path, (self._outputs.note, self._outputs.onset, self._outputs.contour))
             self._split = _SplitSessions(graphs, self._open(graphs.frontend), self._open(graphs.cnn))

@@ -83,6 +83,10 @@ class WindowEngine:
         """Model windows run since the last reset."""
         return self._windows_run
 
+    def warm_up(self) -> None:
+        """Run the model once on a silent window (sessions built, caches warm); state untouched."""
+        self._model.run_window(np.zeros(WINDOW_SAMPLES, dtype=np.float32), 0, WINDOW_FRAMES)
+
     def reset(self) -> None:
         """Forget all audio; the next sample pushed is sample 0."""
         self._history[:] = 0.0
