@@ -209,16 +209,19 @@ def note_f1(reference: NoteArray, estimate: NoteArray, with_offsets: bool) -> fl
     if len(ref_hz) == 0 or len(est_hz) == 0:
         return 0.0
     _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
-        ref_intervals,
-        ref_hz,
-        est_intervals,
-        est_hz,
-        onset_tolerance=ONSET_TOLERANCE_S,
-        pitch_tolerance=PITCH_TOLERANCE_CENTS,
-        offset_ratio=OFFSET_RATIO if with_offsets else None,
-        offset_min_tolerance=OFFSET_MIN_TOLERANCE_S,
+        ref_intervals, ref_hz, est_intervals, est_hz, **_tolerances(with_offsets)
     )
     return float(f1)
+
+
+def _tolerances(with_offsets: bool) -> dict[str, float | None]:
+    """mir_eval's matching tolerances, onset-only or with offsets."""
+    return {
+        "onset_tolerance": ONSET_TOLERANCE_S,
+        "pitch_tolerance": PITCH_TOLERANCE_CENTS,
+        "offset_ratio": OFFSET_RATIO if with_offsets else None,
+        "offset_min_tolerance": OFFSET_MIN_TOLERANCE_S,
+    }
 
 
 def _matched(
@@ -229,14 +232,7 @@ def _matched(
     with_offsets: bool,
 ) -> int:
     matching = mir_eval.transcription.match_notes(
-        ref_intervals,
-        ref_hz,
-        est_intervals,
-        est_hz,
-        onset_tolerance=ONSET_TOLERANCE_S,
-        pitch_tolerance=PITCH_TOLERANCE_CENTS,
-        offset_ratio=OFFSET_RATIO if with_offsets else None,
-        offset_min_tolerance=OFFSET_MIN_TOLERANCE_S,
+        ref_intervals, ref_hz, est_intervals, est_hz, **_tolerances(with_offsets)
     )
     return len(matching)
 

@@ -12,12 +12,21 @@ import numpy as np
 from livepitch.errors import OutputError, first_line
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend, event_kind
 from livepitch.geometry import MODEL_RATE_HZ
-from livepitch.midi_file import TEMPO_US_PER_BEAT, TICKS_PER_BEAT, samples_to_ticks, setup_messages
+from livepitch.midi_file import samples_to_ticks, timed_messages_to_midi
 from livepitch.notes import Note
 from livepitch.settings import BendMode
 
 EVENTS_CSV_COLUMNS = ("kind", "time_s", "emitted_s", "pitch", "velocity", "channel", "bend_cents")
 """``channel`` is the MIDI channel 1-16; ``time_s`` the musical time, ``emitted_s`` when it was sent."""
+
+
+def event_to_message(event: Event) -> mido.Message:
+    """The MIDI message of an event."""
+    if isinstance(event, NoteOn):
+        return mido.Message("note_on", channel=event.channel, note=event.pitch, velocity=event.velocity)
+    if isinstance(event, NoteOff):
+        return mido.Message("note_off", channel=event.channel, note=event.pitch, velocity=0)
+    return mido.Message("pitchwheel", channel=event.channel, pitch=event.value)
 
 
 def write_events_csv(path: str | Path, events: Iterable[Event]) -> None:
@@ -89,31 +98,17 @@ def events_to_midi(events: Iterable[Event], bends: BendMode, bend_range_semitone
         enumerate(events),
         key=lambda item: (samples_to_ticks(item[1].time_sample), _ORDER[event_kind(item[1])], item[0]),
     )
-    track = mido.MidiTrack()
-    track.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US_PER_BEAT, time=0))
-    track.extend(setup_messages(bends, bend_range_semitones))
     sounding: set[tuple[int, int]] = set()
-    previous_tick = 0
+    timed: list[tuple[int, mido.Message]] = []
     for _, event in ordered:
         if isinstance(event, NoteOn):
             sounding.add((event.channel, event.pitch))
-            message = mido.Message(
-                "note_on", channel=event.channel, note=event.pitch, velocity=event.velocity
-            )
         elif isinstance(event, NoteOff):
             sounding.discard((event.channel, event.pitch))
-            message = mido.Message("note_off", channel=event.channel, note=event.pitch, velocity=0)
-        else:
-            if (event.channel, event.pitch) not in sounding and not _starts_next(event, ordered):
-                continue
-            message = mido.Message("pitchwheel", channel=event.channel, pitch=event.value)
-        tick = samples_to_ticks(event.time_sample)
-        track.append(message.copy(time=tick - previous_tick))
-        previous_tick = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
-    midi.tracks.append(track)
-    return midi
+        elif (event.channel, event.pitch) not in sounding and not _starts_next(event, ordered):
+            continue
+        timed.append((event.time_sample, event_to_message(event)))
+    return timed_messages_to_midi(timed, bends, bend_range_semitones)
 
 
 def _starts_next(bend: PitchBend, ordered: list[tuple[int, Event]]) -> bool:

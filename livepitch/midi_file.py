@@ -146,11 +146,20 @@ def notes_to_midi(notes: list[Note], bends: BendMode, bend_range_semitones: int)
         timed.append((note.end_sample, _ORDER_NOTE_OFF, index, off))
     timed.sort(key=lambda item: (samples_to_ticks(item[0]), item[1], item[2]))
 
+    return timed_messages_to_midi(
+        [(sample, message) for sample, _, _, message in timed], bends, bend_range_semitones
+    )
+
+
+def timed_messages_to_midi(
+    timed: list[tuple[int, mido.Message]], bends: BendMode, bend_range_semitones: int
+) -> mido.MidiFile:
+    """A type-0 file at 120 bpm: the setup messages, then ``(sample, message)`` pairs in order."""
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US_PER_BEAT, time=0))
     track.extend(setup_messages(bends, bend_range_semitones))
     previous_tick = 0
-    for sample, _order, _index, message in timed:
+    for sample, message in timed:
         tick = samples_to_ticks(sample)
         track.append(message.copy(time=tick - previous_tick))
         previous_tick = tick

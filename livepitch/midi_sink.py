@@ -19,7 +19,7 @@ from typing import Protocol, TextIO
 import mido
 
 from livepitch.errors import MidiPortError, OutputError, first_line
-from livepitch.event_files import EVENTS_CSV_COLUMNS, write_events_midi
+from livepitch.event_files import EVENTS_CSV_COLUMNS, event_to_message, write_events_midi
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend, event_kind
 from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.midi_file import setup_messages
@@ -39,15 +39,6 @@ class Port(Protocol):
     def send(self, message: list[int]) -> None: ...
 
     def close(self) -> None: ...
-
-
-def event_to_message(event: Event) -> mido.Message:
-    """The MIDI message of an event."""
-    if isinstance(event, NoteOn):
-        return mido.Message("note_on", channel=event.channel, note=event.pitch, velocity=event.velocity)
-    if isinstance(event, NoteOff):
-        return mido.Message("note_off", channel=event.channel, note=event.pitch, velocity=0)
-    return mido.Message("pitchwheel", channel=event.channel, pitch=event.value)
 
 
 class MidiSink:
