@@ -306,7 +306,7 @@ def run_daemon_command(args: argparse.Namespace) -> int:
     from livepitch.status import StatusLine
 
     status_line = StatusLine()
-    configure_logging(settings.ui.log_level, settings.ui.log_json, status_line)
+    configure_logging("debug" if args.verbose else settings.ui.log_level, settings.ui.log_json, status_line)
     reload = (lambda: daemon_settings_from_args(args)) if args.config is not None else None
     resumed = _resume_count()
     if resumed and settings.port.record is not None:
