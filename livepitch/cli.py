@@ -585,10 +585,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     commands = {"run", "transcribe", "devices", "config"}
-    if not arguments or (arguments[0] not in commands and arguments[0] not in ("-h", "--help", "--version")):
-        arguments.insert(0, "run")
-    if arguments[0] in ("-v", "--verbose") and (len(arguments) == 1 or arguments[1] not in commands):
-        arguments.insert(1, "run")
+    head = 1 if arguments and arguments[0] in ("-v", "--verbose") else 0  # the one global flag
+    rest = arguments[head:]
+    if not rest or (rest[0] not in commands and rest[0] not in ("-h", "--help", "--version")):
+        arguments.insert(head, "run")
     args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

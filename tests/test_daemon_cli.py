@@ -66,3 +66,11 @@ def test_replaying_a_file_prints_records_and_logs_even_without_a_midi_system(tmp
     with open(tmp_path / "events.csv", newline="") as handle:
         kinds = [row["kind"] for row in csv.DictReader(handle)]
     assert kinds.count("note_on") == kinds.count("note_off") == 2
+
+
+def test_verbose_before_the_implied_run_command_logs_debug(tmp_path: Path) -> None:
+    wav = tmp_path / "silence.wav"
+    soundfile.write(wav, sequence([], 0.5), 22050)
+    result = livepitch("-v", "--input-file", wav, "--quiet", "--midi-api", "alsa")
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG" in result.stderr
