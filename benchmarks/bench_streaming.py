@@ -227,7 +227,9 @@ def evaluate(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lookahead-ms", type=float, nargs="+", default=[25, 50, 75, 100, 150, 250])
+    parser.add_argument(
+        "--lookahead-ms", type=float, nargs="+", default=[26.3, 49.5, 72.7, 96.0, 154.0, 246.9]
+    )
     parser.add_argument("--hops", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="tracker setting")
     args = parser.parse_args()

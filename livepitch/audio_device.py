@@ -94,9 +94,12 @@ def _default_input_index() -> int:
 
 def reinitialise_portaudio() -> None:
     """Make PortAudio look for devices again (after an audio server restarted)."""
-    with quiet_native_stderr():
-        sounddevice._terminate()
-        sounddevice._initialize()
+    try:
+        with quiet_native_stderr():
+            sounddevice._terminate()
+            sounddevice._initialize()
+    except sounddevice.PortAudioError as err:
+        raise DeviceError(f"cannot restart the audio system: {first_line(err)}") from err
 
 
 STOP_TIMEOUT_S = 1.0
@@ -115,6 +118,10 @@ class DeviceSource:
     ) -> None:
         self.device = find_input_device(wanted, host_api)
         self.rate_hz = rate_hz or self.device.default_rate_hz
+        if channels is not None and channels > self.device.max_input_channels:
+            raise DeviceError(
+                f"input channel {channels} does not exist: {self.device.name} has {self.device.max_input_channels}"
+            )
         self.channels = channels or min(self.device.max_input_channels, 2)
         self.block_frames = block_frames
         self.description = (

@@ -83,7 +83,7 @@ class FileReplaySource:
 
     @property
     def finished(self) -> bool:
-        return self._done.is_set()
+        return self._done.is_set() and self._error is None
 
     @property
     def error(self) -> str | None:

@@ -44,7 +44,10 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
         help="note posterior that keeps a note on, 0-1 (0.3)",
     )
     group.add_argument(
-        "--min-note-ms", type=float, metavar="MS", help="notes must last longer than this (127.70)"
+        "--min-note-ms",
+        type=float,
+        metavar="MS",
+        help="offline: notes must last longer than this (127.70); --stream: no note-off sooner (35)",
     )
     group.add_argument("--min-hz", type=float, metavar="HZ", help="ignore pitches below this frequency")
     group.add_argument("--max-hz", type=float, metavar="HZ", help="ignore pitches above this frequency")
@@ -152,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")
     stream.add_argument(
         "--bend-threshold-cents", type=float, metavar="C", help="send bends that moved more (5)"
+    )
+    stream.add_argument(
+        "--probation-ms", type=float, metavar="MS", help="how long a weak onset must hold (40)"
+    )
+    stream.add_argument(
+        "--bend-smoothing-ms", type=float, metavar="MS", help="bend smoothing time constant (15)"
     )
     _add_decoder_options(transcribe)
     _add_midi_options(transcribe)
@@ -420,6 +429,8 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
             "release_ms": args.release_ms,
             "max_polyphony": args.max_polyphony,
             "bend_threshold_cents": args.bend_threshold_cents,
+            "probation_ms": args.probation_ms,
+            "bend_smoothing_ms": args.bend_smoothing_ms,
         }
     )
     values: dict[str, Any] = {
@@ -445,6 +456,8 @@ _STREAM_ONLY = (
     "release_ms",
     "max_polyphony",
     "bend_threshold_cents",
+    "probation_ms",
+    "bend_smoothing_ms",
 )
 
 

@@ -44,7 +44,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             return tables
     except FileNotFoundError as err:
         raise ConfigError(f"config file {path} does not exist") from err
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML ({first_line(err)})") from err
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {first_line(err)}") from err

@@ -66,7 +66,9 @@ def default_factories() -> Factories:
             return FileReplaySource(audio.input_file, audio.block_frames)
         from livepitch.audio_device import DeviceSource
 
-        return DeviceSource(audio.input, audio.host_api, audio.sample_rate_hz, audio.block_frames)
+        return DeviceSource(
+            audio.input, audio.host_api, audio.sample_rate_hz, audio.block_frames, audio.channel
+        )
 
     def port(settings: DaemonSettings) -> Port:
         from livepitch.midi_port import open_output
@@ -143,6 +145,7 @@ class Daemon:
                     return 0
             else:
                 source = self.factories.source(self.settings)  # an unknown device fails here, first
+                self._check_channel(source)
                 self._open_sink()
                 self._start_pipeline(source)
             return self._loop()
@@ -188,13 +191,21 @@ class Daemon:
             append_events=self.resumed > 0,
         )
 
+    def _check_channel(self, source: AudioSource) -> None:
+        channel = self.settings.audio.channel
+        if channel is not None and channel > source.channels:
+            raise DeviceError(f"--channel {channel}: {source.description} has {source.channels} channels")
+
     def _start_pipeline(self, source: AudioSource) -> None:
         """A fresh ring, converter, engine and worker for ``source``, started."""
         assert self._model is not None and self.sink is not None
         settings = self.settings
         ring = AudioRing(max(1, int(settings.audio.ring_ms / 1000.0 * source.rate_hz)), source.channels)
+        self._check_channel(source)
         channel = None if settings.audio.channel is None else settings.audio.channel - 1
         converter = DeviceToModel(source.rate_hz, source.channels, channel)
+        if self.engine is not None:  # a restart: recorded times go on from where the last run ended
+            self.sink.time_offset_samples += self.engine.consumed_samples
         self.engine = build_engine(self._model, settings)
         self.engine.warm_up()  # a model that cannot run fails here, on the main thread
         self.worker = Worker(
@@ -247,12 +258,19 @@ class Daemon:
         """Stop the worker and the source; release every sounding note (main thread)."""
         worker, source = self.worker, self.source
         self.worker, self.source = None, None
+        if source is not None:
+            source.stop()  # no more audio: the worker finishes its chunk and sees the stop
         if worker is not None:
             worker.stop()
-        if self.sink is not None and self.engine is not None:
-            self.sink.release_all(self.engine.release_all())
-        if source is not None:
-            source.stop()
+        events: list[Event] = []
+        try:
+            if self.engine is not None and (worker is None or not worker.alive):
+                events = self.engine.release_all()
+            elif worker is not None:
+                log.error("the worker did not stop; releasing the notes the MIDI port knows of")
+        finally:
+            if self.sink is not None:
+                self.sink.release_all(events)
         log.debug("pipeline stopped: %s", reason)
 
     def _shutdown(self) -> None:
@@ -357,26 +375,40 @@ class Daemon:
         return self.sink is not None and self.sink.last_api is MidiApi.JACK
 
     def _reload(self) -> None:
-        """SIGHUP: read the config again; restart the pipeline with it (notes released first)."""
+        """SIGHUP: read the config again and restart the pipeline with it (notes released first).
+
+        The new model and audio source are built before the old pipeline stops, so a bad file,
+        device or model leaves the daemon running as it was. A new MIDI port or bend mode takes
+        effect through the sink's reopening (retried with backoff if it fails); the recording
+        and the events log go on in the files they started in.
+        """
         if self._reload_settings is None:
             log.info("SIGHUP: no configuration file to reload")
             return
+        old = self.settings
         try:
             new = self._reload_settings()
+            model = self.factories.model(new) if new.model != old.model else self._model
+            source = self.factories.source(new)
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return
-        old, self.settings = self.settings, new
-        if self.worker is not None:
-            self._account(self.worker)
         self._stop_pipeline("reload")
-        if new.model != old.model:
-            assert self._model is not None
-            self._model = self.factories.model(new)
-        if (new.port, new.midi) != (old.port, old.midi) and self.sink is not None:
-            self.sink.close()
-            self._open_sink()
-        self._start_pipeline(self.factories.source(new))
+        self.settings, self._model = new, model
+        if self.sink is not None and (new.port.port, new.port.midi_api, new.port.connect, new.midi) != (
+            old.port.port,
+            old.port.midi_api,
+            old.port.connect,
+            old.midi,
+        ):
+            self.sink.switch_port(new.midi.bends, new.midi.effective_bend_range_semitones)
+        try:
+            self._start_pipeline(source)
+        except LivepitchError as err:
+            log.error("the reloaded configuration failed (%s); back to the previous one", err)
+            self.settings = old
+            self._start_pipeline(self.factories.source(old))
+            return
         log.info("configuration reloaded")
 
     # -- output for a person ------------------------------------------------------------

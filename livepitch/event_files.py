@@ -90,36 +90,37 @@ _ORDER = {"note_off": 0, "pitch_bend": 1, "note_on": 2}
 def events_to_midi(events: Iterable[Event], bends: BendMode, bend_range_semitones: int) -> mido.MidiFile:
     """A type-0 MIDI file of ``events`` placed at their musical times.
 
-    Events are ordered by time (note-offs, then bends, then note-ons at equal times). A bend
-    for a note that no longer sounds on its channel at that time is left out, so a file
-    replays what was heard.
+    Events are ordered by time (note-offs, then bends, then note-ons at equal times, so a
+    re-struck note ends before it starts again); a note-off that would fall on its own
+    note-on's tick moves one tick later, so no note is lost. A bend for a note that no longer
+    sounds on its channel is left out, so a file replays what was heard.
     """
-    ordered = sorted(
-        enumerate(events),
-        key=lambda item: (samples_to_ticks(item[1].time_sample), _ORDER[event_kind(item[1])], item[0]),
-    )
+    listed = list(events)
+    on_tick: dict[tuple[int, int], int] = {}
+    ticks: list[int] = []
+    for event in listed:
+        tick = samples_to_ticks(event.time_sample)
+        key = (event.channel, event.pitch)
+        if isinstance(event, NoteOn):
+            on_tick[key] = tick
+        elif isinstance(event, NoteOff) and key in on_tick and tick <= on_tick[key]:
+            tick = on_tick[key] + 1
+        ticks.append(tick)
+    order = sorted(range(len(listed)), key=lambda i: (ticks[i], _ORDER[event_kind(listed[i])], i))
+    starts = {(e.channel, e.pitch, ticks[i]) for i, e in enumerate(listed) if isinstance(e, NoteOn)}
     sounding: set[tuple[int, int]] = set()
     timed: list[tuple[int, mido.Message]] = []
-    for _, event in ordered:
+    for i in order:
+        event = listed[i]
+        key = (event.channel, event.pitch)
         if isinstance(event, NoteOn):
-            sounding.add((event.channel, event.pitch))
+            sounding.add(key)
         elif isinstance(event, NoteOff):
-            sounding.discard((event.channel, event.pitch))
-        elif (event.channel, event.pitch) not in sounding and not _starts_next(event, ordered):
-            continue
-        timed.append((event.time_sample, event_to_message(event)))
-    return timed_messages_to_midi(timed, bends, bend_range_semitones)
-
-
-def _starts_next(bend: PitchBend, ordered: list[tuple[int, Event]]) -> bool:
-    """Whether ``bend`` is the initial bend sent just before its note's note-on."""
-    return any(
-        isinstance(e, NoteOn)
-        and e.channel == bend.channel
-        and e.pitch == bend.pitch
-        and e.time_sample == bend.time_sample
-        for _, e in ordered
-    )
+            sounding.discard(key)
+        elif key not in sounding and (event.channel, event.pitch, ticks[i]) not in starts:
+            continue  # a bend of a note that has ended (the bend that pre-positions a note-on stays)
+        timed.append((ticks[i], event_to_message(event)))
+    return timed_messages_to_midi(timed, bends, bend_range_semitones, in_ticks=True)
 
 
 def write_events_midi(

@@ -152,15 +152,18 @@ def notes_to_midi(notes: list[Note], bends: BendMode, bend_range_semitones: int)
 
 
 def timed_messages_to_midi(
-    timed: list[tuple[int, mido.Message]], bends: BendMode, bend_range_semitones: int
+    timed: list[tuple[int, mido.Message]], bends: BendMode, bend_range_semitones: int, in_ticks: bool = False
 ) -> mido.MidiFile:
-    """A type-0 file at 120 bpm: the setup messages, then ``(sample, message)`` pairs in order."""
+    """A type-0 file at 120 bpm: the setup messages, then ``(time, message)`` pairs in order.
+
+    Times are model-rate samples, or MIDI ticks with ``in_ticks``.
+    """
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US_PER_BEAT, time=0))
     track.extend(setup_messages(bends, bend_range_semitones))
     previous_tick = 0
-    for sample, message in timed:
-        tick = samples_to_ticks(sample)
+    for time, message in timed:
+        tick = time if in_ticks else samples_to_ticks(time)
         track.append(message.copy(time=tick - previous_tick))
         previous_tick = tick
     track.append(mido.MetaMessage("end_of_track", time=0))

@@ -10,7 +10,10 @@ stuck: the notes sounding when the port failed are released on the new port.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,7 +45,14 @@ class Port(Protocol):
 
 
 class MidiSink:
-    """Sends events to a port (reopened through ``reopen`` after failures), records them too."""
+    """Sends events to a port (reopened through ``reopen`` after failures), records them too.
+
+    One lock serialises the worker's ``send`` and the main thread's ``release_all``/``close``;
+    after ``close`` nothing is sent or reopened any more. A note counts as sounding from its
+    delivered note-on until its note-off is delivered, so notes the port lost are released on
+    the next port. ``time_offset_samples`` shifts recorded and logged times so that sessions
+    whose engine clock restarted (after a device loss or a reload) follow each other.
+    """
 
     def __init__(
         self,
@@ -60,12 +70,17 @@ class MidiSink:
         self._port: Port | None = None
         self.last_api: object | None = None
         """The MIDI system of the last port opened (``MidiApi``), if the port says."""
+        self._lock = threading.RLock()
+        self._closed = False
         self._retry_at = 0.0
         self._failures = 0
         self.send_errors = 0
+        self.time_offset_samples = 0
         self._sounding: set[tuple[int, int]] = set()
         self._used_channels: set[int] = set()
         self._record_path = record_path
+        if record_path is not None:
+            _check_writable(record_path)
         self._recorded: list[Event] = []
         self._csv: TextIO | None = None
         if events_csv is not None:
@@ -82,27 +97,33 @@ class MidiSink:
     @property
     def port_name(self) -> str | None:
         """The open port's name, or None while it is down."""
-        return self._port.name if self._port is not None else None
+        port = self._port
+        return port.name if port is not None else None
 
     @property
     def sounding(self) -> list[tuple[int, int]]:
         """``(channel, pitch)`` of every sounding note."""
-        return sorted(self._sounding)
+        with self._lock:
+            return sorted(self._sounding)
 
-    def _attach(self, port: Port) -> None:
+    def _attach(self, port: Port) -> bool:
+        """Use ``port``: send the setup messages; False if it failed on the way."""
         self._port = port
         self.last_api = getattr(port, "api", None)
         self._failures = 0
         for message in setup_messages(self.bends, self.bend_range_semitones):
-            self._raw_send(message.bytes())
+            if not self._raw_send(message.bytes()):
+                return False
+        return True
 
     def _raw_send(self, data: list[int]) -> bool:
-        port = self._port
-        if port is None and not self._try_reopen():
+        if self._port is None and not self._try_reopen():
             return False
-        assert self._port is not None
+        port = self._port
+        if port is None:
+            return False
         try:
-            self._port.send(data)
+            port.send(data)
             return True
         except MidiPortError as err:
             self.send_errors += 1
@@ -119,7 +140,8 @@ class MidiSink:
         self._failures += 1
 
     def _try_reopen(self) -> bool:
-        if self._reopen is None or time.monotonic() < self._retry_at:
+        """Open a new port if it is time to try; True if one is open afterwards."""
+        if self._closed or self._reopen is None or time.monotonic() < self._retry_at:
             return False
         try:
             port = self._reopen()
@@ -128,32 +150,56 @@ class MidiSink:
             self._drop_port()
             return False
         log.info("MIDI port %r open again", port.name)
-        stuck = sorted(self._sounding)
-        self._attach(port)
-        for channel, pitch in stuck:  # whatever was sounding when the port failed
-            self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes())
-        self._sounding.clear()
-        return True
+        if not self._attach(port):
+            return False
+        for channel, pitch in sorted(self._sounding):  # what was sounding when the port failed
+            if self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()):
+                self._sounding.discard((channel, pitch))
+        return self._port is not None
 
     def reconnect(self) -> None:
         """Close and reopen the port now (its server restarted under it)."""
-        self._drop_port()
-        self._retry_at = 0.0
-        self._try_reopen()
+        with self._lock:
+            self._drop_port()
+            self._retry_at = 0.0
+            self._try_reopen()
+
+    def switch_port(self, bends: BendMode, bend_range_semitones: int) -> None:
+        """Close the port and open the one ``reopen`` now gives, with a new bend mode (a reload)."""
+        with self._lock:
+            self._drop_port()
+            self.bends, self.bend_range_semitones = bends, bend_range_semitones
+            self._retry_at = 0.0
+            self._try_reopen()
 
     def send(self, events: Iterable[Event]) -> None:
         """Send events in order (worker thread); log them to the CSV and the recording."""
-        for event in events:
-            self._used_channels.add(event.channel)
-            delivered = self._raw_send(event_to_message(event).bytes())
-            if isinstance(event, NoteOn) and delivered:
-                self._sounding.add((event.channel, event.pitch))
-            elif isinstance(event, NoteOff):
-                self._sounding.discard((event.channel, event.pitch))
-            if self._record_path is not None:
-                self._recorded.append(event)
-            if self._csv is not None:
-                self._write_csv_row(event)
+        with self._lock:
+            if self._closed:
+                return
+            for event in events:
+                self._used_channels.add(event.channel)
+                delivered = self._raw_send(event_to_message(event).bytes())
+                key = (event.channel, event.pitch)
+                if isinstance(event, NoteOn) and delivered:
+                    self._sounding.add(key)
+                elif isinstance(event, NoteOff) and delivered:
+                    self._sounding.discard(key)
+                self._log(event)
+
+    def _log(self, event: Event) -> None:
+        if self._record_path is None and self._csv is None:
+            return
+        if self.time_offset_samples:
+            event = dataclasses.replace(
+                event,
+                time_sample=event.time_sample + self.time_offset_samples,
+                emitted_sample=event.emitted_sample + self.time_offset_samples,
+            )
+        if self._record_path is not None:
+            self._recorded.append(event)
+        if self._csv is not None:
+            self._write_csv_row(event)
 
     def _write_csv_row(self, event: Event) -> None:
         assert self._csv is not None
@@ -166,24 +212,43 @@ class MidiSink:
 
     def release_all(self, events: Iterable[Event] = ()) -> None:
         """Send ``events`` (the engine's note-offs), then end anything still sounding and send
-        All Notes Off on every channel used. Call with the worker stopped."""
-        self.send(events)
-        for channel, pitch in sorted(self._sounding):
-            self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes())
-        self._sounding.clear()
-        for channel in sorted(self._used_channels):
-            self._raw_send(
-                mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0).bytes()
-            )
+        All Notes Off on every channel used (main thread, after stopping the worker)."""
+        with self._lock:
+            if self._closed:
+                return
+            self.send(events)
+            for channel, pitch in sorted(self._sounding):
+                if self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()):
+                    self._sounding.discard((channel, pitch))
+            for channel in sorted(self._used_channels):
+                message = mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0)
+                if self._raw_send(message.bytes()):
+                    self._sounding = {(c, p) for c, p in self._sounding if c != channel}
 
     def close(self) -> None:
-        """Write the recording and the CSV, close the port; safe to call twice."""
-        if self._csv is not None:
-            self._csv.close()
-            self._csv = None
-        if self._record_path is not None:
-            path, self._record_path = self._record_path, None
-            write_events_midi(path, self._recorded, self.bends, self.bend_range_semitones)
-        port, self._port = self._port, None
-        if port is not None:
-            port.close()
+        """Write the recording and the CSV, close the port; nothing is sent after. Safe twice."""
+        with self._lock:
+            self._closed = True
+            try:
+                if self._csv is not None:
+                    csv_file, self._csv = self._csv, None
+                    try:
+                        csv_file.close()
+                    except OSError as err:
+                        raise OutputError(f"cannot finish the events log: {first_line(err)}") from err
+                if self._record_path is not None:
+                    path, self._record_path = self._record_path, None
+                    write_events_midi(path, self._recorded, self.bends, self.bend_range_semitones)
+            finally:
+                port, self._port = self._port, None
+                if port is not None:
+                    port.close()
+
+
+def _check_writable(path: Path) -> None:
+    """Fail at start, not after a whole session, when a file cannot be written there."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: directory {parent} is not writable")

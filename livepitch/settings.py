@@ -134,7 +134,10 @@ class StreamSettings(BaseModel):
     )
     hop_frames: int = Field(DEFAULT_HOP_FRAMES, ge=1, le=142, description="frames published per model run")
     block_samples: int = Field(
-        1024, ge=1, le=1 << 20, description="block size when a file is replayed as a stream [samples]"
+        1024,
+        ge=1,
+        le=1 << 20,
+        description="block size of transcribe --stream and the API's stream_file [samples]",
     )
 
 
@@ -260,6 +263,12 @@ class AudioSettings(BaseModel):
     max_backlog_ms: float = Field(
         300.0, ge=20.0, le=30_000.0, description="skip ahead when further behind [ms]"
     )
+
+    @model_validator(mode="after")
+    def _backlog_fits_the_ring(self) -> AudioSettings:
+        if self.max_backlog_ms >= self.ring_ms:
+            raise ValueError(f"max_backlog_ms ({self.max_backlog_ms}) must be below ring_ms ({self.ring_ms})")
+        return self
 
 
 class UiSettings(BaseModel):

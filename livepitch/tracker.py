@@ -37,8 +37,10 @@ Runs on the worker thread, one frame at a time, and never looks further ahead th
   the first quiet frame — but never less than ``min_note_ms`` after the note-on. A minimum
   length cannot be enforced without delaying every note-on, so short notes are sent short;
   the onset gate above is what keeps spurious blips out (measured in docs/benchmarks.md).
-* **Polyphony.** At most ``max_polyphony`` notes; a new note steals the sounding note with the
-  least energy (the oldest among equals). Pitches outside ``min_hz``..``max_hz`` are ignored.
+* **Polyphony.** At most ``max_polyphony`` notes. At the limit, a new note replaces the sounding
+  note with the least energy (the oldest among equals) if it is stronger than that note and
+  that note started earlier; otherwise the new note is not played, so a note is never cut
+  in the frame it started. Pitches outside ``min_hz``..``max_hz`` are ignored.
 """
 
 from __future__ import annotations
@@ -422,10 +424,13 @@ class NoteTracker:
         intents: list[Intent],
         support: float,
     ) -> None:
-        """Start a note, stealing the weakest sounding note if the polyphony limit is reached."""
+        """Start a note; at the polyphony limit it replaces the weakest older note, if stronger."""
         if len(self._voices) >= self.params.max_polyphony:
-            victim = min(self._voices.values(), key=lambda v: (v.energy, v.note_id))
-            self._end(victim, max(onset_sample, victim.start_sample), frame.emitted_sample, intents)
+            older = [v for v in self._voices.values() if v.start_sample < onset_sample]
+            victim = min(older, key=lambda v: (v.energy, v.note_id)) if older else None
+            if victim is None or victim.energy >= support:
+                return  # every sounding note is as strong, or started with this one: skip it
+            self._end(victim, onset_sample, frame.emitted_sample, intents)
         self._start(pitch, velocity, onset_sample, frame, intents, support)
 
     def _holder_near(self, pitch: int) -> _Voice | None:

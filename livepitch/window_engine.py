@@ -43,12 +43,14 @@ class WindowFramesModel(Protocol):
 
 
 def lookahead_frames_for_ms(lookahead_ms: float, rate_hz: int = 22050) -> int:
-    """Whole frames of lookahead beyond the window edge closest to ``lookahead_ms``.
+    """Fewest whole frames beyond the window edge that give at least ``lookahead_ms``.
 
-    The lookahead actually used is ``68 + 256 k`` samples (3.1 ms + k x 11.6 ms).
+    The lookahead actually used is ``68 + 256 k`` samples (3.1 ms + k x 11.6 ms): 60 ms gives
+    61.1 ms, 49.5 gives 49.5, 50 gives 61.1.
     """
     samples = lookahead_ms * rate_hz / 1000.0
-    return max(0, min(MAX_LOOKAHEAD_FRAMES, round((samples - WINDOW_TAIL_SAMPLES) / FRAME_HOP_SAMPLES)))
+    steps = (samples - WINDOW_TAIL_SAMPLES) / FRAME_HOP_SAMPLES
+    return max(0, min(MAX_LOOKAHEAD_FRAMES, math.ceil(steps - 1e-6)))
 
 
 class WindowEngine:

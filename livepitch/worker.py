@@ -104,6 +104,8 @@ class Worker:
         if self.ring.available_frames == 0 and not last:
             return False
         while self.ring.available_frames > 0 or last:
+            if not last and self._stop.is_set():
+                break
             if not last and self.ring.available_frames > self.max_backlog_frames:
                 self._skip_ahead(self.ring.available_frames)
             block = self.ring.read(self.chunk_frames)

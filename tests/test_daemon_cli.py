@@ -74,3 +74,26 @@ def test_verbose_before_the_implied_run_command_logs_debug(tmp_path: Path) -> No
     result = livepitch("-v", "--input-file", wav, "--quiet", "--midi-api", "alsa")
     assert result.returncode == 0, result.stderr
     assert "DEBUG" in result.stderr
+
+
+def test_a_channel_the_input_lacks(tmp_path: Path) -> None:
+    wav = tmp_path / "mono.wav"
+    soundfile.write(wav, sequence([(0.1, 0.2, 60)], 0.5), 22050)
+    one_line(
+        livepitch("--input-file", wav, "--channel", "3", "--midi-api", "alsa", "--quiet"), 6, "has 1 channels"
+    )
+
+
+def test_a_config_file_that_is_not_text(tmp_path: Path) -> None:
+    config = tmp_path / "binary.toml"
+    config.write_bytes(b"\xff\xfe[stream]\n")
+    one_line(livepitch("config", "--config", config), 2, "not valid TOML")
+
+
+def test_an_unwritable_recording_is_refused_before_the_session(tmp_path: Path) -> None:
+    wav = tmp_path / "mono.wav"
+    soundfile.write(wav, sequence([(0.1, 0.2, 60)], 0.5), 22050)
+    result = livepitch(
+        "--input-file", wav, "--record", tmp_path / "no" / "x.mid", "--midi-api", "alsa", "--quiet"
+    )
+    assert result.returncode == 5 and "does not exist" in result.stderr

@@ -225,3 +225,25 @@ def test_random_posterior_streams_keep_every_invariant(
     assert on_channels <= ({0} if bends is not BendMode.MPE else set(range(1, 16)))
     if bends is BendMode.NONE:
         assert not [e for e in events if isinstance(e, PitchBend)]
+
+
+def test_at_the_polyphony_limit_a_note_is_never_cut_in_the_frame_it_started() -> None:
+    gram = Posteriogram(60)
+    gram.add_note(60, 10, 50, level=0.8)
+    gram.add_note(67, 10, 50, level=0.6)
+    events = run(gram, BendMode.NONE, max_polyphony=1)
+    check_event_stream(events)
+    assert [(type(e).__name__, e.pitch) for e in events] == [("NoteOn", 60), ("NoteOff", 60)]
+
+
+def test_at_the_polyphony_limit_a_stronger_later_note_replaces_the_weakest() -> None:
+    gram = Posteriogram(80)
+    gram.add_note(60, 10, 70, level=0.5)
+    gram.add_note(67, 30, 70, level=0.9)
+    events = run(gram, BendMode.NONE, max_polyphony=1)
+    check_event_stream(events)
+    assert [(type(e).__name__, e.pitch, e.time_sample // 256) for e in events][:3] == [
+        ("NoteOn", 60, 10),
+        ("NoteOff", 60, 30),
+        ("NoteOn", 67, 30),
+    ]

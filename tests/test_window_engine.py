@@ -129,8 +129,13 @@ def test_with_the_offline_lookahead_and_hop_streaming_equals_offline_exactly(
 
 
 def test_lookahead_ms_maps_to_whole_frames_beyond_the_window_edge() -> None:
+    # the fewest frames that give at least the lookahead asked for: 68 + 256 k samples
     assert lookahead_frames_for_ms(0) == 0
-    assert lookahead_frames_for_ms(3.1) == 0
-    assert lookahead_frames_for_ms(50) == 4  # 68 + 4 x 256 samples = 49.5 ms
-    assert lookahead_frames_for_ms(75) == 6  # 72.7 ms
+    assert lookahead_frames_for_ms(3.0) == 0  # 68 samples = 3.08 ms
+    assert lookahead_frames_for_ms(49.5) == 4  # 1092 samples = 49.52 ms
+    assert lookahead_frames_for_ms(50) == 5
+    assert lookahead_frames_for_ms(60) == 5  # 61.1 ms, the default
+    assert lookahead_frames_for_ms(72.7) == 6
     assert lookahead_frames_for_ms(10_000) == WINDOW_FRAMES - 1
+    for ms in (1.0, 10.0, 33.3, 60.0, 99.0, 500.0):
+        assert 68 + 256 * lookahead_frames_for_ms(ms) >= ms * 22.05 - 1e-6
