@@ -22,7 +22,7 @@ from typing import Any
 
 from livepitch.audio_sources import AudioSource, FileReplaySource
 from livepitch.engine import StreamingEngine, build_engine
-from livepitch.errors import DeviceError, LivepitchError, MidiPortError
+from livepitch.errors import AudioInputError, DeviceError, LivepitchError, MidiPortError
 from livepitch.events import Event, NoteOn
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.midi_sink import MidiSink, Port
@@ -301,6 +301,8 @@ class Daemon:
             ):
                 self._finish_file()
                 return 0
+            if source is not None and source.error is not None and self.settings.audio.input_file is not None:
+                raise AudioInputError(source.error)  # a broken file does not come back
             if source is not None and self._lost(source):
                 self._recover(source.error or "no audio arrived for a while")
             self._flush_printed()
