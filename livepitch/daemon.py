@@ -203,7 +203,7 @@ class Daemon:
         ring = AudioRing(max(1, int(settings.audio.ring_ms / 1000.0 * source.rate_hz)), source.channels)
         self._check_channel(source)
         channel = None if settings.audio.channel is None else settings.audio.channel - 1
-        converter = DeviceToModel(source.rate_hz, source.channels, channel)
+        converter = DeviceToModel(source.rate_hz, source.channels, channel, settings.audio.resample_quality)
         if self.engine is not None:  # a restart: recorded times go on from where the last run ended
             self.sink.time_offset_samples += self.engine.consumed_samples
         self.engine = build_engine(self._model, settings)
@@ -239,11 +239,12 @@ class Daemon:
         if self._started is None:
             return
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        shared_mb = _shared_memory_mb()
         wall_s = time.monotonic() - self._started[0]
         cpu_s = time.process_time() - self._started[1]
         log.info(
             "session: %.1f s, %d notes, %d overflows, %d drops, %d recoveries, CPU %.1f s (%.0f%% of one core), "
-            "peak RSS %.0f MB",
+            "peak RSS %.0f MB (of which %.0f MB shared memory, e.g. JACK's buffers)",
             wall_s,
             self.totals["notes"],
             self.totals["overflows"],
@@ -252,6 +253,7 @@ class Daemon:
             cpu_s,
             100.0 * cpu_s / max(wall_s, 1e-9),
             usage.ru_maxrss / 1024.0,
+            shared_mb,
         )
 
     def _stop_pipeline(self, reason: str) -> None:
@@ -456,6 +458,18 @@ class Daemon:
                 )
             )
         )
+
+
+def _shared_memory_mb() -> float:
+    """Shared memory mapped now (Linux ``RssShmem``): JACK's segments, owned by its server."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("RssShmem:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
 
 
 def run_daemon(settings: DaemonSettings, reload: Callable[[], DaemonSettings] | None = None) -> int:

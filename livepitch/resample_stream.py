@@ -17,15 +17,20 @@ class DeviceToModel:
 
     ``channel`` (0-based) picks one input channel; None averages them all. soxr's
     ``ResampleStream`` keeps its filter state across blocks, so the output does not depend
-    on how the input was cut.
+    on how the input was cut. Its higher qualities hold audio back: fed 256-frame blocks at
+    48 kHz, HQ lags 21 ms (median; 38 ms at most), LQ 11 ms, QQ none — and the model's
+    note F1 is the same with QQ (docs/benchmarks.md), so QQ is the default.
     """
 
-    def __init__(self, device_rate_hz: int, channels: int, channel: int | None = None) -> None:
+    def __init__(
+        self, device_rate_hz: int, channels: int, channel: int | None = None, quality: str = "QQ"
+    ) -> None:
         if channel is not None and not 0 <= channel < channels:
             raise ValueError(f"channel {channel + 1} does not exist (the input has {channels})")
         self.device_rate_hz = device_rate_hz
         self.channels = channels
         self.channel = channel
+        self.quality = quality
         self._stream: soxr.ResampleStream | None = None
         self.reset()
 
@@ -35,7 +40,7 @@ class DeviceToModel:
             self._stream = None
         else:
             self._stream = soxr.ResampleStream(
-                self.device_rate_hz, MODEL_RATE_HZ, 1, dtype="float32", quality="HQ"
+                self.device_rate_hz, MODEL_RATE_HZ, 1, dtype="float32", quality=self.quality
             )
 
     def mono(self, block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

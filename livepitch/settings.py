@@ -259,6 +259,11 @@ class AudioSettings(BaseModel):
     input_file: Path | None = Field(
         None, description="replay this audio file at real-time pace instead of a device"
     )
+    resample_quality: str = Field(
+        "QQ",
+        pattern="^(QQ|LQ|MQ|HQ|VHQ)$",
+        description="soxr quality of the live resampler: QQ (no delay) .. VHQ",
+    )
     ring_ms: float = Field(2000.0, ge=100.0, le=60_000.0, description="capture ring capacity [ms]")
     max_backlog_ms: float = Field(
         300.0, ge=20.0, le=30_000.0, description="skip ahead when further behind [ms]"
