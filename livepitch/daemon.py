@@ -13,6 +13,7 @@ import collections
 import logging
 import resource
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from livepitch.worker import Worker
 log = logging.getLogger("livepitch")
 
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+GIL_SWITCH_INTERVAL_S = 0.0005
 STALL_S = 1.5
 """No audio for this long from a device that should be running means it is gone."""
 
@@ -138,6 +140,9 @@ class Daemon:
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
         """Start everything, loop until stopped or the input file ends, release, close."""
+        # The audio callback is Python code: it needs the GIL within a fraction of an audio
+        # period, not after the default 5 ms switch interval while the worker runs the tracker.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         try:
             self._model = self.factories.model(self.settings)
             if self.resumed:
