@@ -143,29 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     stream = transcribe.add_argument_group("file as live (the streaming engine, with a virtual clock)")
     stream.add_argument("--stream", action="store_true", help="run the live code path on the file")
-    stream.add_argument(
-        "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (60)"
-    )
-    stream.add_argument("--hop-frames", type=int, metavar="H", help="frames published per model run (3)")
     stream.add_argument("--block-samples", type=int, metavar="N", help="block size fed to the engine (1024)")
     stream.add_argument(
         "--events-csv", type=Path, metavar="EVENTS.csv", help="write every event (needs --stream)"
     )
-    stream.add_argument("--release-ms", type=float, metavar="MS", help="quiet time before a note-off (35)")
-    stream.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")
-    stream.add_argument(
-        "--bend-threshold-cents", type=float, metavar="C", help="send bends that moved more (5)"
-    )
-    stream.add_argument(
-        "--probation-ms", type=float, metavar="MS", help="how long a weak onset must hold (40)"
-    )
-    stream.add_argument(
-        "--bend-smoothing-ms", type=float, metavar="MS", help="bend smoothing time constant (15)"
-    )
+    _add_live_engine_options(stream)
     _add_decoder_options(transcribe)
     _add_midi_options(transcribe)
     _add_model_options(transcribe)
     return parser
+
+
+def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
+    """Streaming-engine and tracker flags shared by ``run`` and ``transcribe --stream``."""
+    group.add_argument(
+        "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (60)"
+    )
+    group.add_argument("--hop-frames", type=int, metavar="H", help="frames published per model run (3)")
+    group.add_argument("--release-ms", type=float, metavar="MS", help="quiet time before a note-off (35)")
+    group.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")
+    group.add_argument(
+        "--probation-ms", type=float, metavar="MS", help="how long a weak onset must hold (40)"
+    )
+    group.add_argument(
+        "--bend-threshold-cents", type=float, metavar="C", help="send bends that moved more (5)"
+    )
+    group.add_argument(
+        "--bend-smoothing-ms", type=float, metavar="MS", help="bend smoothing time constant (15)"
+    )
 
 
 def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
@@ -206,10 +211,7 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
     midi.add_argument("--record", type=Path, metavar="FILE.mid", help="also write the session to a MIDI file")
     midi.add_argument("--events-csv", type=Path, metavar="EVENTS.csv", help="also log every event as CSV")
     engine = parser.add_argument_group("engine and tracker")
-    engine.add_argument(
-        "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (60)"
-    )
-    engine.add_argument("--hop-frames", type=int, metavar="H", help="frames published per model run (3)")
+    _add_live_engine_options(engine)
     engine.add_argument(
         "--onset-threshold", type=float, metavar="P", help="onset strength for a note, 0-1 (0.5)"
     )
@@ -222,22 +224,11 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="onsets from note rises (off)",
     )
-    engine.add_argument("--release-ms", type=float, metavar="MS", help="quiet time before a note-off (35)")
     engine.add_argument(
         "--min-note-ms", type=float, metavar="MS", help="no note-off sooner after its note-on (35)"
     )
-    engine.add_argument(
-        "--probation-ms", type=float, metavar="MS", help="how long a weak onset must hold (40)"
-    )
-    engine.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")
     engine.add_argument("--min-hz", type=float, metavar="HZ", help="ignore pitches below")
     engine.add_argument("--max-hz", type=float, metavar="HZ", help="ignore pitches above")
-    engine.add_argument(
-        "--bend-threshold-cents", type=float, metavar="C", help="send bends that moved more (5)"
-    )
-    engine.add_argument(
-        "--bend-smoothing-ms", type=float, metavar="MS", help="bend smoothing time constant (15)"
-    )
     model = parser.add_argument_group("model")
     model.add_argument(
         "--model", type=Path, metavar="PATH", help="nmp.onnx to use instead of the installed one"
