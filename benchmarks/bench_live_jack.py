@@ -794,10 +794,11 @@ def baseline_run(wav: Path, work: Path) -> Baseline:
 
 @dataclass
 class Components:
-    resampler_lag_ms: tuple[float, float, float]
-    """min, mean, max over 256-frame blocks of the audio soxr's stream holds back (48 kHz -> 22050)."""
-    resampler_burst: tuple[int, float]
-    """soxr's output comes in bursts: median burst [model samples], median blocks between bursts."""
+    quality: str
+    """The daemon's default live resampler quality (``audio.resample_quality``)."""
+    resampler_lag_ms: dict[str, tuple[float, float, float]]
+    """Per soxr quality: min, mean, max over 256-frame blocks of the audio the stream holds back
+    (48 kHz -> 22050 Hz); higher qualities return audio in bursts and hold it back meanwhile."""
     window_ms: tuple[float, float, float]
     """median, p95, max wall time of a block that ran a model window (feed: model + tracker)."""
     windows: int
@@ -816,8 +817,8 @@ def run_components(work: Path) -> Components:
     subprocess.run([sys.executable, str(Path(__file__).resolve()), "components", str(out)], check=True)
     raw = json.loads(out.read_text())
     return Components(
-        resampler_lag_ms=(raw["resampler_lag_ms"][0], raw["resampler_lag_ms"][1], raw["resampler_lag_ms"][2]),
-        resampler_burst=(int(raw["resampler_burst"][0]), float(raw["resampler_burst"][1])),
+        quality=str(raw["quality"]),
+        resampler_lag_ms={q: (v[0], v[1], v[2]) for q, v in raw["resampler_lag_ms"].items()},
         window_ms=(raw["window_ms"][0], raw["window_ms"][1], raw["window_ms"][2]),
         windows=int(raw["windows"]),
     )
@@ -833,36 +834,37 @@ def measure_components(synth: npt.NDArray[np.float32], block_frames: int = 256) 
     from livepitch.settings import DaemonSettings
 
     settings = DaemonSettings()
+    quality = str(getattr(settings.audio, "resample_quality", "HQ"))
+    lags: dict[str, tuple[float, float, float]] = {}
+    for q in ("QQ", "LQ", "HQ"):
+        converter = DeviceToModel(RATE_HZ, 1, 0, q)
+        consumed = produced = 0
+        held: list[float] = []
+        for start in range(0, synth.shape[0] - block_frames, block_frames):
+            produced += converter.convert(synth[start : start + block_frames].reshape(-1, 1)).shape[0]
+            consumed += block_frames
+            if start >= RATE_HZ // 2:
+                held.append(1000.0 * (consumed * MODEL_RATE_HZ / RATE_HZ - produced) / MODEL_RATE_HZ)
+        lags[q] = (min(held), float(np.mean(held)), max(held))
     model = BasicPitchModel(
         resolve_model_path(settings.model.path), threads=settings.model.threads or 1, spin=False
     )
     engine = build_engine(model, settings)
-    converter = DeviceToModel(RATE_HZ, 1, 0)
-    lags, window_ms, bursts, burst_blocks = [], [], [], []
-    consumed = produced = 0
-    last_burst = 0
+    converter = DeviceToModel(RATE_HZ, 1, 0, quality)
+    window_ms = []
     windows_before = 0
     for start in range(0, synth.shape[0] - block_frames, block_frames):
         block = synth[start : start + block_frames].reshape(-1, 1)
         t0 = time.perf_counter()
-        mono = converter.convert(block)
-        engine.feed(mono)
+        engine.feed(converter.convert(block))
         elapsed_ms = 1000.0 * (time.perf_counter() - t0)
-        consumed += block_frames
-        produced += mono.shape[0]
-        if mono.shape[0]:
-            bursts.append(mono.shape[0])
-            burst_blocks.append(start // block_frames - last_burst)
-            last_burst = start // block_frames
-        if start >= RATE_HZ // 2:
-            lags.append(1000.0 * (consumed * MODEL_RATE_HZ / RATE_HZ - produced) / MODEL_RATE_HZ)
         windows = int(getattr(engine.frames, "windows_run", 0))
         if windows > windows_before:
             window_ms.append(elapsed_ms)
         windows_before = windows
     return Components(
-        resampler_lag_ms=(min(lags), float(np.mean(lags)), max(lags)),
-        resampler_burst=(int(np.median(bursts)), float(np.median(burst_blocks[1:]))),
+        quality=quality,
+        resampler_lag_ms=lags,
         window_ms=(pct(window_ms, 50), pct(window_ms, 95), max(window_ms, default=float("nan"))),
         windows=len(window_ms),
     )
@@ -1290,14 +1292,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["latency_runs"] = [asdict(run) for run in runs]
             log("components: resampler and model window, in this process")
             components = run_components(work)
-            lag, window = components.resampler_lag_ms, components.window_ms
-            burst, every = components.resampler_burst
+            window = components.window_ms
+            held = "; ".join(
+                f"{q} {lo:.1f} / {mean:.1f} / {hi:.1f}"
+                for q, (lo, mean, hi) in components.resampler_lag_ms.items()
+            )
             print(
-                f"\nIn-process, block by block as the worker runs them (256-frame blocks): the soxr HQ stream "
-                f"(48 kHz -> 22050 Hz) returns audio in bursts of {burst} samples ({1000.0 * burst / 22050:.1f} ms) "
-                f"every {every:g} blocks and holds back {lag[0]:.1f}-{lag[2]:.1f} ms of audio (mean {lag[1]:.1f}); "
-                f"a block that runs a model window takes {window[0]:.1f} ms (p95 {window[1]:.1f}, max "
-                f"{window[2]:.1f}) over {components.windows} windows.",
+                f"\nIn-process, block by block as the worker runs them (256-frame blocks): audio the soxr stream "
+                f"(48 kHz -> 22050 Hz) holds back, min / mean / max ms: {held} (the daemon's default: "
+                f"{components.quality}); a block that runs a model window takes {window[0]:.1f} ms (p95 "
+                f"{window[1]:.1f}, max {window[2]:.1f}) over {components.windows} windows.",
                 flush=True,
             )
             results["components"] = asdict(components)

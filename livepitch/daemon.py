@@ -244,7 +244,9 @@ class Daemon:
         if self._started is None:
             return
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        shared_mb = _shared_memory_mb()
+        shared_mb = _status_mb("RssShmem") or 0.0
+        # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's peak
+        peak_mb = _status_mb("VmHWM") or usage.ru_maxrss / 1024.0
         wall_s = time.monotonic() - self._started[0]
         cpu_s = time.process_time() - self._started[1]
         log.info(
@@ -257,7 +259,7 @@ class Daemon:
             self.recoveries,
             cpu_s,
             100.0 * cpu_s / max(wall_s, 1e-9),
-            usage.ru_maxrss / 1024.0,
+            peak_mb,
             shared_mb,
         )
 
@@ -465,16 +467,16 @@ class Daemon:
         )
 
 
-def _shared_memory_mb() -> float:
-    """Shared memory mapped now (Linux ``RssShmem``): JACK's segments, owned by its server."""
+def _status_mb(field: str) -> float | None:
+    """A memory figure of this process from Linux's /proc/self/status [MB], if there is one."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("RssShmem:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return 0.0
+    return None
 
 
 def run_daemon(settings: DaemonSettings, reload: Callable[[], DaemonSettings] | None = None) -> int:
