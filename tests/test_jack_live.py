@@ -176,8 +176,10 @@ def test_notes_and_mpe_bends_arrive_and_sigterm_releases_everything(jack_server:
     events = note_events(report)
     ons = held_notes(events)
     assert [note for _, _, note in ons] == [60, 64, 67, 69]
+    # arrival after the onset; generous, since every JACK cycle the harness misses on a loaded
+    # machine delays the rest of its playback unseen (latency is measured by the benchmark)
     for (t, _, _), onset_s in zip(ons, (0.5, 1.1, 1.7, 2.4), strict=True):
-        assert onset_s - 0.03 <= t <= onset_s + 0.25
+        assert onset_s - 0.03 <= t <= onset_s + 0.6
     assert all(2 <= channel <= 16 for _, channel, _ in ons)
     vibrato_channel = ons[-1][1]
     bends = [
