@@ -7,11 +7,10 @@ server (``jackd -n lpb<pid><phase> -r -d dummy -r 48000 -p 512``; other servers 
 alone). livepitch runs as ``python -m livepitch --host-api JACK --midi-api jack --channel 1
 --quiet`` with default settings, and a harness process plays a WAV into its capture port and
 records its MIDI with the JACK frame each message arrived in — the same clock as the audio it
-plays. The harness is ``tests/jack_harness.py`` plus a log of the frame every block went out
-in (``bench_live_jack.py harness``, see ``harness_main``): when the harness misses a cycle
-(an xrun), the rest of the file goes out a period later than ``start_frame + i``, which
-``tests/jack_harness.py`` assumes; the tables give the latency on the logged timeline and,
-for comparison, on the nominal one.
+plays. The harness is ``tests/jack_harness.py``, which logs the frame every block went out
+in: when it misses a cycle (an xrun), the rest of the file goes out a period later than
+``start_frame + i``; the tables give the latency on the logged timeline and, for comparison,
+on the nominal one.
 
 1. Test signal: harmonic tones (``tests.synth``) with exact onsets, 40 single notes (MIDI
    40-84) and 4 chords over ~38 s at 48 kHz.
@@ -296,7 +295,7 @@ def run_harness(
     children: Children, server: str, wav: Path, report: Path, duration_s: float, on_playing: Any = None
 ) -> dict[str, Any]:
     argv = [
-        sys.executable, str(Path(__file__).resolve()), "harness", "--server", server, "--wav", str(wav),
+        sys.executable, str(REPO / "tests" / "jack_harness.py"), "--server", server, "--wav", str(wav),
         "--capture", "PortAudio.*in_0", "--midi", "BasicPitch Out", "--report", str(report),
         "--listen-s", "1.0", "--wait-ports-s", "60",
     ]  # fmt: skip
@@ -316,100 +315,6 @@ def run_harness(
         raise RuntimeError(f"the harness failed ({code}): {harness.stderr.read()}")
     result: dict[str, Any] = json.loads(report.read_text())
     return result
-
-
-def harness_main(argv: Sequence[str]) -> int:
-    """``bench_live_jack.py harness ...``: ``tests/jack_harness.py`` that also logs its timeline.
-
-    ``tests/jack_harness.py`` (whose options and report this keeps) assumes that sample ``i`` of
-    the WAV goes out in JACK frame ``start_frame + i``. A cycle the harness misses (an xrun in
-    which it was not run) delays the rest of the file by one period without that showing, and
-    the latencies measured after it grow by that much. This harness adds ``blocks``: the frame
-    of every cycle it played and the file position it played in it, so the frame of any sample
-    is exact, and ``missed_cycles``: how many cycles passed without its process callback.
-    """
-    import jack
-
-    parser = argparse.ArgumentParser(prog="bench_live_jack.py harness")
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--wav", type=Path, required=True)
-    parser.add_argument("--capture", required=True, help="regex of livepitch's audio input port")
-    parser.add_argument("--midi", required=True, help="regex of livepitch's MIDI output port")
-    parser.add_argument("--listen-s", type=float, default=2.0, help="listen this long after playback")
-    parser.add_argument("--wait-ports-s", type=float, default=20.0)
-    parser.add_argument("--report", type=Path, required=True)
-    args = parser.parse_args(argv)
-
-    client = jack.Client("lp-harness", no_start_server=True, servername=args.server)
-    server_rate = int(client.samplerate)
-    audio, rate = soundfile.read(str(args.wav), dtype="float32", always_2d=True)
-    if rate != server_rate:
-        print(f"the WAV is {rate} Hz but the server runs at {server_rate} Hz", file=sys.stderr)
-        return 2
-    samples = np.ascontiguousarray(audio[:, 0])
-    out = client.outports.register("out")
-    midi_in = client.midi_inports.register("midi_in")
-    state: dict[str, int] = {"playing": 0, "position": 0, "xruns": 0, "last_frame": -1, "missed": 0}
-    blocks: list[tuple[int, int]] = []
-    received: list[tuple[int, list[int]]] = []
-    done = threading.Event()
-
-    def on_xrun(delay: float) -> None:
-        state["xruns"] += 1
-
-    def process(frames: int) -> None:
-        now = int(client.last_frame_time)
-        if state["last_frame"] >= 0 and now - state["last_frame"] > frames:
-            state["missed"] += (now - state["last_frame"]) // frames - 1
-        state["last_frame"] = now
-        buffer = out.get_array()
-        buffer[:] = 0.0
-        if state["playing"]:
-            position = state["position"]
-            blocks.append((now, position))
-            chunk = samples[position : position + frames]
-            buffer[: chunk.shape[0]] = chunk
-            state["position"] = position + frames
-            if position + frames >= samples.shape[0]:
-                state["playing"] = 0
-                done.set()
-        for offset, data in midi_in.incoming_midi_events():
-            received.append((now + offset, list(bytes(data))))
-
-    client.set_xrun_callback(on_xrun)
-    client.set_process_callback(process)
-    client.activate()
-    try:
-        deadline = time.monotonic() + args.wait_ports_s
-        while True:
-            capture = client.get_ports(args.capture, is_audio=True, is_input=True)
-            midi = client.get_ports(args.midi, is_midi=True, is_output=True)
-            if capture and midi:
-                break
-            if time.monotonic() > deadline:
-                print(f"ports not found: capture {capture}, midi {midi}", file=sys.stderr)
-                return 3
-            time.sleep(0.1)
-        client.connect(out, capture[0])
-        client.connect(midi[0], midi_in)
-        time.sleep(0.5)
-        state["playing"] = 1
-        print("playing", flush=True)
-        done.wait(samples.shape[0] / server_rate + 10.0)
-        time.sleep(args.listen_s)
-    finally:
-        client.deactivate()
-        client.close()
-    report = {
-        "rate": server_rate,
-        "start_frame": blocks[0][0] if blocks else -1,
-        "xruns": state["xruns"],
-        "missed_cycles": state["missed"],
-        "midi": received,
-        "blocks": blocks,
-    }
-    args.report.write_text(json.dumps(report))
-    return 0
 
 
 def played_s(report: dict[str, Any], onsets_s: Sequence[float]) -> list[float]:
@@ -1329,7 +1234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    modes = {"harness": harness_main, "long-wav": long_wav_main, "components": components_main}
+    modes = {"long-wav": long_wav_main, "components": components_main}
     if sys.argv[1:2] and sys.argv[1] in modes:
         sys.exit(modes[sys.argv[1]](sys.argv[2:]))
     sys.exit(main())
