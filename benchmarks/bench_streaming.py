@@ -11,7 +11,8 @@ the streaming engine exactly as ``livepitch transcribe --stream`` does and repor
   and p95 over voiced frames where a note within a semitone sounds;
 * CPU seconds per audio second of the engine (model + tracker), one onnxruntime thread.
 
-Usage: ``python benchmarks/bench_streaming.py [--lookahead-ms 25 50 ...] [--hops 2 4 8]``.
+Usage: ``python benchmarks/bench_streaming.py [--lookahead-ms 25 50 ...] [--hops 2 4 8]
+[--incremental-cqt-frames 0 2 4]`` (the incremental engine always has a hop of one frame).
 Frames from the model are cached in ``benchmarks/results/`` so tracker-only reruns are fast.
 """
 
@@ -36,7 +37,8 @@ from livepitch.audio_file import read_audio
 from livepitch.engine import StreamingEngine
 from livepitch.event_files import events_to_notes
 from livepitch.events import Event, NoteOn
-from livepitch.frames import Frame
+from livepitch.frames import Frame, FrameEngine
+from livepitch.incremental_engine import IncrementalEngine
 from livepitch.model_file import resolve_model_path
 from livepitch.onnx_model import BasicPitchModel
 from livepitch.settings import LiveSettings, TranscribeSettings
@@ -58,8 +60,34 @@ class FrameRun:
     audio_s: float
 
 
-def compute_frames(audio: npt.NDArray[np.float32], model: BasicPitchModel, k: int, hop: int) -> FrameRun:
-    engine = WindowEngine(model, k, hop)
+@dataclass(frozen=True)
+class EngineChoice:
+    """Which frame engine a row uses: the window engine at ``hop``, or the incremental engine
+    (hop 1) with ``cqt_frames`` of the lookahead given to the CQT."""
+
+    kind: str
+    hop: int = 1
+    cqt_frames: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"h{self.hop}" if self.kind == "window" else f"inc2_r{self.cqt_frames}"
+
+    @property
+    def label(self) -> str:
+        return (
+            f"window, hop {self.hop}" if self.kind == "window" else f"incremental, refresh {self.cqt_frames}"
+        )
+
+
+def compute_frames(
+    audio: npt.NDArray[np.float32], model: BasicPitchModel, k: int, choice: EngineChoice
+) -> FrameRun:
+    engine: FrameEngine
+    if choice.kind == "window":
+        engine = WindowEngine(model, k, choice.hop)
+    else:
+        engine = IncrementalEngine(model.incremental_weights(), k, choice.cqt_frames)
     start = time.process_time()
     frames: list[Frame] = []
     for i in range(0, audio.shape[0], 1024):
@@ -69,15 +97,15 @@ def compute_frames(audio: npt.NDArray[np.float32], model: BasicPitchModel, k: in
 
 
 def cached_frames(
-    recording: Recording, audio: npt.NDArray[np.float32], model: BasicPitchModel, k: int, hop: int
+    recording: Recording, audio: npt.NDArray[np.float32], model: BasicPitchModel, k: int, choice: EngineChoice
 ) -> FrameRun:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"frames_v2_{recording.name}_k{k}_h{hop}.pkl"
+    path = RESULTS / f"frames_v2_{recording.name}_k{k}_{choice.key}.pkl"
     if path.exists():
         with open(path, "rb") as handle:
             run: FrameRun = pickle.load(handle)
         return run
-    run = compute_frames(audio, model, k, hop)
+    run = compute_frames(audio, model, k, choice)
     with open(path, "wb") as handle:
         pickle.dump(run, handle)
     return run
@@ -198,13 +226,13 @@ def evaluate(
     offline: dict[str, NoteArray],
     model: BasicPitchModel,
     k: int,
-    hop: int,
+    choice: EngineChoice,
     settings: LiveSettings,
 ) -> tuple[dict[str, Row], list[float]]:
     rows: dict[str, Row] = {}
     bend_errors: list[float] = []
     for recording in recordings:
-        run = cached_frames(recording, audios[recording.name], model, k, hop)
+        run = cached_frames(recording, audios[recording.name], model, k, choice)
         events, tracker_cpu_s = track(run.frames, audios[recording.name].shape[0], settings)
         estimate = notes_array(events)
         counts = count_matches(recording.notes, estimate)
@@ -230,7 +258,15 @@ def main() -> int:
     parser.add_argument(
         "--lookahead-ms", type=float, nargs="+", default=[26.3, 49.5, 72.7, 96.0, 154.0, 246.9]
     )
-    parser.add_argument("--hops", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--hops", type=int, nargs="+", default=[2, 4, 8], help="window engine hops")
+    parser.add_argument(
+        "--incremental-cqt-frames",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="D",
+        help="also run the incremental engine with D frames of the lookahead given to the CQT",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="tracker setting")
     args = parser.parse_args()
 
@@ -259,15 +295,18 @@ def main() -> int:
         print(f"| {dataset} | {c.f1_onset:.3f} | {c.f1_offset:.3f} |")
     print()
     print(
-        "| lookahead ms (used) | hop | dataset | F1 onset | F1 offset | F1 onset vs offline | F1 offset vs offline "
+        "| lookahead ms (used) | engine | dataset | F1 onset | F1 offset | F1 onset vs offline | F1 offset vs offline "
         "| note-on latency p50 / p95 ms | CPU s per audio s |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for lookahead_ms in args.lookahead_ms:
         k = lookahead_frames_for_ms(lookahead_ms)
         used_ms = 1000.0 * (68 + 256 * k) / RATE_HZ
-        for hop in args.hops:
-            rows, bend_errors = evaluate(recordings, audios, offline, model, k, hop, settings)
+        choices = [EngineChoice("window", hop=hop) for hop in args.hops]
+        choices += [EngineChoice("incremental", cqt_frames=d) for d in args.incremental_cqt_frames]
+        for choice in choices:
+            hop = choice.label
+            rows, bend_errors = evaluate(recordings, audios, offline, model, k, choice, settings)
             for row in rows.values():
                 lat = [1000.0 * x for x in row.latencies_s]
                 print(

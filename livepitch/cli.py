@@ -159,7 +159,20 @@ def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (60)"
     )
-    group.add_argument("--hop-frames", type=int, metavar="H", help="frames published per model run (3)")
+    group.add_argument(
+        "--engine",
+        choices=("window", "incremental"),
+        help="window: re-run the 2 s model window every hop; incremental: compute only new columns (window)",
+    )
+    group.add_argument(
+        "--hop-frames", type=int, metavar="H", help="window engine: frames published per model run (3)"
+    )
+    group.add_argument(
+        "--cqt-refresh-frames",
+        type=int,
+        metavar="N",
+        help="incremental engine: newest CQT columns recomputed at every frame (4)",
+    )
     group.add_argument("--release-ms", type=float, metavar="MS", help="quiet time before a note-off (35)")
     group.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")
     group.add_argument(
@@ -264,7 +277,12 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "events_csv": args.events_csv,
         },
         "midi": {"bends": args.bends, "bend_range_semitones": args.bend_range},
-        "stream": {"lookahead_ms": args.lookahead_ms, "hop_frames": args.hop_frames},
+        "stream": {
+            "engine": args.engine,
+            "lookahead_ms": args.lookahead_ms,
+            "hop_frames": args.hop_frames,
+            "cqt_refresh_frames": args.cqt_refresh_frames,
+        },
         "tracker": {
             "onset_threshold": args.onset_threshold,
             "frame_threshold": args.frame_threshold,
@@ -428,8 +446,10 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
         "tracker": tracker,
         "stream": _drop_none(
             {
+                "engine": args.engine,
                 "lookahead_ms": args.lookahead_ms,
                 "hop_frames": args.hop_frames,
+                "cqt_refresh_frames": args.cqt_refresh_frames,
                 "block_samples": args.block_samples,
             }
         ),
@@ -440,8 +460,10 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
 
 
 _STREAM_ONLY = (
+    "engine",
     "lookahead_ms",
     "hop_frames",
+    "cqt_refresh_frames",
     "block_samples",
     "events_csv",
     "release_ms",

@@ -13,10 +13,12 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
+from livepitch.errors import ModelError
 from livepitch.events import Event
 from livepitch.frames import FrameEngine
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
-from livepitch.settings import LiveSettings
+from livepitch.incremental_engine import IncrementalEngine
+from livepitch.settings import EngineKind, LiveSettings, StreamSettings
 from livepitch.tracker import NoteTracker
 from livepitch.voices import VoiceAllocator
 from livepitch.window_engine import WindowEngine, WindowFramesModel, lookahead_frames_for_ms
@@ -74,12 +76,24 @@ class StreamingEngine:
         self._last_frame_end = 0
 
 
+def build_frame_engine(model: WindowFramesModel, settings: StreamSettings) -> FrameEngine:
+    """The frame engine ``settings.engine`` names, at the configured lookahead.
+
+    The incremental engine needs ``model.incremental_weights()`` (``BasicPitchModel`` has it)."""
+    lookahead_frames = lookahead_frames_for_ms(settings.lookahead_ms)
+    if settings.engine is EngineKind.INCREMENTAL:
+        weights = getattr(model, "incremental_weights", None)
+        if weights is None:
+            raise ModelError("this model cannot run the incremental engine; use --engine window")
+        return IncrementalEngine(weights(), lookahead_frames, settings.cqt_refresh_frames)
+    hop_frames = min(settings.hop_frames, 172 - lookahead_frames)
+    return WindowEngine(model, lookahead_frames, hop_frames)
+
+
 def build_engine(model: WindowFramesModel, settings: LiveSettings) -> StreamingEngine:
-    """A window-engine ``StreamingEngine`` configured by ``settings``."""
-    lookahead_frames = lookahead_frames_for_ms(settings.stream.lookahead_ms)
-    hop_frames = min(settings.stream.hop_frames, 172 - lookahead_frames)
+    """A ``StreamingEngine`` configured by ``settings`` (window or incremental frame engine)."""
     return StreamingEngine(
-        WindowEngine(model, lookahead_frames, hop_frames),
+        build_frame_engine(model, settings.stream),
         NoteTracker(settings.tracker.tracker_params(settings.midi.max_followed_bend_semitones)),
         VoiceAllocator(
             settings.midi.bends,

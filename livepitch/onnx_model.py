@@ -17,6 +17,7 @@ from livepitch.posteriors import WindowOutputs
 
 if TYPE_CHECKING:
     from livepitch.model_graph import SplitGraphs
+    from livepitch.model_weights import IncrementalWeights
 
 CNN_CONTEXT_FRAMES = 10
 """The CNN's receptive field reaches this many frames each side (onset head: +-10)."""
@@ -50,6 +51,7 @@ class BasicPitchModel:
         self._input_name = self._resolve_input()
         self._outputs = self._resolve_outputs()
         self._split: _SplitSessions | None = None
+        self._weights: IncrementalWeights | None = None
 
     def _open(self, model: str | bytes) -> onnxruntime.InferenceSession:
         try:
@@ -124,6 +126,18 @@ class BasicPitchModel:
         )
         rows = slice(first_frame - low, first_frame - low + n_frames)
         return WindowOutputs(note=note[0, rows], onset=onset[0, rows], contour=contour[0, rows])
+
+    def incremental_weights(self) -> IncrementalWeights:
+        """The graph's constants as numpy arrays, for the incremental engine (read once, cached)."""
+        if self._weights is None:
+            try:
+                from livepitch.model_graph import read_incremental_weights
+            except ImportError as err:
+                raise ModelError(
+                    f"the incremental engine needs the onnx package ({err}); reinstall livepitch"
+                ) from err
+            self._weights = read_incremental_weights(self.path)
+        return self._weights
 
     def _split_sessions(self) -> _SplitSessions:
         if self._split is None:

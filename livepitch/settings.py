@@ -122,17 +122,37 @@ class TranscribeSettings(BaseModel):
 
 DEFAULT_LOOKAHEAD_MS = 60.0
 DEFAULT_HOP_FRAMES = 3
+DEFAULT_CQT_REFRESH_FRAMES = 4
+
+
+class EngineKind(str, Enum):
+    """Which frame engine runs the model (see ``livepitch.window_engine``, ``livepitch.incremental_engine``)."""
+
+    WINDOW = "window"
+    INCREMENTAL = "incremental"
 
 
 class StreamSettings(BaseModel):
-    """How the streaming engine schedules the model (see ``livepitch.window_engine``)."""
+    """How the streaming engine runs the model (``livepitch.window_engine``, ``incremental_engine``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    engine: EngineKind = Field(
+        EngineKind.WINDOW,
+        description="window (re-runs the 2 s window per hop) | incremental (new columns only)",
+    )
     lookahead_ms: float = Field(
         DEFAULT_LOOKAHEAD_MS, ge=0.0, le=1950.0, description="audio after a frame before it is used [ms]"
     )
-    hop_frames: int = Field(DEFAULT_HOP_FRAMES, ge=1, le=142, description="frames published per model run")
+    hop_frames: int = Field(
+        DEFAULT_HOP_FRAMES, ge=1, le=142, description="window engine: frames published per model run"
+    )
+    cqt_refresh_frames: int = Field(
+        DEFAULT_CQT_REFRESH_FRAMES,
+        ge=0,
+        le=40,
+        description="incremental engine: newest CQT columns recomputed at every frame",
+    )
     block_samples: int = Field(
         1024,
         ge=1,

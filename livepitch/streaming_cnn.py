@@ -1,0 +1,230 @@
+"""Basic Pitch's CNN computed one time column at a time (numpy only).
+
+Each convolution is evaluated by *scattering*: when an input column arrives, one matrix product
+gives its contribution to every output column its kernel touches (``kt`` of them), which are
+added to running sums; an output column is final once its last input has arrived. Each layer
+therefore costs exactly its per-frame multiply-adds, about 2.8 M for the whole CNN.
+
+**The edge.** A layer with a time kernel of ``2p + 1`` finalises output column ``c - p`` when
+input ``c`` arrives. Columns after that, up to the newest input, are *provisional*: computed
+as if every later input column were zero, which is the graph's own 'same' padding at a
+window's last frame. Provisional columns are recomputed at each edge from the running sums
+plus the provisional inputs' contributions, never stored. So ``CnnStream.push`` returns, for
+the newest ``depth`` columns, what the full graph would give on a window ending at the newest
+feature column — the window engine's contract — at a fraction of its cost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from livepitch.model_weights import Array, CnnWeights, ConvWeights
+
+
+def _relu(x: Array) -> Array:
+    return np.maximum(x, 0.0)
+
+
+def _sigmoid(x: Array) -> Array:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float32)
+
+
+class ScatterConv:
+    """One 'same' convolution over (time, frequency) on columns ``[bins_in, channels_in]``.
+
+    ``push(column)`` takes input column c and returns output column ``c - p`` (final,
+    pre-activation, ``[bins_out, channels_out]``); ``provisional(columns)`` returns the output
+    columns ``c - p + 1 ..`` up to the last given provisional input, later inputs taken as zero.
+    Patches are copied out of preallocated, padded buffers through fixed strided views.
+    """
+
+    def __init__(self, conv: ConvWeights) -> None:
+        out_channels, in_channels, kernel_time, kernel_bins = conv.weight.shape
+        self.radius = int(kernel_time - 1) // 2
+        self._kernel_time = kernel_time
+        self._kernel_bins = kernel_bins
+        self._pad = conv.pad_bins
+        self._stride = conv.stride_bins
+        self._out_channels = out_channels
+        self._in_channels = in_channels
+        # rows ordered (frequency tap, input channel) like a patch; columns (time tap, output channel)
+        self._matrix = np.ascontiguousarray(
+            conv.weight.transpose(3, 1, 2, 0).reshape(kernel_bins * in_channels, kernel_time * out_channels)
+        )
+        self._bias = conv.bias.astype(np.float32)
+        self._sums: Array | None = None
+        self._buffers: dict[int, tuple[Array, Array, Array]] = {}
+
+    def reset(self, bins_in: int) -> None:
+        """Start with no inputs (running sums of zero)."""
+        self._bins_in = bins_in
+        self.bins_out = (bins_in + 2 * self._pad - self._kernel_bins) // self._stride + 1
+        self._sums = np.zeros((self._kernel_time, self.bins_out, self._out_channels), dtype=np.float32)
+        self._buffers = {}
+
+    def _patch_buffers(self, n: int) -> tuple[Array, Array, Array]:
+        """Padded input ``[n, bins, in]``, its patch view and the patch matrix, for n columns."""
+        buffers = self._buffers.get(n)
+        if buffers is None:
+            padded = np.zeros((n, self._bins_in + 2 * self._pad, self._in_channels), dtype=np.float32)
+            item = padded.itemsize
+            width = self._kernel_bins * self._in_channels
+            view = np.ndarray(
+                (n, self.bins_out, width),
+                np.float32,
+                buffer=padded,
+                strides=(padded.strides[0], self._stride * self._in_channels * item, item),
+            )
+            patches = np.empty((n, self.bins_out, width), dtype=np.float32)
+            buffers = self._buffers[n] = (padded, view, patches)
+        return buffers
+
+    def _contributions(self, columns: Array) -> Array:
+        """``[n, bins_in, in]`` -> ``[n, bins_out, kernel_time, out]``: tap j reaches output c + p - j."""
+        n = columns.shape[0]
+        padded, view, patches = self._patch_buffers(n)
+        padded[:, self._pad : self._pad + self._bins_in] = columns
+        np.copyto(patches, view)
+        product = patches.reshape(n * self.bins_out, -1) @ self._matrix
+        contributions: Array = product.reshape(n, self.bins_out, self._kernel_time, self._out_channels)
+        return contributions
+
+    def push(self, column: Array) -> Array:
+        """Consume final input column c; return final output column c - p (pre-activation)."""
+        assert self._sums is not None, "reset first"
+        contribution = self._contributions(column[None])[0]
+        # sums[i] holds output column c - p + i; tap j of input c lands on i = 2p - j
+        sums = self._sums
+        sums[:-1] = sums[1:]
+        sums[-1] = 0.0
+        sums += contribution[:, ::-1].transpose(1, 0, 2)
+        final: Array = sums[0] + self._bias
+        return final
+
+    def provisional(self, columns: Array) -> Array:
+        """Output columns after the last final one, up to the last of ``columns`` (inputs c + 1 ..)."""
+        assert self._sums is not None, "reset first"
+        p, n = self.radius, columns.shape[0]
+        count = p + n  # outputs c - p + 1 .. c + n; sums[i] is output c - p + 1 + i
+        sums = np.zeros((count, self.bins_out, self._out_channels), dtype=np.float32)
+        carried = min(count, 2 * p)
+        sums[:carried] = self._sums[1 : 1 + carried]
+        if n:
+            contributions = self._contributions(columns)[:, :, ::-1].transpose(0, 2, 1, 3)
+            for q in range(n):  # input c + 1 + q reaches outputs c + 1 + q - p .. c + 1 + q + p
+                last = min(count, q + 2 * p + 1)
+                sums[q:last] += contributions[q, : last - q]
+        sums += self._bias
+        return sums
+
+
+@dataclass(frozen=True)
+class CnnColumns:
+    """Posteriors of the newest columns at one edge, oldest first (the last is the edge)."""
+
+    note: Array
+    onset: Array
+    contour: Array
+
+
+class CnnStream:
+    """The whole CNN, fed one feature column ``[264, 8]`` at a time.
+
+    ``push`` returns the posteriors of the newest ``depth`` columns (the pushed one last), as
+    the graph computes them on a window whose last frame is the pushed column.
+    """
+
+    def __init__(self, weights: CnnWeights, n_feature_bins: int, depth: int) -> None:
+        self.depth = depth
+        self._contour_1 = ScatterConv(weights.contour_1)
+        self._contour_2 = ScatterConv(weights.contour_2)
+        self._note_1 = ScatterConv(weights.note_1)
+        self._note_2 = ScatterConv(weights.note_2)
+        self._onset_1 = ScatterConv(weights.onset_1)
+        self._onset_2 = ScatterConv(weights.onset_2)
+        self._bins = n_feature_bins
+        self.reset()
+
+    @property
+    def final_lag_frames(self) -> int:
+        """How far the last final onset column lags the newest feature column (10)."""
+        return (
+            self._contour_1.radius
+            + self._contour_2.radius
+            + self._note_1.radius
+            + self._note_2.radius
+            + self._onset_2.radius
+        )
+
+    def reset(self) -> None:
+        """No columns seen."""
+        self._contour_1.reset(self._bins)
+        self._contour_2.reset(self._bins)
+        self._note_1.reset(self._bins)
+        self._note_2.reset(self._note_1.bins_out)
+        self._onset_1.reset(self._bins)
+        self._onset_2.reset(self._note_1.bins_out)
+        history = self.depth + self.final_lag_frames + 2
+        self._contour_final: deque[Array] = deque(maxlen=history)  # [264, 1] after the sigmoid
+        self._note_final: deque[Array] = deque(maxlen=history)  # [88, 1]
+        self._onset_1_final: deque[Array] = deque(maxlen=history)  # relu'd, [88, 32]
+        self._onset_final: deque[Array] = deque(maxlen=history)
+        self._pending_onset_1: deque[Array] = deque()  # waiting for the note column it pairs with
+
+    def push(self, features: Array, newer: Array | None = None, edge: bool = True) -> CnnColumns | None:
+        """Consume final feature column c (``[264, 8]``) and the provisional columns after it
+        (``newer``, ``[n, 264, 8]``, recomputed every time); return the posteriors of the newest
+        ``depth`` columns, up to c + n (``None`` when ``edge`` is false: warming up with history)."""
+        c1 = _relu(self._contour_1.push(features))
+        contour = _sigmoid(self._contour_2.push(c1))
+        n1 = _relu(self._note_1.push(contour))
+        note = _sigmoid(self._note_2.push(n1))
+        self._contour_final.append(contour)
+        self._note_final.append(note)
+        self._pending_onset_1.append(_relu(self._onset_1.push(features)))
+        # onset_1 is final 2 columns behind the features, note 9: pair them by column
+        lag = self._pending_lag()
+        while len(self._pending_onset_1) > lag:
+            self._pending_onset_1.popleft()
+        onset_input = np.concatenate([note, self._pending_onset_1[0]], axis=1)
+        onset = _sigmoid(self._onset_2.push(onset_input))
+        self._onset_final.append(onset)
+        if not edge:
+            return None
+        return self._edge(np.zeros((0, self._bins, 8), np.float32) if newer is None else newer)
+
+    def _pending_lag(self) -> int:
+        """Columns between the newest final onset_1 column and the newest final note column, plus one."""
+        note_lag = self._contour_1.radius + self._contour_2.radius + self._note_1.radius + self._note_2.radius
+        return note_lag - self._onset_1.radius + 1
+
+    def _edge(self, newer: Array) -> CnnColumns:
+        """Provisional columns after the final ones, each layer taking later inputs as zero."""
+        c1 = _relu(self._contour_1.provisional(newer))
+        contour_tail = _sigmoid(self._contour_2.provisional(c1))
+        n1 = _relu(self._note_1.provisional(contour_tail))
+        note_tail = _sigmoid(self._note_2.provisional(n1))
+        onset_1_tail = _relu(self._onset_1.provisional(newer))
+        # onset_2's provisional inputs: the columns after its last final one (note provisional,
+        # onset_1 final from the pending queue where it is, provisional after)
+        onset_1_cols = list(self._pending_onset_1)[1:] + list(onset_1_tail)
+        onset_inputs = np.concatenate([note_tail, np.stack(onset_1_cols)], axis=2)
+        onset_tail = _sigmoid(self._onset_2.provisional(onset_inputs))
+        depth = self.depth
+        return CnnColumns(
+            note=_newest(self._note_final, note_tail, depth)[..., 0],
+            onset=_newest(self._onset_final, onset_tail, depth)[..., 0],
+            contour=_newest(self._contour_final, contour_tail, depth)[..., 0],
+        )
+
+
+def _newest(final: deque[Array], tail: Array, depth: int) -> Array:
+    """The newest ``depth`` columns of final history followed by the provisional tail."""
+    need = depth - tail.shape[0]
+    if need <= 0:
+        return tail[-depth:]
+    history = list(final)[-need:]
+    return np.concatenate([np.stack(history), tail]) if history else tail

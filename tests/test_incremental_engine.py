@@ -1,0 +1,216 @@
+"""The incremental engine: streaming CQT and CNN against the graph, posteriors against the window
+engine, block-size invariance, an hour without drift, and the engine end to end."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+import onnxruntime
+import pytest
+from onnx import helper, utils
+
+from livepitch.engine import build_engine, stream_audio
+from livepitch.errors import ModelError
+from livepitch.frames import Frame
+from livepitch.geometry import WINDOW_SAMPLES
+from livepitch.incremental_engine import IncrementalEngine
+from livepitch.model_graph import read_incremental_weights, split_graph
+from livepitch.settings import LiveSettings
+from livepitch.streaming_cnn import CnnStream
+from livepitch.streaming_cqt import StreamingCqt
+from livepitch.window_engine import WindowEngine
+from tests.event_checks import check_event_stream, note_ons
+from tests.synth import sequence
+
+INCREMENTAL = LiveSettings.model_validate({"stream": {"engine": "incremental"}})
+
+
+def _chords(seconds: float) -> npt.NDArray[np.float32]:
+    """Polyphony over five octaves plus a little noise, so every CQT bin has energy."""
+    notes = [(0.25 * i, 0.6, 33 + (7 * i) % 60) for i in range(int(seconds * 4) - 3)]
+    audio = sequence(notes, seconds)
+    noise = np.random.default_rng(7).standard_normal(audio.shape[0])
+    mixed: npt.NDArray[np.float32] = (audio + 0.003 * noise).astype(np.float32)
+    return mixed
+
+
+@cache
+def _graph_log_cqt_session(path: Path) -> tuple[onnxruntime.InferenceSession, str]:
+    """The graph up to its log-power CQT ``[1, 172, 309]`` (the input of the window-wide minimum)."""
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    minimum = next(node for node in graph.graph.node if node.op_type == "ReduceMin")
+    part = utils.Extractor(graph).extract_model([graph.graph.input[0].name], [minimum.input[0]])
+    return onnxruntime.InferenceSession(part.SerializeToString()), graph.graph.input[0].name
+
+
+def _graph_log_cqt(model: Any, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    session, name = _graph_log_cqt_session(model.path)
+    result: npt.NDArray[np.float32] = session.run(None, {name: window.reshape(1, -1, 1)})[0][0]
+    return result
+
+
+def test_streaming_cqt_equals_the_graphs_cqt_for_any_lag(model: Any) -> None:
+    audio = _chords(8.0)
+    edge_frame = 500
+    edge = 256 * edge_frame + 68
+    window = audio[edge - WINDOW_SAMPLES : edge]
+    reference = _graph_log_cqt(model, window)  # column j is frame edge_frame - 171 + j
+    cqt = StreamingCqt(model.incremental_weights().front_end, max_lag_frames=40)
+    for start in range(0, edge, 3000):
+        cqt.push(audio[start : min(edge, start + 3000)])
+    lags = np.array([0, 1, 2, 5, 12, 40])
+    columns = cqt.columns(edge_frame - lags)
+    for lag, column in zip(lags, columns, strict=True):
+        # every octave, including the padding the graph puts after the newest sample; float32
+        # sums in another order move quiet bins by hundredths of a dB, the lowest octaves'
+        # +-3 s support also meets the window's start (0.1 dB on a ~100 dB range)
+        deviation = np.abs(column - reference[171 - lag])
+        assert deviation.max() < 0.1 and deviation.mean() < 2e-3, lag
+        assert deviation[-6 * 36 :].max() < 0.02, lag  # the top six octaves
+    np.testing.assert_allclose(cqt.column(edge_frame - 5), columns[3], atol=1e-3, rtol=0)  # batch or single
+
+
+def test_streaming_cqt_keeps_the_sample_grid_for_an_hour(model: Any) -> None:
+    period = 22050  # one second of chords, repeated: cheap to make, rich to check
+    second = _chords(1.0)
+    cqt = StreamingCqt(model.incremental_weights().front_end, max_lag_frames=4)
+    hour_frames = 3600 * 22050 // 256
+    edge = 256 * hour_frames + 68
+    block = np.tile(second, 8)
+    pushed = 0
+    while pushed < edge:
+        take = min(block.shape[0], edge - pushed)
+        offset = pushed % period
+        cqt.push(np.roll(block, -offset)[:take])
+        pushed += take
+    assert cqt.consumed_samples == edge
+    positions = (np.arange(edge - WINDOW_SAMPLES, edge)) % period
+    window = second[positions]
+    reference = _graph_log_cqt(model, window)
+    deviation = np.abs(cqt.column(hour_frames - 2) - reference[169])
+    assert deviation.max() < 0.1 and deviation.mean() < 2e-3
+
+
+def _graph_cnn(model: Any) -> tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession, Any]:
+    names = model._outputs.note, model._outputs.onset, model._outputs.contour
+    graphs = split_graph(model.path, names)
+    return onnxruntime.InferenceSession(graphs.frontend), onnxruntime.InferenceSession(graphs.cnn), graphs
+
+
+def test_cnn_stream_equals_the_graphs_cnn_at_a_window_edge(model: Any) -> None:
+    frontend, cnn_session, graphs = _graph_cnn(model)
+    window = _chords(3.0)[:WINDOW_SAMPLES]
+    features = frontend.run([graphs.features], {graphs.audio_input: window.reshape(1, -1, 1)})[0][0]
+    note, onset, contour = cnn_session.run(list(graphs.outputs), {graphs.features: features[None]})
+    cnn = CnnStream(model.incremental_weights().cnn, 264, depth=12)
+    for _ in range(16):  # history before the window: only reaches the first 10 columns
+        cnn.push(features[0], edge=False)
+    for column in range(170):
+        cnn.push(features[column], edge=False)
+    # the last column final, and a provisional one after it: the window's edge is column 171
+    edge = cnn.push(features[170], newer=features[171:172])
+    assert edge is not None
+    np.testing.assert_allclose(edge.note, note[0, -12:], atol=1e-5)
+    np.testing.assert_allclose(edge.onset, onset[0, -12:], atol=1e-5)
+    np.testing.assert_allclose(edge.contour, contour[0, -12:], atol=1e-5)
+
+
+def _frames(engine: Any, audio: npt.NDArray[np.float32], block: int) -> list[Frame]:
+    frames: list[Frame] = []
+    for start in range(0, audio.shape[0], block):
+        frames.extend(engine.push(audio[start : start + block]))
+    frames.extend(engine.flush())
+    return frames
+
+
+def test_posteriors_match_the_window_engine_at_a_generous_lookahead(model: Any) -> None:
+    audio = _chords(2.5)
+    window = _frames(WindowEngine(model, 20, 1), audio, 1024)
+    incremental = _frames(IncrementalEngine(model.incremental_weights(), 20, 20), audio, 1024)
+    assert [f.index for f in incremental] == [f.index for f in window]
+    assert [f.emitted_sample for f in incremental] == [f.emitted_sample for f in window]
+    for name in ("note", "onset", "contour"):
+        ours = np.stack([getattr(f, name) for f in incremental])
+        theirs = np.stack([getattr(f, name) for f in window])
+        deviation = np.abs(ours - theirs)
+        # each CQT column is computed once, 20 frames after its centre; the window engine
+        # recomputes it with more audio every hop, which the lowest octaves (+-3 s) notice
+        assert deviation.mean() < 0.003 and np.quantile(deviation, 0.99) < 0.05, name
+        # after the first 0.35 s (where windows reach before the stream), above MIDI 45
+        assert deviation[30:, 24:].max() < 0.06, name
+
+
+@pytest.mark.parametrize("refresh", [0, 4])
+def test_block_sizes_1_64_1000_4096_give_identical_frames(model: Any, refresh: int) -> None:
+    audio = _chords(1.6)
+    runs = [
+        _frames(IncrementalEngine(model.incremental_weights(), 4, refresh), audio, b)
+        for b in (1, 64, 1000, 4096)
+    ]
+    first = runs[0]
+    assert [f.index for f in first] == list(range(len(first)))
+    assert len(first) == -(-audio.shape[0] // 256)
+    for other in runs[1:]:
+        assert len(other) == len(first)
+        for a, b in zip(first, other, strict=True):
+            assert (a.index, a.centre_sample, a.emitted_sample) == (
+                b.index,
+                b.centre_sample,
+                b.emitted_sample,
+            )
+            np.testing.assert_array_equal(a.onset, b.onset)
+            np.testing.assert_array_equal(a.note, b.note)
+            np.testing.assert_array_equal(a.contour, b.contour)
+            np.testing.assert_array_equal(a.preview_note, b.preview_note)
+
+
+def test_frames_are_published_on_the_grid_with_the_configured_lookahead(model: Any) -> None:
+    audio = _chords(4.0)
+    engine = IncrementalEngine(model.incremental_weights(), 3, 3)
+    rng = np.random.default_rng(3)
+    frames: list[Frame] = []
+    start = 0
+    while start < audio.shape[0]:
+        size = int(rng.integers(1, 3000))
+        frames.extend(engine.push(audio[start : start + size]))
+        start += size
+    for t, frame in enumerate(frames):
+        assert (frame.index, frame.centre_sample, frame.emitted_sample) == (t, 256 * t, 256 * (t + 3) + 68)
+        assert frame.preview_note.shape == (3, 88)
+    assert engine.lookahead_samples == 68 + 3 * 256
+
+
+def test_incremental_engine_plays_the_melody(model: Any) -> None:
+    melody = [(0.5, 0.5, 48), (1.2, 0.5, 55), (1.9, 0.5, 60), (2.6, 0.5, 67)]
+    engine = build_engine(model, INCREMENTAL)
+    assert isinstance(engine.frames, IncrementalEngine)
+    events = list(stream_audio(sequence(melody, 3.4), engine, 1024))
+    check_event_stream(events)
+    ons = [e for e in note_ons(events) if e.velocity >= 80]
+    assert [e.pitch for e in ons] == [48, 55, 60, 67]
+    for on, (onset_s, _, _) in zip(ons, melody, strict=True):
+        assert abs(on.time_sample / 22050 - onset_s) <= 2 * 256 / 22050
+        # lookahead 68 + 6 x 256 samples, hop 1, 1 frame of confirmation
+        assert on.emitted_sample - on.time_sample <= 68 + 6 * 256 + 256 + 256
+
+
+def test_silence_gives_no_events(model: Any) -> None:
+    assert list(stream_audio(np.zeros(22050 * 2, np.float32), build_engine(model, INCREMENTAL), 512)) == []
+
+
+def test_a_graph_that_is_not_basic_pitch_is_refused(tmp_path: Path) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 43844, 1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 43844, 1])],
+    )
+    path = tmp_path / "identity.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ModelError, match="Basic Pitch"):
+        read_incremental_weights(path)
