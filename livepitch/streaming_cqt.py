@@ -70,11 +70,12 @@ class StreamingCqt:
         self._reach = weights.kernel_pad_samples
         self._lp_pad = weights.lowpass_pad_samples
         self._max_lag_frames = max_lag_frames
-        self._kernels = np.ascontiguousarray(weights.kernels, dtype=np.float32)
+        self._kernels_t = np.ascontiguousarray(weights.kernels.T, dtype=np.float32)
         self._lowpass = np.ascontiguousarray(weights.lowpass, dtype=np.float32)
         self._power_scale = (weights.bin_scale.astype(np.float64) ** 2).astype(np.float32)
         self._floor = np.float32(weights.log_floor)
         self._offsets = np.arange(-self._reach, self._taps - self._reach)
+        self._gathers: dict[tuple[int, tuple[int, ...], int, int], npt.NDArray[np.intp]] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -128,34 +129,58 @@ class StreamingCqt:
         edge = self.consumed_samples
         window_start = edge - WINDOW_SAMPLES
         assert window_start % (1 << (w.n_octaves - 1)) == 0, "edge off the frame grid"
-        lags = edge - FRAME_HOP_SAMPLES * indices
-        assert lags.min() > 0 and lags.max() <= FRAME_HOP_SAMPLES * (self._max_lag_frames + 1)
+        lowest, highest = int(indices.min()), int(indices.max())
+        newest_lag, oldest_lag = edge - FRAME_HOP_SAMPLES * highest, edge - FRAME_HOP_SAMPLES * lowest
+        assert newest_lag > 0 and oldest_lag <= FRAME_HOP_SAMPLES * (self._max_lag_frames + 1), (
+            "column not kept"
+        )
         n = indices.shape[0]
         segments = np.empty((n, w.n_octaves, self._taps), dtype=np.float32)
-        previous: tuple[Array, int] | None = None  # the previous octave as the window sees it
-        for octave, (signal, stride) in enumerate(zip(self._signals, w.column_strides, strict=True)):
-            last = (window_start >> octave) + w.octave_lengths[octave] - 1  # the window's last sample
-            centres = stride * indices
-            first = int(centres.min()) - self._reach
-            if octave + 1 < w.n_octaves:  # what the next octave's provisional samples read
-                first = min(first, 2 * self._signals[octave + 1].end - self._lp_pad)
-            seen = np.empty(last - first + 1, dtype=np.float32)  # samples first .. last
+        key = tuple((indices - (edge >> 8)).tolist())  # the columns' places relative to the edge
+        previous: tuple[Array, int] | None = None  # the previous octave as the window sees it, zero-padded
+        for octave in range(w.n_octaves):
+            signal, stride, last, first, stop = self._octave_span(octave, window_start, lowest)
+            seen = np.zeros(stop - first, dtype=np.float32)  # samples first .., zeros after ``last``
             kept_last = min(last, signal.end - 1)
             seen[: kept_last - first + 1] = signal.get(first, kept_last)
             if kept_last < last:  # provisional: decimated from the previous octave, zeros after its end
                 assert previous is not None
                 source, source_first = previous
-                need_last = 2 * last - self._lp_pad + self._taps - 1
-                padded = np.zeros(need_last - source_first + 1, dtype=np.float32)
-                padded[: source.shape[0]] = source
-                seen[kept_last - first + 1 :] = self._decimate(padded, source_first, kept_last + 1, last)
-            positions = centres[:, None] + self._offsets[None, :]
-            positions = np.where(positions > last, 2 * last - positions, positions)  # reflect at the end
-            segments[:, octave] = seen[positions - first]
+                seen[kept_last - first + 1 : last - first + 1] = self._decimate(
+                    source, source_first, kept_last + 1, last
+                )
+            gather = self._gathers.get((octave, key, first - stride * (edge >> 8), last - first))
+            if gather is None:
+                gather = self._gather(stride, indices, first, last)
+                self._gathers[(octave, key, first - stride * (edge >> 8), last - first)] = gather
+            segments[:, octave] = seen[gather]
             previous = (seen, first)
-        spectra = segments.reshape(n * w.n_octaves, self._taps) @ self._kernels.T  # [n * octaves, 2 * bins]
+        spectra = segments.reshape(n * w.n_octaves, self._taps) @ self._kernels_t  # [n * octaves, 2 * bins]
         half = w.bins_per_octave
         power = spectra[:, :half] ** 2 + spectra[:, half:] ** 2  # [n * octaves, bins_per_octave]
         stacked = power.reshape(n, w.n_octaves, half)[:, ::-1].reshape(n, -1)[:, -w.n_bins :]  # lowest first
         result: Array = (10.0 * np.log10(stacked * self._power_scale + self._floor)).astype(np.float32)
         return result
+
+    def _octave_span(self, octave: int, window_start: int, lowest: int) -> tuple[_Signal, int, int, int, int]:
+        """Octave ``octave``'s signal and stride, the window's last sample, and the span
+        ``first .. stop - 1`` the columns and the next octave's provisional samples read."""
+        w = self.weights
+        signal, stride = self._signals[octave], w.column_strides[octave]
+        last = (window_start >> octave) + w.octave_lengths[octave] - 1
+        first = stride * lowest - self._reach
+        stop = last + 1
+        if octave + 1 < w.n_octaves:
+            following = self._signals[octave + 1]
+            first = min(first, 2 * following.end - self._lp_pad)
+            next_last = (window_start >> (octave + 1)) + w.octave_lengths[octave + 1] - 1
+            stop = max(stop, 2 * next_last - self._lp_pad + self._taps)
+        return signal, stride, last, first, stop
+
+    def _gather(
+        self, stride: int, indices: npt.NDArray[np.int64], first: int, last: int
+    ) -> npt.NDArray[np.intp]:
+        """Where each column's kernel reads in ``seen``, reflected at ``last`` as the graph pads."""
+        positions = stride * indices[:, None] + self._offsets[None, :]
+        positions = np.where(positions > last, 2 * last - positions, positions)
+        return np.asarray(positions - first, dtype=np.intp)
