@@ -54,6 +54,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -278,13 +279,17 @@ client.close()
 """A JACK client with livepitch's port names that does nothing: the machine's own xruns."""
 
 
+LIVEPITCH_FLAGS: list[str] = []
+"""Extra flags for every livepitch the benchmark starts (``--livepitch-flags``)."""
+
+
 def start_livepitch(
     children: Children, server: str, events_csv: Path, log_file: IO[str]
 ) -> subprocess.Popen[Any]:
     env = dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1")
     argv = [
         sys.executable, "-m", "livepitch", "--host-api", "JACK", "--midi-api", "jack", "--channel", "1",
-        "--quiet", "--events-csv", str(events_csv),
+        "--quiet", "--events-csv", str(events_csv), *LIVEPITCH_FLAGS,
     ]  # fmt: skip
     return children.start(
         "livepitch", argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log_file, text=True
@@ -460,7 +465,7 @@ def file_mode_latency(wav: Path, truth: Sequence[Note], work: Path) -> tuple[lis
     subprocess.run(
         [
             sys.executable, "-m", "livepitch", "transcribe", str(wav), "--stream", "--events-csv", str(events),
-            "-o", str(work / "file.mid"), "-q",
+            "-o", str(work / "file.mid"), "-q", *LIVEPITCH_FLAGS,
         ],
         check=True, cwd=REPO,
     )  # fmt: skip
@@ -713,13 +718,15 @@ def components_main(argv: Sequence[str]) -> int:
     """``bench_live_jack.py components OUT.json``: ``measure_components`` in a child process (whose
     model and buffers then never count in the benchmark process's peak RSS, see ``long_wav_main``)."""
     synth, _ = synth_signal()
-    Path(argv[0]).write_text(json.dumps(asdict(measure_components(synth))))
+    Path(argv[0]).write_text(json.dumps(asdict(measure_components(synth, list(argv[1:])))))
     return 0
 
 
 def run_components(work: Path) -> Components:
     out = work / "components.json"
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "components", str(out)], check=True)
+    subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "components", str(out), *LIVEPITCH_FLAGS], check=True
+    )
     raw = json.loads(out.read_text())
     return Components(
         quality=str(raw["quality"]),
@@ -729,16 +736,19 @@ def run_components(work: Path) -> Components:
     )
 
 
-def measure_components(synth: npt.NDArray[np.float32], block_frames: int = 256) -> Components:
-    """The live path's worker steps on the test signal, block by block, as the daemon runs them."""
+def measure_components(
+    synth: npt.NDArray[np.float32], flags: Sequence[str] = (), block_frames: int = 256
+) -> Components:
+    """The live path's worker steps on the test signal, block by block, as the daemon runs them
+    (with the daemon's settings for ``flags``)."""
+    from livepitch.cli import build_parser, daemon_settings_from_args
     from livepitch.engine import build_engine
     from livepitch.geometry import MODEL_RATE_HZ
     from livepitch.model_file import resolve_model_path
     from livepitch.onnx_model import BasicPitchModel
     from livepitch.resample_stream import DeviceToModel
-    from livepitch.settings import DaemonSettings
 
-    settings = DaemonSettings()
+    settings = daemon_settings_from_args(build_parser().parse_args(["run", *flags]))
     quality = str(getattr(settings.audio, "resample_quality", "HQ"))
     lags: dict[str, tuple[float, float, float]] = {}
     for q in ("QQ", "LQ", "HQ"):
@@ -763,7 +773,8 @@ def measure_components(synth: npt.NDArray[np.float32], block_frames: int = 256) 
         t0 = time.perf_counter()
         engine.feed(converter.convert(block))
         elapsed_ms = 1000.0 * (time.perf_counter() - t0)
-        windows = int(getattr(engine.frames, "windows_run", 0))
+        # a model run: a window (window engine), or any published frame (incremental engine)
+        windows = int(getattr(engine.frames, "windows_run", engine.frames.consumed_samples // 256))
         if windows > windows_before:
             window_ms.append(elapsed_ms)
         windows_before = windows
@@ -1116,6 +1127,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-baseline", action="store_true", help="no do-nothing-client xrun baseline")
     parser.add_argument("--json", type=Path, help="also save the raw numbers here")
     parser.add_argument("--keep", type=Path, help="keep the WAVs, logs and reports in this directory")
+    parser.add_argument(
+        "--livepitch-flags",
+        default="",
+        metavar="FLAGS",
+        help='extra flags for the daemon and transcribe --stream, e.g. "--engine incremental"',
+    )
     return parser.parse_args(argv)
 
 
@@ -1125,6 +1142,7 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    LIVEPITCH_FLAGS[:] = shlex.split(args.livepitch_flags)
     for tool in ("jackd", "jack_wait"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: install jackd2 (see .ci/setup-env.sh)", file=sys.stderr)
@@ -1137,7 +1155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         wav = work / "notes.wav"
         soundfile.write(str(wav), synth, RATE_HZ, subtype="FLOAT")
         n_chords = len(truth) - 40
-        print("## Live daemon through JACK (issue 4)\n")
+        print(
+            f"## Live daemon through JACK (issue 4){', livepitch ' + args.livepitch_flags if args.livepitch_flags else ''}\n"
+        )
         print("\n".join(machine_lines()))
         print(
             f"- test signal: {len(truth)} harmonic tones (`tests.synth`) with exact onsets, 40 single "
