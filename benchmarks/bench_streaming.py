@@ -19,11 +19,14 @@ Frames from the model are cached in ``benchmarks/results/`` so tracker-only reru
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the livepitch command runs numpy (before it loads)
 
 import mir_eval
 import numpy as np

@@ -606,8 +606,15 @@ def _report(err: LivepitchError) -> None:
     print(f"livepitch: error: {err}", file=sys.stderr)
 
 
+SINGLE_THREAD_BLAS = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""numpy's BLAS runs the incremental engine's small products: one thread each, so no BLAS
+worker spins beside the audio callback (set before numpy loads; the environment wins)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``livepitch`` command; returns the exit code."""
+    for name, value in SINGLE_THREAD_BLAS.items():
+        os.environ.setdefault(name, value)
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     commands = {"run", "transcribe", "devices", "config"}

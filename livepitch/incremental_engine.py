@@ -56,6 +56,7 @@ class FeatureColumns:
 
     def reset(self) -> None:
         """Trailing window of silence."""
+        self.last_range_db = (self.silence_db, self.silence_db)  # the last push's min and max [dB]
         self._minima: deque[float] = deque(
             [self.silence_db] * self._window_frames, maxlen=self._window_frames
         )
@@ -72,6 +73,7 @@ class FeatureColumns:
         low, high = min(self._minima), max(self._maxima)
         if newer.shape[0]:
             low, high = min(low, float(newer.min())), max(high, float(newer.max()))
+        self.last_range_db = (low, high)
         span = high - low
         scale = np.float32(1.0 / span) if span != 0.0 else np.float32(0.0)
         columns = np.concatenate([log_column[None], newer])
