@@ -31,7 +31,7 @@ from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
 from livepitch.settings import DaemonSettings, MidiApi
 from livepitch.status import StatusLine, StatusSnapshot, format_status, note_name
-from livepitch.window_engine import WindowFramesModel, lookahead_frames_for_ms
+from livepitch.window_engine import WindowFramesModel
 from livepitch.worker import Worker
 
 log = logging.getLogger("livepitch")
@@ -443,13 +443,12 @@ class Daemon:
     def _show_status(self) -> None:
         if self.settings.ui.quiet or not self.status_line.enabled:
             return
-        worker, sink, source = self.worker, self.sink, self.source
-        if worker is None or sink is None or source is None:
+        worker, sink, source, engine = self.worker, self.sink, self.source, self.engine
+        if worker is None or sink is None or source is None or engine is None:
             return
-        stream = self.settings.stream
-        lookahead_samples = 68 + FRAME_HOP_SAMPLES * lookahead_frames_for_ms(stream.lookahead_ms)
-        lookahead_ms = 1000.0 * lookahead_samples / MODEL_RATE_HZ
-        worst_ms = lookahead_ms + 1000.0 * FRAME_HOP_SAMPLES * stream.hop_frames / MODEL_RATE_HZ
+        lookahead_ms = 1000.0 * engine.frames.lookahead_samples / MODEL_RATE_HZ
+        hop_frames = int(getattr(engine.frames, "hop_frames", 1))
+        worst_ms = lookahead_ms + 1000.0 * FRAME_HOP_SAMPLES * hop_frames / MODEL_RATE_HZ
         overflows = getattr(source, "overflows", 0) + (self._ring.overflows if self._ring is not None else 0)
         self.status_line.show(
             format_status(

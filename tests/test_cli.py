@@ -179,6 +179,31 @@ def test_stream_mode_writes_events_notes_and_midi(two_tones: Path, tmp_path: Pat
     assert [m.note for m in midi if m.type == "note_on" and m.velocity >= 80] == [60, 67]
 
 
+def test_stream_mode_runs_the_incremental_engine(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "transcribe", two_tones, "--stream", "--engine", "incremental", "--lookahead-ms", "50",
+        "--cqt-refresh-frames", "5", "-o", tmp_path / "live.mid", "--events-csv", tmp_path / "events.csv",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "events.csv", newline="") as handle:
+        events = list(csv.DictReader(handle))
+    ons = [e for e in events if e["kind"] == "note_on" and int(e["velocity"]) >= 80]
+    assert [int(e["pitch"]) for e in ons] == [60, 67]
+    for on in ons:  # 61 ms of lookahead at a hop of one frame, one frame of confirmation
+        assert 0 < float(on["emitted_s"]) - float(on["time_s"]) < 0.1
+
+
+def test_stream_rejects_an_unknown_engine_and_an_out_of_range_refresh(
+    two_tones: Path, tmp_path: Path
+) -> None:
+    result = run_cli("transcribe", two_tones, "--stream", "--engine", "fast", "-o", tmp_path / "x.mid")
+    assert result.returncode == 2 and "invalid choice: 'fast'" in result.stderr
+    result = run_cli(
+        "transcribe", two_tones, "--stream", "--cqt-refresh-frames", "41", "-o", tmp_path / "x.mid"
+    )
+    assert_one_line_error(result, 2, "cqt_refresh_frames = 41")
+
+
 def test_stream_only_options_need_stream(two_tones: Path, tmp_path: Path) -> None:
     result = run_cli("transcribe", two_tones, "--events-csv", tmp_path / "e.csv")
     assert_one_line_error(result, 2, "--events-csv needs --stream")

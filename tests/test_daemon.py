@@ -76,11 +76,12 @@ def melody() -> npt.NDArray[np.float32]:
     return sequence(MELODY, 3.0)
 
 
+@pytest.mark.parametrize("engine", ["window", "incremental"])
 def test_a_live_run_sends_exactly_the_file_runs_events(
-    model: Any, melody: np.ndarray, tmp_path: Path
+    model: Any, melody: np.ndarray, tmp_path: Path, engine: str
 ) -> None:
     live_csv, file_csv = tmp_path / "live.csv", tmp_path / "file.csv"
-    config = settings(port={"events_csv": live_csv}, midi={"bends": "mpe"})
+    config = settings(port={"events_csv": live_csv}, midi={"bends": "mpe"}, stream={"engine": engine})
     port = RecordingPort()
     daemon = make_daemon(model, config, [FakeSource(melody, 22050, block_frames=300)], [port])
     assert daemon.run() == 0
