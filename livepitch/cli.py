@@ -171,7 +171,7 @@ def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
         "--cqt-refresh-frames",
         type=int,
         metavar="N",
-        help="incremental engine: newest CQT columns recomputed at every frame (4)",
+        help="incremental engine: newest CQT columns recomputed at every frame (6)",
     )
     group.add_argument("--release-ms", type=float, metavar="MS", help="quiet time before a note-off (35)")
     group.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")

@@ -122,7 +122,7 @@ class TranscribeSettings(BaseModel):
 
 DEFAULT_LOOKAHEAD_MS = 60.0
 DEFAULT_HOP_FRAMES = 3
-DEFAULT_CQT_REFRESH_FRAMES = 4
+DEFAULT_CQT_REFRESH_FRAMES = 6
 
 
 class EngineKind(str, Enum):

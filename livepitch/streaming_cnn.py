@@ -17,6 +17,7 @@ feature column — the window engine's contract — at a fraction of its cost.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +36,9 @@ def _sigmoid(x: Array) -> Array:
 class ScatterConv:
     """One 'same' convolution over (time, frequency) on columns ``[bins_in, channels_in]``.
 
-    ``push(column)`` takes input column c and returns output column ``c - p`` (final,
-    pre-activation, ``[bins_out, channels_out]``); ``provisional(columns)`` returns the output
-    columns ``c - p + 1 ..`` up to the last given provisional input, later inputs taken as zero.
+    ``step(column, newer)`` takes input column c and returns output column ``c - p`` (final,
+    pre-activation, ``[bins_out, channels_out]``) and, given the provisional inputs after c,
+    the output columns ``c - p + 1 ..`` up to the last of them, later inputs taken as zero.
     Patches are copied out of preallocated, padded buffers through fixed strided views.
     """
 
@@ -92,33 +93,34 @@ class ScatterConv:
         contributions: Array = product.reshape(n, self.bins_out, self._kernel_time, self._out_channels)
         return contributions
 
-    def push(self, column: Array) -> Array:
-        """Consume final input column c; return final output column c - p (pre-activation)."""
+    def step(self, column: Array, newer: Array | None = None) -> tuple[Array, Array | None]:
+        """Consume final input column c and return final output column c - p (pre-activation);
+        with ``newer`` (the provisional inputs c + 1 .., ``[n, bins_in, in]``), also the
+        provisional outputs c - p + 1 .. c + n, later inputs taken as zero. One matrix product
+        serves both."""
         assert self._sums is not None, "reset first"
-        contribution = self._contributions(column[None])[0]
+        inputs = column[None] if newer is None else np.concatenate([column[None], newer])
+        contributions = self._contributions(inputs)  # [n + 1, bins_out, kernel_time, out]
         # sums[i] holds output column c - p + i; tap j of input c lands on i = 2p - j
         sums = self._sums
         sums[:-1] = sums[1:]
         sums[-1] = 0.0
-        sums += contribution[:, ::-1].transpose(1, 0, 2)
+        sums += contributions[0, :, ::-1].transpose(1, 0, 2)
         final: Array = sums[0] + self._bias
-        return final
-
-    def provisional(self, columns: Array) -> Array:
-        """Output columns after the last final one, up to the last of ``columns`` (inputs c + 1 ..)."""
-        assert self._sums is not None, "reset first"
-        p, n = self.radius, columns.shape[0]
-        count = p + n  # outputs c - p + 1 .. c + n; sums[i] is output c - p + 1 + i
-        sums = np.zeros((count, self.bins_out, self._out_channels), dtype=np.float32)
+        if newer is None:
+            return final, None
+        p, n = self.radius, newer.shape[0]
+        count = p + n  # outputs c - p + 1 .. c + n; tail[i] is output c - p + 1 + i
+        tail = np.zeros((count, self.bins_out, self._out_channels), dtype=np.float32)
         carried = min(count, 2 * p)
-        sums[:carried] = self._sums[1 : 1 + carried]
-        if n:
-            contributions = self._contributions(columns)[:, :, ::-1].transpose(0, 2, 1, 3)
-            for q in range(n):  # input c + 1 + q reaches outputs c + 1 + q - p .. c + 1 + q + p
-                last = min(count, q + 2 * p + 1)
-                sums[q:last] += contributions[q, : last - q]
-        sums += self._bias
-        return sums
+        tail[:carried] = sums[1 : 1 + carried]
+        for j in range(self._kernel_time):  # tap j of input c + 1 + q lands on i = q + 2p - j
+            first = 2 * p - j
+            length = min(n, count - first)
+            if length > 0:
+                tail[first : first + length] += contributions[1 : 1 + length, :, j]
+        tail += self._bias
+        return final, tail
 
 
 @dataclass(frozen=True)
@@ -178,47 +180,55 @@ class CnnStream:
         """Consume final feature column c (``[264, 8]``) and the provisional columns after it
         (``newer``, ``[n, 264, 8]``, recomputed every time); return the posteriors of the newest
         ``depth`` columns, up to c + n (``None`` when ``edge`` is false: warming up with history)."""
-        c1 = _relu(self._contour_1.push(features))
-        contour = _sigmoid(self._contour_2.push(c1))
-        n1 = _relu(self._note_1.push(contour))
-        note = _sigmoid(self._note_2.push(n1))
+        if edge and newer is None:
+            newer = np.zeros((0, self._bins, features.shape[1]), np.float32)
+        tails = newer if edge else None
+        c1, c1_tail = self._contour_1.step(features, tails)
+        contour, contour_tail = _activate(self._contour_2.step(_relu(c1), _relu_or_none(c1_tail)), _sigmoid)
+        n1, n1_tail = self._note_1.step(contour, contour_tail)
+        note, note_tail = _activate(self._note_2.step(_relu(n1), _relu_or_none(n1_tail)), _sigmoid)
+        o1, o1_tail = _activate(self._onset_1.step(features, tails), _relu)
         self._contour_final.append(contour)
         self._note_final.append(note)
-        self._pending_onset_1.append(_relu(self._onset_1.push(features)))
+        self._pending_onset_1.append(o1)
         # onset_1 is final 2 columns behind the features, note 9: pair them by column
         lag = self._pending_lag()
         while len(self._pending_onset_1) > lag:
             self._pending_onset_1.popleft()
         onset_input = np.concatenate([note, self._pending_onset_1[0]], axis=1)
-        onset = _sigmoid(self._onset_2.push(onset_input))
+        onset_tail_input = None
+        if note_tail is not None and o1_tail is not None:
+            # the columns after onset_2's last final one: note provisional; onset_1 final from
+            # the pending queue where it is, provisional after
+            onset_1_cols = np.concatenate([np.stack(list(self._pending_onset_1)[1:]), o1_tail])
+            onset_tail_input = np.concatenate([note_tail, onset_1_cols], axis=2)
+        onset, onset_tail = _activate(self._onset_2.step(onset_input, onset_tail_input), _sigmoid)
         self._onset_final.append(onset)
         if not edge:
             return None
-        return self._edge(np.zeros((0, self._bins, 8), np.float32) if newer is None else newer)
-
-    def _pending_lag(self) -> int:
-        """Columns between the newest final onset_1 column and the newest final note column, plus one."""
-        note_lag = self._contour_1.radius + self._contour_2.radius + self._note_1.radius + self._note_2.radius
-        return note_lag - self._onset_1.radius + 1
-
-    def _edge(self, newer: Array) -> CnnColumns:
-        """Provisional columns after the final ones, each layer taking later inputs as zero."""
-        c1 = _relu(self._contour_1.provisional(newer))
-        contour_tail = _sigmoid(self._contour_2.provisional(c1))
-        n1 = _relu(self._note_1.provisional(contour_tail))
-        note_tail = _sigmoid(self._note_2.provisional(n1))
-        onset_1_tail = _relu(self._onset_1.provisional(newer))
-        # onset_2's provisional inputs: the columns after its last final one (note provisional,
-        # onset_1 final from the pending queue where it is, provisional after)
-        onset_1_cols = list(self._pending_onset_1)[1:] + list(onset_1_tail)
-        onset_inputs = np.concatenate([note_tail, np.stack(onset_1_cols)], axis=2)
-        onset_tail = _sigmoid(self._onset_2.provisional(onset_inputs))
+        assert contour_tail is not None and note_tail is not None and onset_tail is not None
         depth = self.depth
         return CnnColumns(
             note=_newest(self._note_final, note_tail, depth)[..., 0],
             onset=_newest(self._onset_final, onset_tail, depth)[..., 0],
             contour=_newest(self._contour_final, contour_tail, depth)[..., 0],
         )
+
+    def _pending_lag(self) -> int:
+        """Columns between the newest final onset_1 column and the newest final note column, plus one."""
+        note_lag = self._contour_1.radius + self._contour_2.radius + self._note_1.radius + self._note_2.radius
+        return note_lag - self._onset_1.radius + 1
+
+
+def _relu_or_none(x: Array | None) -> Array | None:
+    return None if x is None else _relu(x)
+
+
+def _activate(
+    outputs: tuple[Array, Array | None], activation: Callable[[Array], Array]
+) -> tuple[Array, Array | None]:
+    final, tail = outputs
+    return activation(final), None if tail is None else activation(tail)
 
 
 def _newest(final: deque[Array], tail: Array, depth: int) -> Array:
