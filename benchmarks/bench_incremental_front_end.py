@@ -6,10 +6,11 @@
    graph's padding for the audio after the newest sample. Its deviation from the same column
    computed 160 frames (1.9 s) later, in dB, per octave (p50 / p95 over columns and bins).
 2. **Normalisation.** The window engine scales frame t's window by the minimum and maximum of
-   all 172 columns it computes at the edge t + k. The incremental engine uses the minimum and
+   all 172 columns it computes at its edge. The incremental engine uses the minimum and
    maximum of the trailing 172 columns as it computed them (final ones ``refresh`` frames
-   after their centre, the newest provisional). Deviation of the minimum and maximum [dB] and
-   of the normalised value (the largest over the range), p50 / p95 / max over frames.
+   after their centre, the newer ones provisional, recomputed at that edge). Deviation of the
+   minimum and maximum [dB] and of the normalised value (the largest over the range),
+   p50 / p95 / max over edges.
 3. **Posteriors.** The incremental engine (refresh = lookahead) against the window engine at a
    hop of one frame and the same lookahead: mean and p99 |difference| of the onset, note and
    contour posteriors.
@@ -78,7 +79,7 @@ def lag_deviation(
 
 
 def normalisation_deviation(
-    audio: npt.NDArray[np.float32], front_end: FrontEndWeights, lookahead: int, refresh: int
+    audio: npt.NDArray[np.float32], front_end: FrontEndWeights, refresh: int
 ) -> npt.NDArray[np.float64]:
     """Per published frame: |Δ min|, |Δ max| [dB] and the largest normalised difference."""
     cqt = StreamingCqt(front_end, 171)
@@ -140,17 +141,15 @@ def main() -> int:
     sys.stdout.flush()
 
     print("\n### Running normalisation vs the window's, per published frame: p50 / p95 / max\n")
-    print("| lookahead k, refresh r | abs(Δ min) dB | abs(Δ max) dB | largest normalised difference |")
+    print("| refresh r | abs(Δ min) dB | abs(Δ max) dB | largest normalised difference |")
     print("|---|---|---|---|")
-    for lookahead, refresh in ((4, 4), (8, 8), (8, 4)):
-        rows = np.concatenate(
-            [normalisation_deviation(a, front_end, lookahead, refresh) for a in audios.values()]
-        )
+    for refresh in (0, 4, 8):
+        rows = np.concatenate([normalisation_deviation(a, front_end, refresh) for a in audios.values()])
         cells = [
             f"{np.percentile(rows[:, i], 50):.3f} / {np.percentile(rows[:, i], 95):.3f} / {rows[:, i].max():.3f}"
             for i in range(3)
         ]
-        print(f"| {lookahead}, {refresh} | " + " | ".join(cells) + " |")
+        print(f"| {refresh} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
     print("\n### Posteriors: incremental (refresh = lookahead) vs window engine at hop 1, mean / p99 / max\n")
