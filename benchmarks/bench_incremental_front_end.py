@@ -120,9 +120,11 @@ def main() -> int:
     print(f"Recordings: {', '.join(RECORDINGS)}, first {args.seconds:g} s each.\n")
     print("### CQT column computed l frames after its centre vs 160 frames after, |dB| p50 / p95\n")
     octaves = front_end.n_octaves
+    per = front_end.bins_per_octave
+    lowest_hz = [27.5 * 2 ** (max(0, front_end.n_bins - per * (o + 1)) / per) for o in range(octaves)]
     print(
         "| lag l (ms) | "
-        + " | ".join(f"octave {o} ({27.5 * 2 ** (octaves - 1 - o):.0f} Hz up)" for o in range(octaves))
+        + " | ".join(f"octave {o} (from {lowest_hz[o]:.0f} Hz)" for o in range(octaves))
         + " |"
     )
     print("|---" * (octaves + 1) + "|")

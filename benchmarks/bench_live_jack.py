@@ -961,8 +961,9 @@ def machine_lines() -> list[str]:
         f"- JACK: jackd2 dummy backend, no-realtime (`-r`), {RATE_HZ} Hz, period {PERIOD_FRAMES} frames "
         f"= {1000.0 * PERIOD_FRAMES / RATE_HZ:.2f} ms",
         "- livepitch: `python -m livepitch --host-api JACK --midi-api jack --channel 1 --quiet "
-        "--events-csv FILE`, all other settings default (lookahead 60 ms, hop 3 frames, block 256 "
-        "frames, one onnxruntime thread)",
+        f"--events-csv FILE{' ' + ' '.join(LIVEPITCH_FLAGS) if LIVEPITCH_FLAGS else ''}`, all other settings "
+        "default (lookahead 60 ms, window engine at a hop of 3 frames unless the flags say otherwise, "
+        "block 256 frames, one onnxruntime thread)",
     ]
 
 
