@@ -344,7 +344,13 @@ def run_daemon_command(args: argparse.Namespace) -> int:
         resumed=resumed,
     )
     daemon.install_signal_handlers()
-    return daemon.run()
+    code = daemon.run()
+    if daemon.audio_wedged:  # PortAudio's exit handler would wait forever on the abandoned stream
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 RESUME_VARIABLE = "LIVEPITCH_RESUMED"

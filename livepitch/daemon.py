@@ -102,6 +102,9 @@ class Daemon:
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._model: WindowFramesModel | None = None
+        self.audio_wedged = False
+        """An audio stream would not close (PortAudio waiting on a dead server): the process
+        must not wait for PortAudio at exit either."""
         self.engine: StreamingEngine | None = None
         self.sink: MidiSink | None = None
         self.source: AudioSource | None = None
@@ -269,6 +272,8 @@ class Daemon:
         self.worker, self.source = None, None
         if source is not None:
             source.stop()  # no more audio: the worker finishes its chunk and sees the stop
+            if getattr(source, "wedged", False):
+                self.audio_wedged = True
         if worker is not None:
             worker.stop()
         events: list[Event] = []

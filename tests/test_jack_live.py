@@ -41,6 +41,7 @@ def start_jackd(name: str) -> subprocess.Popen[bytes]:
 
 
 def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL after ``timeout_s`` (the exit code is then -9: it hung)."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
