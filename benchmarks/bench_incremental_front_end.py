@@ -83,7 +83,7 @@ def normalisation_deviation(
 ) -> npt.NDArray[np.float64]:
     """Per published frame: |Δ min|, |Δ max| [dB] and the largest normalised difference."""
     cqt = StreamingCqt(front_end, 171)
-    features = FeatureColumns(front_end)
+    features = FeatureColumns(front_end, 172 - refresh)  # as the engine keeps it
     rows = []
     for edge in edges(cqt, audio, 172):
         if edge > 172:

@@ -74,7 +74,7 @@ class EngineChoice:
 
     @property
     def key(self) -> str:
-        return f"h{self.hop}" if self.kind == "window" else f"inc4_r{self.cqt_frames}"
+        return f"h{self.hop}" if self.kind == "window" else f"inc5_r{self.cqt_frames}"
 
     @property
     def label(self) -> str:

@@ -3,23 +3,23 @@
 Where the window engine re-runs the 2 s model window every hop, this engine keeps the state
 of every stage and does only the new work per 256 samples (one frame):
 
-1. ``StreamingCqt`` computes the new log-power column; the graph's own padding stands in for
+1. ``StreamingCqt`` computes the new log-power columns; the graph's own padding stands in for
    the audio that has not arrived (see ``livepitch.streaming_cqt``).
-2. The graph normalises each window's log-CQT by its minimum and maximum; here each column is
-   normalised by the minimum and maximum over the trailing 172 columns (2 s) as they were
-   computed: the window ending at that column.
+2. The graph normalises each window's log-CQT by its minimum and maximum; here the columns are
+   normalised by the minimum and maximum over the trailing 172 columns (2 s, the window's
+   extent) as the engine computed them, the newest ones as just recomputed.
 3. Batch norm and harmonic stacking (per column), then ``CnnStream`` adds the column to every
    layer's running sums and recomputes only the provisional columns near the edge.
 
 Schedule (integers, model-rate samples). With a lookahead of ``k`` frames, frame t is
-published when the audio reaches ``256 (t + k) + 68`` samples, the same lookahead as the
-window engine's, always with a hop of one frame. Of those ``k`` frames, ``cqt_lookahead`` (d)
-go to the CQT (column c is computed when the audio reaches ``256 (c + d) + 68``) and the
-remaining ``k - d`` to the CNN (frame t is read from a CNN whose newest column is t + k - d,
-later columns zero as at a window's end). ``d = 0`` gives the CNN the whole lookahead, which
-is how the window engine spends it at its right edge; a larger ``d`` gives the low CQT bins
-real audio instead of padding. Every frame sees the same amount of future whatever the block
-sizes, so every block size gives identical frames.
+published when the audio reaches edge ``E = t + k``, i.e. ``256 E + 68`` samples: the window
+engine's lookahead, always with a hop of one frame. At each edge, CQT column ``E - r`` becomes
+final (``r`` = ``refresh_frames``) and columns ``E - r + 1 .. E`` are recomputed with the
+graph's padding after the newest sample; the CNN reads frame t from its edge at column E,
+later columns zero as at a window's end, exactly the window engine's right edge. Columns
+before sample 0 are computed like any other (on silence before the stream, which the graph
+sees as zeros). Every frame sees the same audio whatever the block sizes, so every block size
+gives identical frames.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ PRE_ROLL_FRAMES = 16
 
 
 class FeatureColumns:
-    """Log-CQT column -> CNN input column ``[264, 8]``: running min/max normalisation over the
-    trailing window, batch norm, harmonic stacking."""
+    """Log-CQT columns -> CNN input columns ``[264, 8]``: min/max normalisation over the last
+    ``window_frames`` final columns and the provisional ones after them, batch norm, harmonic
+    stacking."""
 
     def __init__(self, weights: FrontEndWeights, window_frames: int = WINDOW_FRAMES) -> None:
         self._w = weights
@@ -118,9 +119,9 @@ class IncrementalEngine:
         self.refresh_frames = refresh_frames
         self._weights = weights
         self._cqt = StreamingCqt(weights.front_end, refresh_frames)
-        self._features = FeatureColumns(weights.front_end)
+        # the final columns E-171 .. E-r; the r newer ones join at every edge
+        self._features = FeatureColumns(weights.front_end, WINDOW_FRAMES - refresh_frames)
         self._cnn = CnnStream(weights.cnn, weights.front_end.n_feature_bins, lookahead_frames + 1)
-        self._silence_log = np.full(weights.front_end.n_bins, self._features.silence_db, dtype=np.float32)
         self.reset()
 
     @property
@@ -143,6 +144,7 @@ class IncrementalEngine:
             self._cnn.push(silence, edge=False)
         self._consumed = 0
         self._next_edge = 0  # edge E: the audio reaches 256 E + 68
+        self._flushed = False
 
     def warm_up(self) -> None:
         """Run every stage once on silence in a scratch engine (this one's state untouched)."""
@@ -154,6 +156,8 @@ class IncrementalEngine:
 
     def push(self, block: npt.NDArray[np.float32]) -> list[Frame]:
         """Consume ``block`` (mono float32 at 22050 Hz); return newly publishable frames."""
+        if self._flushed:
+            raise RuntimeError("the stream has ended (flush); reset() before pushing more audio")
         samples = np.asarray(block, dtype=np.float32).reshape(-1)
         frames: list[Frame] = []
         offset = 0
@@ -169,22 +173,13 @@ class IncrementalEngine:
                     frames.append(frame)
         return frames
 
-    def _log_columns(self, first: int, last: int) -> Array:
-        """Log-CQT columns ``first .. last`` at the current edge; silence before column 0."""
-        silent = max(0, min(last + 1, 0) - first)
-        out = np.empty((last - first + 1, self._silence_log.shape[0]), dtype=np.float32)
-        out[:silent] = self._silence_log
-        if last - first + 1 > silent:
-            out[silent:] = self._cqt.columns(np.arange(first + silent, last + 1))
-        return out
-
     def _at_edge(self, emitted_sample: int) -> Frame | None:
         """The audio reached edge E: column E - refresh becomes final, the newer ones are
         recomputed, and frame E - lookahead is published."""
         edge = self._next_edge
         self._next_edge += 1
         final = edge - self.refresh_frames
-        log_columns = self._log_columns(final, edge)
+        log_columns = self._cqt.columns(np.arange(final, edge + 1))
         features, newer_features = self._features.push(log_columns[0], log_columns[1:])
         columns = self._cnn.push(features, newer_features)
         assert columns is not None
@@ -202,10 +197,14 @@ class IncrementalEngine:
         )
 
     def flush(self) -> list[Frame]:
-        """Publish the frames whose centres lie inside the audio, padding the future with zeros."""
+        """Publish the frames whose centres lie inside the audio, padding the future with zeros.
+
+        The stream then ends: ``push`` needs a ``reset`` first; ``flush`` again returns nothing.
+        """
         end_sample = self._consumed
         n_frames = math.ceil(end_sample / FRAME_HOP_SAMPLES)
         frames: list[Frame] = []
+        self._flushed = True
         while self._next_edge - self.lookahead_frames < n_frames:
             edge_sample = self._edge_sample(self._next_edge)
             self._cqt.push(np.zeros(edge_sample - self._consumed, dtype=np.float32))

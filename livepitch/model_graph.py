@@ -9,6 +9,7 @@ weights is written to disk.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,9 +104,13 @@ def read_incremental_weights(path: Path) -> IncrementalWeights:
     except Exception as err:  # onnx raises DecodeError and others for a bad file
         raise ModelError(f"cannot read model {path}: {first_line(err)}") from err
     try:
-        return IncrementalWeights(_GraphReader(model).front_end(), _GraphReader(model).cnn())
-    except (KeyError, IndexError, ValueError, AssertionError) as err:
-        raise ModelError(f"{path}: unexpected graph structure for a Basic Pitch model ({err})") from err
+        reader = _GraphReader(model)
+        return IncrementalWeights(reader.front_end(), reader.cnn())
+    except ModelError:
+        raise
+    except Exception as err:  # any surprise in a graph that is not Basic Pitch's: one message
+        reason = first_line(err) or type(err).__name__
+        raise ModelError(f"{path}: unexpected graph structure for a Basic Pitch model ({reason})") from err
 
 
 class _GraphReader:
@@ -114,9 +119,19 @@ class _GraphReader:
     def __init__(self, model: onnx.ModelProto) -> None:
         self.nodes = list(model.graph.node)
         self.constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        for node in model.graph.node:  # Constant nodes hold constants too
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
         self.producer = {output: node for node in self.nodes for output in node.output}
         self.features = _features_tensor(model)
         self.feature_index = next(i for i, n in enumerate(self.nodes) if self.features in n.output)
+
+    @staticmethod
+    def _first(nodes: Iterator[onnx.NodeProto], what: str) -> onnx.NodeProto:
+        node = next(nodes, None)
+        if node is None:
+            raise ValueError(f"no node computes {what}")
+        return node
 
     def _const(self, name: str) -> np.ndarray:
         return np.asarray(self.constants[name])
@@ -153,15 +168,20 @@ class _GraphReader:
             lengths.append((lengths[-1] + 2 * lp_pad - taps) // 2 + 1)
         for length, stride in zip(lengths, strides, strict=True):
             assert (length + 2 * kernel_pad - taps) // stride + 1 == WINDOW_FRAMES, "172 columns per octave"
-        scale_mul = next(
-            n
-            for n in front
-            if n.op_type == "Mul" and n.input[1] in self.constants and self._const(n.input[1]).ndim == 3
+        scale_mul = self._first(
+            (
+                n
+                for n in front
+                if n.op_type == "Mul" and n.input[1] in self.constants and self._const(n.input[1]).ndim == 3
+            ),
+            "the CQT's per-bin scale",
         )
         bin_scale = self._const(scale_mul.input[1]).reshape(-1)
-        log = next(n for n in front if n.op_type == "Log")
+        log = self._first((n for n in front if n.op_type == "Log"), "the log of the CQT power")
+        for reduction in ("ReduceMin", "ReduceMax"):  # the window-wide normalisation this engine replaces
+            self._first((n for n in front if n.op_type == reduction), f"the normalisation's {reduction}")
         floor_add = self.producer[log.input[0]]
-        log_floor = float(self._const(floor_add.input[1]))
+        log_floor = float(self._const(floor_add.input[1]).reshape(-1)[0])
         final_slice = self.producer[self.features]
         stack = self.producer[final_slice.input[0]]
         n_feature_bins = self._slice_bounds(final_slice)[1]
