@@ -121,6 +121,8 @@ class _ReplayFrames:
         self._frames = frames
         self._n_samples = n_samples
 
+    hop_frames = 1
+
     @property
     def lookahead_samples(self) -> int:
         return 0

@@ -452,8 +452,7 @@ class Daemon:
         if worker is None or sink is None or source is None or engine is None:
             return
         lookahead_ms = 1000.0 * engine.frames.lookahead_samples / MODEL_RATE_HZ
-        hop_frames = int(getattr(engine.frames, "hop_frames", 1))
-        worst_ms = lookahead_ms + 1000.0 * FRAME_HOP_SAMPLES * hop_frames / MODEL_RATE_HZ
+        worst_ms = lookahead_ms + 1000.0 * FRAME_HOP_SAMPLES * engine.frames.hop_frames / MODEL_RATE_HZ
         overflows = getattr(source, "overflows", 0) + (self._ring.overflows if self._ring is not None else 0)
         self.status_line.show(
             format_status(

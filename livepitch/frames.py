@@ -35,15 +35,20 @@ class Frame:
 class FrameEngine(Protocol):
     """Turns an endless stream of 22050 Hz audio into frames, each published exactly once.
 
-    Implementations: ``WindowEngine`` (re-runs the full 2 s model window every hop). Any other
-    engine (e.g. incremental inference) keeps the same contract: frames in order, on the
-    uniform grid, each with at least ``lookahead_samples`` of audio after its centre unless
-    the stream ended.
+    Implementations: ``WindowEngine`` (re-runs the full 2 s model window every hop) and
+    ``IncrementalEngine`` (computes only the new columns, a hop of one frame). Both keep the
+    same contract: frames in order, on the uniform grid, each with at least
+    ``lookahead_samples`` of audio after its centre unless the stream ended.
     """
 
     @property
     def lookahead_samples(self) -> int:
         """Audio after a frame's centre that the engine waits for [samples]."""
+        ...
+
+    @property
+    def hop_frames(self) -> int:
+        """Frames published together (each run of the model publishes this many)."""
         ...
 
     @property
