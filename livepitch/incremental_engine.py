@@ -35,7 +35,7 @@ from livepitch.geometry import FRAME_HOP_SAMPLES, WINDOW_FRAMES
 from livepitch.model_weights import Array, FrontEndWeights, IncrementalWeights
 from livepitch.streaming_cnn import CnnStream
 from livepitch.streaming_cqt import StreamingCqt
-from livepitch.window_engine import MAX_LOOKAHEAD_FRAMES, WINDOW_TAIL_SAMPLES
+from livepitch.window_engine import MAX_LOOKAHEAD_FRAMES, lookahead_samples_for_frames
 
 MAX_REFRESH_FRAMES = 40
 """Most CQT columns recomputed per hop (each costs about a tenth of a millisecond)."""
@@ -127,7 +127,7 @@ class IncrementalEngine:
     @property
     def lookahead_samples(self) -> int:
         """Minimum audio after a published frame's centre [samples]."""
-        return WINDOW_TAIL_SAMPLES + FRAME_HOP_SAMPLES * self.lookahead_frames
+        return lookahead_samples_for_frames(self.lookahead_frames)
 
     @property
     def consumed_samples(self) -> int:
@@ -152,7 +152,7 @@ class IncrementalEngine:
         scratch.push(np.zeros(FRAME_HOP_SAMPLES * (self.lookahead_frames + 2), dtype=np.float32))
 
     def _edge_sample(self, edge: int) -> int:
-        return FRAME_HOP_SAMPLES * edge + WINDOW_TAIL_SAMPLES
+        return lookahead_samples_for_frames(edge)
 
     def push(self, block: npt.NDArray[np.float32]) -> list[Frame]:
         """Consume ``block`` (mono float32 at 22050 Hz); return newly publishable frames."""

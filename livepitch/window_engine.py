@@ -34,6 +34,13 @@ WINDOW_TAIL_SAMPLES = WINDOW_SAMPLES - (WINDOW_FRAMES - 1) * FRAME_HOP_SAMPLES
 MAX_LOOKAHEAD_FRAMES = WINDOW_FRAMES - 1
 
 
+def lookahead_samples_for_frames(lookahead_frames: int) -> int:
+    """Audio after a frame's centre at a lookahead of k frames, ``68 + 256 k`` [samples]: the
+    frame sits k frames before the last of a model window, whose centre is 68 samples from
+    the window's end. Also the sample at which edge (newest frame) k is complete."""
+    return WINDOW_TAIL_SAMPLES + FRAME_HOP_SAMPLES * lookahead_frames
+
+
 class WindowFramesModel(Protocol):
     """Posteriors of chosen frames of one 43844-sample window (``BasicPitchModel.run_window``)."""
 
@@ -73,7 +80,7 @@ class WindowEngine:
     @property
     def lookahead_samples(self) -> int:
         """Minimum audio after a published frame's centre [samples]."""
-        return WINDOW_TAIL_SAMPLES + FRAME_HOP_SAMPLES * self.lookahead_frames
+        return lookahead_samples_for_frames(self.lookahead_frames)
 
     @property
     def consumed_samples(self) -> int:
