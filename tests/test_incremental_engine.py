@@ -21,7 +21,7 @@ from livepitch.geometry import WINDOW_SAMPLES
 from livepitch.incremental_engine import FeatureColumns, IncrementalEngine
 from livepitch.model_graph import read_incremental_weights, split_graph
 from livepitch.settings import LiveSettings
-from livepitch.streaming_cnn import CnnStream
+from livepitch.streaming_cnn import CnnColumns, CnnStream
 from livepitch.streaming_cqt import StreamingCqt
 from livepitch.window_engine import WindowEngine
 from tests.event_checks import check_event_stream, note_ons
@@ -183,6 +183,28 @@ def test_frames_are_published_on_the_grid_with_the_configured_lookahead(model: A
         assert (frame.index, frame.centre_sample, frame.emitted_sample) == (t, 256 * t, 256 * (t + 3) + 68)
         assert frame.preview_note.shape == (3, 88)
     assert engine.lookahead_samples == 68 + 3 * 256
+
+
+def test_an_hour_of_audio_keeps_every_frame_on_the_grid(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedule alone (the CQT and CNN, checked for an hour above and below, stubbed out)."""
+    engine = IncrementalEngine(model.incremental_weights(), 5, 6)
+    n_bins = engine._cqt.weights.n_bins
+    monkeypatch.setattr(engine._cqt, "push", lambda samples: None)
+    monkeypatch.setattr(engine._cqt, "columns", lambda indices: np.zeros((len(indices), n_bins), np.float32))
+    features = np.zeros((264, 8), np.float32), np.zeros((6, 264, 8), np.float32)
+    monkeypatch.setattr(engine._features, "push", lambda *_: features)
+    monkeypatch.setattr(
+        engine._cnn, "push", lambda *_, **__: CnnColumns(*(np.zeros((6, 264), np.float32),) * 3)
+    )
+    block = np.zeros(4093, np.float32)  # blocks that never line up with frames
+    hour_samples = 3600 * 22050
+    positions: list[tuple[int, int]] = []
+    while engine.consumed_samples + block.shape[0] <= hour_samples:
+        positions.extend((f.index, f.emitted_sample) for f in engine.push(block))
+    indices, emitted = np.array(positions).T
+    np.testing.assert_array_equal(indices, np.arange(indices.shape[0]))
+    np.testing.assert_array_equal(emitted, 256 * (indices + 5) + 68)
+    assert indices.shape[0] + len(engine.flush()) == -(-engine.consumed_samples // 256)
 
 
 def test_incremental_engine_plays_the_melody(model: Any) -> None:
