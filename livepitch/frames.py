@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,3 +73,21 @@ class FrameEngine(Protocol):
         """Prepare and run the model once on silence (no state changes), so the first real
         run neither fails late nor takes longer than the others."""
         ...
+
+
+def cut_at_boundaries(
+    samples: npt.NDArray[np.float32], consumed: Callable[[], int], boundary: Callable[[], int]
+) -> Iterator[tuple[npt.NDArray[np.float32], bool]]:
+    """Cut a block so that pieces end exactly on an engine's schedule (model-rate samples).
+
+    Yields ``(piece, ends_on_boundary)``; the caller consumes each piece (advancing
+    ``consumed()``) and runs its model when the piece ends on ``boundary()``, the next
+    scheduled sample count, which is read again for every piece. Being driven only by sample
+    positions, the schedule is the same for any block sizes.
+    """
+    offset = 0
+    while offset < samples.shape[0]:
+        end = boundary()
+        take = min(samples.shape[0] - offset, end - consumed())
+        yield samples[offset : offset + take], consumed() + take == end
+        offset += take

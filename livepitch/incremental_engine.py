@@ -30,7 +30,7 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from livepitch.frames import Frame
+from livepitch.frames import Frame, cut_at_boundaries
 from livepitch.geometry import FRAME_HOP_SAMPLES, WINDOW_FRAMES
 from livepitch.model_weights import Array, FrontEndWeights, IncrementalWeights
 from livepitch.streaming_cnn import CnnStream
@@ -151,6 +151,9 @@ class IncrementalEngine:
         scratch = IncrementalEngine(self._weights, self.lookahead_frames, self.refresh_frames)
         scratch.push(np.zeros(FRAME_HOP_SAMPLES * (self.lookahead_frames + 2), dtype=np.float32))
 
+    def _next_edge_sample(self) -> int:
+        return self._edge_sample(self._next_edge)
+
     def _edge_sample(self, edge: int) -> int:
         return lookahead_samples_for_frames(edge)
 
@@ -160,14 +163,10 @@ class IncrementalEngine:
             raise RuntimeError("the stream has ended (flush); reset() before pushing more audio")
         samples = np.asarray(block, dtype=np.float32).reshape(-1)
         frames: list[Frame] = []
-        offset = 0
-        while offset < samples.shape[0]:
-            edge_sample = self._edge_sample(self._next_edge)
-            take = min(samples.shape[0] - offset, edge_sample - self._consumed)
-            self._cqt.push(samples[offset : offset + take])
-            self._consumed += take
-            offset += take
-            if self._consumed == edge_sample:
+        for piece, at_edge in cut_at_boundaries(samples, lambda: self._consumed, self._next_edge_sample):
+            self._cqt.push(piece)
+            self._consumed += piece.shape[0]
+            if at_edge:
                 frame = self._at_edge(self._consumed)
                 if frame is not None:
                     frames.append(frame)

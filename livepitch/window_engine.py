@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from livepitch.frames import Frame
+from livepitch.frames import Frame, cut_at_boundaries
 from livepitch.geometry import FRAME_HOP_SAMPLES, WINDOW_FRAMES, WINDOW_SAMPLES
 from livepitch.posteriors import WindowOutputs
 
@@ -115,13 +115,9 @@ class WindowEngine:
         """Consume ``block`` (mono float32 at 22050 Hz); return newly publishable frames."""
         samples = np.asarray(block, dtype=np.float32).reshape(-1)
         frames: list[Frame] = []
-        offset = 0
-        while offset < samples.shape[0]:
-            run_end = self._next_run_end()
-            take = min(samples.shape[0] - offset, run_end - self._consumed)
-            self._append(samples[offset : offset + take])
-            offset += take
-            if self._consumed == run_end:
+        for piece, at_run in cut_at_boundaries(samples, lambda: self._consumed, self._next_run_end):
+            self._append(piece)
+            if at_run:
                 frames.extend(self._run(self._consumed))
         return frames
 
