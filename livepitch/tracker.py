@@ -13,9 +13,10 @@ Runs on the worker thread, one frame at a time, and never looks further ahead th
 * **Probation instead of a minimum length.** An onset whose note posterior is at least
   ``instant_support`` plays at once. A weaker one (where most spurious notes are: noise,
   overtones) must keep its note posterior above the frame threshold for ``probation_ms``.
-  The engine's preview (the newer frames of its window, with less lookahead) usually settles
-  that at once; otherwise the note-on waits for the frames — dated at the onset, so only
-  those notes pay the delay.
+  The engine's preview (the newer frames it computed, with less lookahead) usually settles
+  that at once; otherwise the note-on waits until the published frames since the onset plus
+  the preview after the newest of them cover ``probation_ms`` — dated at the onset, so only
+  those notes pay the delay, and only for the frames the preview cannot vouch for.
 * **Velocity** is decided at the note-on: ``round(127 * a)`` with ``a`` the larger of the note
   posterior at t-1 and t and the onset posterior at t-1 scaled by ``ONSET_VELOCITY_WEIGHT``,
   clipped to 1..127 (see ``onset_velocity``). Inferred onsets decide *when*, never how loud.
@@ -160,6 +161,7 @@ class _Pending:
     peak: float
     support: float
     frames_held: int = 0
+    """Published frames since the confirming one, all with the note posterior up."""
 
 
 @dataclass
@@ -364,7 +366,8 @@ class NoteTracker:
                 continue
             pending.frames_held += 1
             pending.support = max(pending.support, value)
-            if pending.frames_held >= self._probation_frames:
+            preview_frames = self._preview_run(frame, pitch - LOWEST_MIDI_PITCH)
+            if pending.frames_held + preview_frames >= self._probation_frames:
                 del self._pending[pitch]
                 velocity = onset_velocity(pending.peak, pending.support)
                 self._admit(pitch, velocity, pending.onset_sample, frame, intents, pending.support)
@@ -411,9 +414,16 @@ class NoteTracker:
         The preview has little lookahead, so it may admit a note early but never rejects one:
         without it the note waits for the published frames.
         """
-        values = [float(note[pitch_bin])]
-        values += frame.preview_note[: self._probation_frames - 1, pitch_bin].tolist()
-        return len(values) >= self._probation_frames and min(values) >= self.params.frame_threshold
+        if float(note[pitch_bin]) < self.params.frame_threshold:
+            return False
+        return 1 + self._preview_run(frame, pitch_bin) >= self._probation_frames
+
+    def _preview_run(self, frame: Frame, pitch_bin: int) -> int:
+        """How many of the frame's first preview frames (at most the probation length) have the
+        note posterior at ``pitch_bin`` at or above the frame threshold, without a gap."""
+        values = frame.preview_note[: self._probation_frames, pitch_bin]
+        below = np.flatnonzero(values < self.params.frame_threshold)
+        return int(below[0]) if below.size else int(values.shape[0])
 
     def _admit(
         self,

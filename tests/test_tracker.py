@@ -115,6 +115,20 @@ def test_the_preview_settles_a_weak_onset_at_once() -> None:
     assert on.emitted_sample == 256 * 11 + LOOKAHEAD  # no probation wait
 
 
+def test_a_short_preview_shortens_the_probation_wait_to_the_frames_it_cannot_see() -> None:
+    # probation 60 ms = 6 frames; a preview of 2 frames vouches for the last 2 of them
+    short, held, gap = Posteriogram(80), Posteriogram(80), Posteriogram(80)
+    short.add_note(60, 10, 14, level=0.4)
+    held.add_note(60, 10, 40, level=0.4)
+    gap.add_note(60, 10, 40, level=0.4)
+    gap.note[16, 60 - 21] = 0.1  # one quiet frame inside the probation time
+    assert note_ons(run(short, BendMode.NONE, preview_frames=2, probation_ms=60.0)) == []
+    assert note_ons(run(gap, BendMode.NONE, preview_frames=2, probation_ms=60.0)) == []
+    (on,) = note_ons(run(held, BendMode.NONE, preview_frames=2, probation_ms=60.0))
+    assert on.time_sample == 256 * 10
+    assert on.emitted_sample == 256 * (10 + 1 + 4) + LOOKAHEAD  # 4 frames held + 2 previewed
+
+
 def test_vibrato_across_neighbouring_bins_is_one_note_with_bends() -> None:
     gram = Posteriogram(200)
     t = np.arange(20, 180)
