@@ -1,11 +1,13 @@
 """The live daemon end to end through a real JACK server: note-on latency, CPU and memory.
 
-    python benchmarks/bench_live_jack.py [--minutes 10] [--repeats 3] [--skip-long] [--json PATH] [--keep DIR]
+    python benchmarks/bench_live_jack.py [--minutes 10] [--repeats 3] [--skip-long] [--jack-realtime]
+        [--json PATH] [--keep DIR]
 
 Everything runs on jackd's dummy backend (no sound card needed), each phase on its own named
-server (``jackd -n lpb<pid><phase> -r -d dummy -r 48000 -p 512``; other servers are left
-alone). livepitch runs as ``python -m livepitch --host-api JACK --midi-api jack --channel 1
---quiet`` with default settings, and a harness process plays a WAV into its capture port and
+server (``jackd -n lpb<pid><phase> -r -d dummy -r 48000 -p 512``; with ``--jack-realtime``,
+``-R -P 70`` instead of ``-r``; other servers are left alone). livepitch runs as
+``python -m livepitch --host-api JACK --midi-api jack --channel 1 --quiet`` with default
+settings, and a harness process plays a WAV into its capture port and
 records its MIDI with the JACK frame each message arrived in — the same clock as the audio it
 plays. The harness is ``tests/jack_harness.py``, which logs the frame every block went out
 in: when it misses a cycle (an xrun), the rest of the file goes out a period later than
@@ -84,6 +86,9 @@ from tests.synth import sequence
 REPO = Path(__file__).resolve().parents[1]
 RATE_HZ = 48000
 PERIOD_FRAMES = 512
+JACK_REALTIME = False
+"""Whether jackd runs realtime (``--jack-realtime``)."""
+JACK_RT_PRIORITY = 70
 EARLY_S = 0.030
 LATE_S = 0.400
 OVERHEAD_BUDGET_MS = 25.0
@@ -238,8 +243,15 @@ class Children:
         self._running = []
 
 
+def jackd_scheduling_argv() -> list[str]:
+    """``-r`` (no realtime, as in CI) or, with ``--jack-realtime``, ``-R -P 70`` (SCHED_FIFO
+    for jackd and, through it, every client's process thread: how musicians run JACK)."""
+    return ["-R", "-P", str(JACK_RT_PRIORITY)] if JACK_REALTIME else ["-r"]
+
+
 def start_jackd(children: Children, name: str, log_file: IO[str]) -> subprocess.Popen[Any]:
-    argv = ["jackd", "-n", name, "-r", "-d", "dummy", "-r", str(RATE_HZ), "-p", str(PERIOD_FRAMES)]
+    argv = ["jackd", "-n", name, *jackd_scheduling_argv(), "-d", "dummy", "-r", str(RATE_HZ)]
+    argv += ["-p", str(PERIOD_FRAMES)]
     process = children.start(f"jackd {name}", argv, stdout=log_file, stderr=subprocess.STDOUT)
     subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], check=True, capture_output=True)
     return process
@@ -958,7 +970,8 @@ def machine_lines() -> list[str]:
         f"- machine: {os.cpu_count()} cores (`nproc`), {model}, Linux {platform.release()}; "
         f"load average at start {load}; other JACK servers running: {len(other_servers)}",
         f"- Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, {jack_line.strip()}",
-        f"- JACK: jackd2 dummy backend, no-realtime (`-r`), {RATE_HZ} Hz, period {PERIOD_FRAMES} frames "
+        f"- JACK: jackd2 dummy backend, "
+        f"{'realtime (`-R -P 70`, SCHED_FIFO)' if JACK_REALTIME else 'no-realtime (`-r`)'}, {RATE_HZ} Hz, period {PERIOD_FRAMES} frames "
         f"= {1000.0 * PERIOD_FRAMES / RATE_HZ:.2f} ms",
         "- livepitch: `python -m livepitch --host-api JACK --midi-api jack --channel 1 --quiet "
         f"--events-csv FILE{' ' + ' '.join(LIVEPITCH_FLAGS) if LIVEPITCH_FLAGS else ''}`, all other settings "
@@ -1134,6 +1147,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="FLAGS",
         help='extra flags for the daemon and transcribe --stream, e.g. "--engine incremental"',
     )
+    parser.add_argument(
+        "--jack-realtime",
+        action="store_true",
+        help="run jackd realtime (-R -P 70) instead of -r: needs SCHED_FIFO (root or an rtprio limit)",
+    )
     return parser.parse_args(argv)
 
 
@@ -1144,6 +1162,8 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     LIVEPITCH_FLAGS[:] = shlex.split(args.livepitch_flags)
+    global JACK_REALTIME
+    JACK_REALTIME = args.jack_realtime
     for tool in ("jackd", "jack_wait"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: install jackd2 (see .ci/setup-env.sh)", file=sys.stderr)

@@ -179,6 +179,12 @@ def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
         "--probation-ms", type=float, metavar="MS", help="how long a weak onset must hold (40)"
     )
     group.add_argument(
+        "--confirm-with-preview",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="confirm an onset peak with the engine's preview of the next frame, a frame sooner (on)",
+    )
+    group.add_argument(
         "--bend-threshold-cents", type=float, metavar="C", help="send bends that moved more (5)"
     )
     group.add_argument(
@@ -290,6 +296,7 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "release_ms": args.release_ms,
             "min_note_ms": args.min_note_ms,
             "probation_ms": args.probation_ms,
+            "confirm_with_preview": args.confirm_with_preview,
             "max_polyphony": args.max_polyphony,
             "min_hz": args.min_hz,
             "max_hz": args.max_hz,
@@ -445,6 +452,7 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
             "max_polyphony": args.max_polyphony,
             "bend_threshold_cents": args.bend_threshold_cents,
             "probation_ms": args.probation_ms,
+            "confirm_with_preview": args.confirm_with_preview,
             "bend_smoothing_ms": args.bend_smoothing_ms,
         }
     )
@@ -476,6 +484,7 @@ _STREAM_ONLY = (
     "max_polyphony",
     "bend_threshold_cents",
     "probation_ms",
+    "confirm_with_preview",
     "bend_smoothing_ms",
 )
 

@@ -22,6 +22,7 @@ class Frame:
     ``preview_note`` ``[n, 88]`` is the note posterior of the n frames after this one that the
     engine has already computed, with less lookahead than a published frame (possibly none):
     a hint at whether a note goes on, never a substitute for the frames to come.
+    ``preview_onset`` ``[n, 88]`` is the onset posterior of the same frames.
     """
 
     index: int
@@ -31,6 +32,7 @@ class Frame:
     onset: npt.NDArray[np.float32]
     contour: npt.NDArray[np.float32]
     preview_note: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 88), np.float32))
+    preview_onset: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 88), np.float32))
 
 
 class FrameEngine(Protocol):

@@ -193,6 +193,7 @@ class IncrementalEngine:
             onset=columns.onset[0],
             contour=columns.contour[0],
             preview_note=columns.note[1:],
+            preview_onset=columns.onset[1:],
         )
 
     def flush(self) -> list[Frame]:

@@ -179,6 +179,9 @@ class TrackerSettings(BaseModel):
         0.5, ge=0.0, le=1.01, description="note posterior that plays an onset at once"
     )
     probation_ms: float = Field(40.0, ge=0.0, le=1000.0, description="how long a weaker onset must hold [ms]")
+    confirm_with_preview: bool = Field(
+        True, description="confirm an onset peak with the engine's preview of the next frame (a frame sooner)"
+    )
     repitch_semitones: float = Field(0.6, ge=0.5, le=12.0, description="pitch move that can re-pitch a note")
     repitch_ms: float = Field(80.0, ge=0.0, le=2000.0, description="how long the move must last [ms]")
     max_polyphony: int = Field(15, ge=1, le=88, description="most notes at once (15 at most with mpe)")
@@ -208,6 +211,7 @@ class TrackerSettings(BaseModel):
             retrigger_onset=self.retrigger_onset,
             instant_support=self.instant_support,
             probation_ms=self.probation_ms,
+            confirm_with_preview=self.confirm_with_preview,
             repitch_semitones=self.repitch_semitones,
             repitch_ms=self.repitch_ms,
             max_polyphony=self.max_polyphony,

@@ -1,7 +1,7 @@
 """The causal note tracker: frames in, note starts/ends/bends out, with bounded lookahead.
 
 Runs on the worker thread, one frame at a time, and never looks further ahead than one frame
-(the confirmation of an onset peak). Decisions, in the order they are taken each frame:
+(the confirmation of an onset peak) beyond the engine's preview. Decisions, in the order they are taken each frame:
 
 * **Onset strength.** The onset posterior, merged (element-wise maximum) with onsets inferred
   from rises of the note posterior — the smaller of its 1- and 2-frame rises, as upstream —
@@ -9,7 +9,10 @@ Runs on the worker thread, one frame at a time, and never looks further ahead th
   instead of upstream's clip-wide maxima.
 * **Onsets.** A bin whose strength at frame t-1 is a strict local maximum at or above the onset
   threshold is an onset at t-1, confirmed at frame t (one frame of lookahead). It starts a note
-  if the note posterior supports it (at or above the frame threshold at t-1 or t).
+  if the note posterior supports it (at or above the frame threshold at t-1 or t). With
+  ``confirm_with_preview`` (the default) the engine's preview of frame t+1 — one frame less
+  lookahead — confirms a peak at t as soon as t is published, so the note-on goes out a frame
+  sooner; a peak the preview missed is still confirmed at t+1, and an onset is judged once.
 * **Probation instead of a minimum length.** An onset whose note posterior is at least
   ``instant_support`` plays at once. A weaker one (where most spurious notes are: noise,
   overtones) must keep its note posterior above the frame threshold for ``probation_ms``.
@@ -107,6 +110,7 @@ class TrackerParams:
     retrigger_onset: float = 0.8
     instant_support: float = 0.5
     probation_ms: float = 40.0
+    confirm_with_preview: bool = True
     repitch_semitones: float = 0.6
     repitch_ms: float = 80.0
     max_polyphony: int = 15
@@ -206,6 +210,15 @@ def onset_velocity(onset_peak: float, note_level: float) -> int:
     return int(min(127, max(1, round(127.0 * amplitude))))
 
 
+def _rise(
+    note: npt.NDArray[np.float32], prev_1: npt.NDArray[np.float32], prev_2: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """The smaller of the note posterior's 1- and 2-frame rises, at least 0 (as upstream)."""
+    rise: npt.NDArray[np.float32] = np.minimum(note - prev_1, note - prev_2)
+    np.maximum(rise, 0.0, out=rise)
+    return rise
+
+
 class NoteTracker:
     """Incremental note tracker; call ``process`` once per frame, in order, then ``finish``."""
 
@@ -234,6 +247,7 @@ class NoteTracker:
         self._frames_seen = 0
         self._note_history = np.zeros((3, N_PITCHES), dtype=np.float32)  # t-1, t-2, t-3
         self._strength_history = np.zeros((2, N_PITCHES), dtype=np.float32)  # t-1, t-2
+        self._confirmed_early = np.zeros(0, dtype=np.int64)  # peaks at t-1 already confirmed
         self._onset_prev = np.zeros(N_PITCHES, dtype=np.float32)
         self._onset_level = ONSET_LEVEL_PRIOR
         self._rise_level = RISE_LEVEL_PRIOR
@@ -265,17 +279,21 @@ class NoteTracker:
         else:
             onset_bins = np.zeros(0, dtype=np.int64)
 
+        if self._confirmed_early.size:
+            onset_bins = np.setdiff1d(onset_bins, self._confirmed_early, assume_unique=True)
+        early_bins = self._peaks_confirmed_by_preview(frame, note, strength)
+
         self._update_voices(frame, note, intents)
         self._update_pending(frame, note, intents)
         for pitch_bin in onset_bins.tolist():
-            self._consider_onset(
-                int(pitch_bin),
-                previous_centre,
-                frame,
-                note,
-                float(self._onset_prev[pitch_bin]),
-                intents,
-            )
+            support = max(float(self._note_history[0][pitch_bin]), float(note[pitch_bin]))
+            peak = float(self._onset_prev[pitch_bin])
+            self._consider_onset(pitch_bin, previous_centre, frame, note, peak, support, intents, 1)
+        for pitch_bin in early_bins.tolist():
+            support = max(float(note[pitch_bin]), float(frame.preview_note[0, pitch_bin]))
+            peak = float(onset[pitch_bin])
+            self._consider_onset(pitch_bin, frame.centre_sample, frame, note, peak, support, intents, 0)
+        self._confirmed_early = early_bins
         self._track_pitches(frame, intents)
 
         self._note_history[2] = self._note_history[1]
@@ -309,8 +327,7 @@ class NoteTracker:
         if self._frames_seen < 2:
             rise = np.zeros_like(note)
         else:
-            rise = np.minimum(note - self._note_history[0], note - self._note_history[1])
-            np.maximum(rise, 0.0, out=rise)
+            rise = _rise(note, self._note_history[0], self._note_history[1])
         self._onset_level = max(
             ONSET_LEVEL_PRIOR + (self._onset_level - ONSET_LEVEL_PRIOR) * LEVEL_DECAY_PER_FRAME,
             float(onset.max()),
@@ -319,9 +336,40 @@ class NoteTracker:
             RISE_LEVEL_PRIOR + (self._rise_level - RISE_LEVEL_PRIOR) * LEVEL_DECAY_PER_FRAME,
             float(rise.max()),
         )
+        return self._merge(onset, rise)
+
+    def _merge(
+        self, onset: npt.NDArray[np.float32], rise: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """Onset posterior merged with the rise scaled by the running maxima."""
         scaled = rise * np.float32(self._onset_level / self._rise_level)
         merged: npt.NDArray[np.float32] = np.maximum(onset, scaled)
         return merged
+
+    def _peaks_confirmed_by_preview(
+        self, frame: Frame, note: npt.NDArray[np.float32], strength: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.int64]:
+        """Bins whose onset strength peaks at this frame, confirmed by the preview's next frame.
+
+        The next frame has one frame less lookahead than a published one, so the peak itself
+        keeps the configured lookahead while its note-on goes out a frame sooner. A peak the
+        preview does not confirm is still found when the next frame is published.
+        """
+        p = self.params
+        if not p.confirm_with_preview or frame.preview_onset.shape[0] == 0 or self._frames_seen < 1:
+            return np.zeros(0, dtype=np.int64)
+        next_onset = np.where(self._in_range, frame.preview_onset[0], 0.0).astype(np.float32)
+        if p.infer_onsets:
+            next_note = np.where(self._in_range, frame.preview_note[0], 0.0).astype(np.float32)
+            next_strength = self._merge(next_onset, _rise(next_note, note, self._note_history[0]))
+        else:
+            next_strength = next_onset
+        peaks = (
+            (strength > self._strength_history[0])
+            & (strength > next_strength)
+            & (strength >= p.onset_threshold)
+        )
+        return np.flatnonzero(peaks)
 
     def _owned_bins(self) -> set[int]:
         return {v.pitch - LOWEST_MIDI_PITCH for v in self._voices.values()}
@@ -379,21 +427,28 @@ class NoteTracker:
         frame: Frame,
         note: npt.NDArray[np.float32],
         peak: float,
+        support: float,
         intents: list[Intent],
+        frames_ago: int,
     ) -> None:
-        """An onset confirmed at ``pitch_bin``; ``peak`` is the onset posterior (not inferred) there."""
+        """An onset confirmed at ``pitch_bin``, ``frames_ago`` (0 or 1) frames before this one;
+        ``peak`` is the onset posterior (not inferred) there, ``support`` the larger note
+        posterior of the onset frame and the one after it."""
         p = self.params
-        support = max(float(self._note_history[0][pitch_bin]), float(note[pitch_bin]))
         if support < p.frame_threshold:
             return
         pitch = pitch_bin + LOWEST_MIDI_PITCH
         holder = self._holder_near(pitch)
-        if holder is not None and holder.start_sample >= onset_sample:
-            return  # a note started by this very onset (or a later one) already covers it
+        if holder is not None and holder.start_sample >= onset_sample - FRAME_HOP_SAMPLES:
+            # a note started by this onset, a later one, or one a frame before: the same attack
+            # (the preview, with less lookahead, can confirm a rising onset a frame early)
+            return
         if holder is not None:
             # the holder's energy (which follows its pitch) over the last frames up to now
             # up to the onset frame (t-1): a drop after the onset is the note ending, not a re-attack
-            before_onset = holder.recent_energy[:-1] or holder.recent_energy
+            before_onset = (
+                holder.recent_energy[: len(holder.recent_energy) - frames_ago] or holder.recent_energy
+            )
             dipped = _fell(before_onset, p.retrigger_dip) or min(before_onset) < p.frame_threshold
             if not dipped and peak < p.retrigger_onset:
                 return  # the held note moves or wavers: vibrato, scoop, slide

@@ -164,6 +164,7 @@ class WindowEngine:
                     onset=outputs.onset[row],
                     contour=outputs.contour[row],
                     preview_note=outputs.note[row + 1 :],
+                    preview_onset=outputs.onset[row + 1 :],
                 )
             )
             self._next_frame += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import numpy.typing as npt
 from hypothesis import given, settings
@@ -11,7 +13,7 @@ from livepitch.events import Event, NoteOff, PitchBend
 from livepitch.frames import Frame
 from livepitch.geometry import contour_bin_of_pitch
 from livepitch.settings import BendMode
-from livepitch.tracker import NoteTracker, TrackerParams
+from livepitch.tracker import NoteStart, NoteTracker, TrackerParams
 from livepitch.voices import VoiceAllocator
 from tests.event_checks import check_event_stream, note_ons
 
@@ -54,6 +56,7 @@ class Posteriogram:
                 self.onset[t],
                 self.contour[t],
                 self.note[t + 1 : t + 1 + preview_frames],
+                self.onset[t + 1 : t + 1 + preview_frames],
             )
             for t in range(self.note.shape[0])
         ]
@@ -110,9 +113,74 @@ def test_the_preview_settles_a_weak_onset_at_once() -> None:
     short, held = Posteriogram(80), Posteriogram(80)
     short.add_note(60, 10, 13, level=0.4)
     held.add_note(60, 10, 40, level=0.4)
-    assert note_ons(run(short, BendMode.NONE, preview_frames=8)) == []
-    (on,) = note_ons(run(held, BendMode.NONE, preview_frames=8))
+    assert note_ons(run(short, BendMode.NONE, preview_frames=8, confirm_with_preview=False)) == []
+    (on,) = note_ons(run(held, BendMode.NONE, preview_frames=8, confirm_with_preview=False))
     assert on.emitted_sample == 256 * 11 + LOOKAHEAD  # no probation wait
+
+
+def test_the_preview_confirms_an_onset_peak_a_frame_sooner() -> None:
+    gram = Posteriogram(100)
+    gram.add_note(60, 20, 60)
+    gram.add_note(64, 40, 60, level=0.4)  # weak: probation, settled by the preview
+    events = run(gram, BendMode.NONE, preview_frames=8)
+    check_event_stream(events)
+    ons = note_ons(events)
+    assert [(on.pitch, on.time_sample, on.emitted_sample) for on in ons] == [
+        (60, 256 * 20, 256 * 20 + LOOKAHEAD),  # published frame 20 and its preview of 21
+        (64, 256 * 40, 256 * 40 + LOOKAHEAD),
+    ]
+    late = note_ons(run(gram, BendMode.NONE, preview_frames=8, confirm_with_preview=False))
+    assert [(on.pitch, on.time_sample, on.emitted_sample - 256) for on in late] == [
+        (on.pitch, on.time_sample, on.emitted_sample) for on in ons
+    ]
+
+
+def test_a_peak_the_preview_missed_is_confirmed_by_the_published_frame_once() -> None:
+    gram = Posteriogram(60)
+    gram.add_note(60, 20, 50)
+    frames = gram.frames(preview_frames=4)
+    misleading = frames[20].preview_onset.copy()
+    misleading[0, 60 - 21] = 0.95  # the preview (less lookahead) sees the onset still rising
+    frames[20] = dataclasses.replace(frames[20], preview_onset=misleading)
+    starts = _starts(frames, TrackerParams())
+    assert [(s.pitch, s.time_sample, s.emitted_sample) for s in starts] == [
+        (60, 256 * 20, 256 * 21 + LOOKAHEAD)
+    ]
+
+
+def test_an_onset_confirmed_by_the_preview_is_not_considered_again_by_the_published_frame() -> None:
+    # a weak onset at 20 waits (its preview dips at 22), and is dropped when frame 21 dips;
+    # the published frame 21 also shows the peak at 20, but that onset was already judged
+    gram = Posteriogram(60)
+    gram.add_note(60, 20, 50, level=0.4)
+    gram.note[21, 60 - 21] = 0.1
+    frames = gram.frames(preview_frames=4)
+    dipping = frames[20].preview_note.copy()
+    dipping[1, 60 - 21] = 0.1
+    frames[20] = dataclasses.replace(frames[20], preview_note=dipping)
+    assert _starts(frames, TrackerParams()) == []
+    assert len(_starts(frames, TrackerParams(confirm_with_preview=False))) == 1
+
+
+def test_an_onset_one_frame_after_a_note_started_at_its_pitch_is_the_same_attack() -> None:
+    # the preview (less lookahead) underestimates frame 21, so the rising onset is taken as a
+    # peak at 20; the real peak at 21, strong enough to re-attack a held note, is the same attack
+    gram = Posteriogram(60)
+    gram.add_sustain(60, 20, 50)
+    gram.onset[19:23, 60 - 21] = [0.3, 0.7, 0.95, 0.3]
+    frames = gram.frames(preview_frames=4)
+    low = frames[20].preview_onset.copy()
+    low[0, 60 - 21] = 0.5
+    frames[20] = dataclasses.replace(frames[20], preview_onset=low)
+    starts = _starts(frames, TrackerParams())
+    assert [(s.pitch, s.time_sample, s.emitted_sample) for s in starts] == [
+        (60, 256 * 20, 256 * 20 + LOOKAHEAD)
+    ]
+
+
+def _starts(frames: list[Frame], params: TrackerParams) -> list[NoteStart]:
+    tracker = NoteTracker(params)
+    return [i for frame in frames for i in tracker.process(frame) if isinstance(i, NoteStart)]
 
 
 def test_a_short_preview_shortens_the_probation_wait_to_the_frames_it_cannot_see() -> None:
@@ -122,11 +190,12 @@ def test_a_short_preview_shortens_the_probation_wait_to_the_frames_it_cannot_see
     held.add_note(60, 10, 40, level=0.4)
     gap.add_note(60, 10, 40, level=0.4)
     gap.note[16, 60 - 21] = 0.1  # one quiet frame inside the probation time
-    assert note_ons(run(short, BendMode.NONE, preview_frames=2, probation_ms=60.0)) == []
-    assert note_ons(run(gap, BendMode.NONE, preview_frames=2, probation_ms=60.0)) == []
-    (on,) = note_ons(run(held, BendMode.NONE, preview_frames=2, probation_ms=60.0))
+    late = {"preview_frames": 2, "probation_ms": 60.0, "confirm_with_preview": False}
+    assert note_ons(run(short, BendMode.NONE, **late)) == []  # type: ignore[arg-type]
+    assert note_ons(run(gap, BendMode.NONE, **late)) == []  # type: ignore[arg-type]
+    (on,) = note_ons(run(held, BendMode.NONE, **late))  # type: ignore[arg-type]
     assert on.time_sample == 256 * 10
-    assert on.emitted_sample == 256 * (10 + 1 + 4) + LOOKAHEAD  # 4 frames held + 2 previewed
+    assert on.emitted_sample == 256 * (10 + 1 + 4) + LOOKAHEAD  # confirmed at 11, 4 frames held + 2 previewed
 
 
 def test_vibrato_across_neighbouring_bins_is_one_note_with_bends() -> None:
