@@ -103,7 +103,7 @@ def cached_frames(
     recording: Recording, audio: npt.NDArray[np.float32], model: BasicPitchModel, k: int, choice: EngineChoice
 ) -> FrameRun:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"frames_v3_{recording.name}_k{k}_{choice.key}.pkl"
+    path = RESULTS / f"frames_v4_{recording.name}_k{k}_{choice.key}.pkl"
     if path.exists():
         with open(path, "rb") as handle:
             run: FrameRun = pickle.load(handle)

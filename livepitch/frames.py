@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -33,6 +33,15 @@ class Frame:
     contour: npt.NDArray[np.float32]
     preview_note: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 88), np.float32))
     preview_onset: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 88), np.float32))
+
+
+def end_preview_at(frame: Frame, n_frames: int) -> Frame:
+    """``frame`` with its preview cut to the frames before ``n_frames`` (the end of the audio):
+    past it the engines computed zero padding, not audio."""
+    keep = max(0, n_frames - frame.index - 1)
+    if frame.preview_note.shape[0] <= keep and frame.preview_onset.shape[0] <= keep:
+        return frame
+    return replace(frame, preview_note=frame.preview_note[:keep], preview_onset=frame.preview_onset[:keep])
 
 
 class FrameEngine(Protocol):

@@ -30,7 +30,7 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from livepitch.frames import Frame, cut_at_boundaries
+from livepitch.frames import Frame, cut_at_boundaries, end_preview_at
 from livepitch.geometry import FRAME_HOP_SAMPLES, WINDOW_FRAMES
 from livepitch.model_weights import Array, FrontEndWeights, IncrementalWeights
 from livepitch.streaming_cnn import CnnStream
@@ -211,6 +211,6 @@ class IncrementalEngine:
             self._consumed = edge_sample
             frame = self._at_edge(end_sample)
             if frame is not None and frame.index < n_frames:
-                frames.append(frame)
+                frames.append(end_preview_at(frame, n_frames))
         self._consumed = end_sample
         return frames

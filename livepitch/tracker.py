@@ -1,7 +1,9 @@
 """The causal note tracker: frames in, note starts/ends/bends out, with bounded lookahead.
 
-Runs on the worker thread, one frame at a time, and never looks further ahead than one frame
-(the confirmation of an onset peak) beyond the engine's preview. Decisions, in the order they are taken each frame:
+Runs on the worker thread, one frame at a time. Besides the published frames it reads the
+engine's preview (the frames after the newest published one, computed with less lookahead)
+to confirm onset peaks and settle probation sooner; a decision that needs published data waits
+for it. Decisions, in the order they are taken each frame:
 
 * **Onset strength.** The onset posterior, merged (element-wise maximum) with onsets inferred
   from rises of the note posterior — the smaller of its 1- and 2-frame rises, as upstream —
@@ -15,11 +17,11 @@ Runs on the worker thread, one frame at a time, and never looks further ahead th
   sooner; a peak the preview missed is still confirmed at t+1, and an onset is judged once.
 * **Probation instead of a minimum length.** An onset whose note posterior is at least
   ``instant_support`` plays at once. A weaker one (where most spurious notes are: noise,
-  overtones) must keep its note posterior above the frame threshold for ``probation_ms``.
-  The engine's preview (the newer frames it computed, with less lookahead) usually settles
-  that at once; otherwise the note-on waits until the published frames since the onset plus
-  the preview after the newest of them cover ``probation_ms`` — dated at the onset, so only
-  those notes pay the delay, and only for the frames the preview cannot vouch for.
+  overtones) must keep its note posterior above the frame threshold for ``probation_ms``: the
+  frames after the onset, published or previewed. The preview usually settles that at once;
+  otherwise the note-on waits until the published frames since the onset plus the preview
+  after the newest of them cover ``probation_ms`` (a published frame below the threshold drops
+  it) — dated at the onset, so only those notes pay the delay.
 * **Velocity** is decided at the note-on: ``round(127 * a)`` with ``a`` the larger of the note
   posterior at t-1 and t and the onset posterior at t-1 scaled by ``ONSET_VELOCITY_WEIGHT``,
   clipped to 1..127 (see ``onset_velocity``). Inferred onsets decide *when*, never how loud.
@@ -162,10 +164,9 @@ class _Pending:
 
     pitch: int
     onset_sample: int
+    onset_frame: int
     peak: float
     support: float
-    frames_held: int = 0
-    """Published frames since the confirming one, all with the note posterior up."""
 
 
 @dataclass
@@ -247,7 +248,6 @@ class NoteTracker:
         self._frames_seen = 0
         self._note_history = np.zeros((3, N_PITCHES), dtype=np.float32)  # t-1, t-2, t-3
         self._strength_history = np.zeros((2, N_PITCHES), dtype=np.float32)  # t-1, t-2
-        self._confirmed_early = np.zeros(0, dtype=np.int64)  # peaks at t-1 already confirmed
         self._onset_prev = np.zeros(N_PITCHES, dtype=np.float32)
         self._onset_level = ONSET_LEVEL_PRIOR
         self._rise_level = RISE_LEVEL_PRIOR
@@ -267,7 +267,6 @@ class NoteTracker:
         strength = self._onset_strength(note, onset)
 
         intents: list[Intent] = []
-        previous_centre = frame.centre_sample - FRAME_HOP_SAMPLES
         if self._frames_seen >= 2:
             candidate = self._strength_history[0]
             peaks = (
@@ -279,8 +278,6 @@ class NoteTracker:
         else:
             onset_bins = np.zeros(0, dtype=np.int64)
 
-        if self._confirmed_early.size:
-            onset_bins = np.setdiff1d(onset_bins, self._confirmed_early, assume_unique=True)
         early_bins = self._peaks_confirmed_by_preview(frame, note, strength)
 
         self._update_voices(frame, note, intents)
@@ -288,12 +285,11 @@ class NoteTracker:
         for pitch_bin in onset_bins.tolist():
             support = max(float(self._note_history[0][pitch_bin]), float(note[pitch_bin]))
             peak = float(self._onset_prev[pitch_bin])
-            self._consider_onset(pitch_bin, previous_centre, frame, note, peak, support, intents, 1)
+            self._consider_onset(pitch_bin, frame, note, peak, support, intents, 1)
         for pitch_bin in early_bins.tolist():
             support = max(float(note[pitch_bin]), float(frame.preview_note[0, pitch_bin]))
             peak = float(onset[pitch_bin])
-            self._consider_onset(pitch_bin, frame.centre_sample, frame, note, peak, support, intents, 0)
-        self._confirmed_early = early_bins
+            self._consider_onset(pitch_bin, frame, note, peak, support, intents, 0)
         self._track_pitches(frame, intents)
 
         self._note_history[2] = self._note_history[1]
@@ -356,7 +352,8 @@ class NoteTracker:
         preview does not confirm is still found when the next frame is published.
         """
         p = self.params
-        if not p.confirm_with_preview or frame.preview_onset.shape[0] == 0 or self._frames_seen < 1:
+        previewed = min(frame.preview_onset.shape[0], frame.preview_note.shape[0])
+        if not p.confirm_with_preview or previewed == 0 or self._frames_seen < 1:
             return np.zeros(0, dtype=np.int64)
         next_onset = np.where(self._in_range, frame.preview_onset[0], 0.0).astype(np.float32)
         if p.infer_onsets:
@@ -406,16 +403,14 @@ class NoteTracker:
 
     def _update_pending(self, frame: Frame, note: npt.NDArray[np.float32], intents: list[Intent]) -> None:
         """Start weak onsets whose note posterior held for ``probation_ms``; drop those that fell."""
-        p = self.params
         for pitch, pending in list(self._pending.items()):
-            value = float(note[pitch - LOWEST_MIDI_PITCH])
-            if value < p.frame_threshold or pitch in {v.pitch for v in self._voices.values()}:
+            pitch_bin = pitch - LOWEST_MIDI_PITCH
+            held = self._probation_held(frame, note, pitch_bin, pending.onset_frame)
+            if held is False or pitch in {v.pitch for v in self._voices.values()}:
                 del self._pending[pitch]
                 continue
-            pending.frames_held += 1
-            pending.support = max(pending.support, value)
-            preview_frames = self._preview_run(frame, pitch - LOWEST_MIDI_PITCH)
-            if pending.frames_held + preview_frames >= self._probation_frames:
+            pending.support = max(pending.support, float(note[pitch_bin]))
+            if held:
                 del self._pending[pitch]
                 velocity = onset_velocity(pending.peak, pending.support)
                 self._admit(pitch, velocity, pending.onset_sample, frame, intents, pending.support)
@@ -423,7 +418,6 @@ class NoteTracker:
     def _consider_onset(
         self,
         pitch_bin: int,
-        onset_sample: int,
         frame: Frame,
         note: npt.NDArray[np.float32],
         peak: float,
@@ -431,17 +425,27 @@ class NoteTracker:
         intents: list[Intent],
         frames_ago: int,
     ) -> None:
-        """An onset confirmed at ``pitch_bin``, ``frames_ago`` (0 or 1) frames before this one;
-        ``peak`` is the onset posterior (not inferred) there, ``support`` the larger note
-        posterior of the onset frame and the one after it."""
+        """An onset confirmed at ``pitch_bin``, ``frames_ago`` (0: confirmed by the preview, 1:
+        by this frame) frames before this one; ``peak`` is the onset posterior (not inferred)
+        there, ``support`` the larger note posterior of the onset frame and the one after it.
+
+        An onset the preview confirmed comes again with the next published frame (if it is
+        still a peak there), so a decision on preview values that the published frame may
+        overturn (too little support, probation) is taken again then.
+        """
         p = self.params
         if support < p.frame_threshold:
             return
+        onset_frame = frame.index - frames_ago
+        onset_sample = FRAME_HOP_SAMPLES * onset_frame
         pitch = pitch_bin + LOWEST_MIDI_PITCH
         holder = self._holder_near(pitch)
-        if holder is not None and holder.start_sample >= onset_sample - FRAME_HOP_SAMPLES:
-            # a note started by this onset, a later one, or one a frame before: the same attack
-            # (the preview, with less lookahead, can confirm a rising onset a frame early)
+        if holder is not None and (
+            holder.start_sample >= onset_sample
+            or (holder.pitch == pitch and holder.start_sample == onset_sample - FRAME_HOP_SAMPLES)
+        ):
+            # a note started by this onset or a later one; or at this pitch a frame before: the
+            # same attack (the preview, with less lookahead, can confirm a rising onset early)
             return
         if holder is not None:
             # the holder's energy (which follows its pitch) over the last frames up to now
@@ -456,22 +460,32 @@ class NoteTracker:
         if pitch in {v.pitch for v in self._voices.values()}:
             return
         weak = support < p.instant_support and self._probation_frames > 0
-        if weak and not self._preview_holds(frame, note, pitch_bin):
-            if pitch not in self._pending:
-                self._pending[pitch] = _Pending(pitch, onset_sample, peak, support)
-            return
+        if weak:
+            held = self._probation_held(frame, note, pitch_bin, onset_frame)
+            if held is False:
+                return
+            if held is None:
+                if pitch not in self._pending:
+                    self._pending[pitch] = _Pending(pitch, onset_sample, onset_frame, peak, support)
+                return
         self._pending.pop(pitch, None)
         self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents, support)
 
-    def _preview_holds(self, frame: Frame, note: npt.NDArray[np.float32], pitch_bin: int) -> bool:
-        """Whether this frame and its preview show the note posterior up for the probation time.
+    def _probation_held(
+        self, frame: Frame, note: npt.NDArray[np.float32], pitch_bin: int, onset_frame: int
+    ) -> bool | None:
+        """Whether the note posterior at ``pitch_bin`` holds over the probation frames after
+        ``onset_frame``: True once this frame and its preview cover them all, False if this
+        (published) frame, one of them, fell below the threshold, None while undecided.
 
-        The preview has little lookahead, so it may admit a note early but never rejects one:
-        without it the note waits for the published frames.
+        The preview has less lookahead, so it may admit a note early but never rejects one:
+        where it dips, the note waits for the published frames.
         """
-        if float(note[pitch_bin]) < self.params.frame_threshold:
+        if frame.index > onset_frame and float(note[pitch_bin]) < self.params.frame_threshold:
             return False
-        return 1 + self._preview_run(frame, pitch_bin) >= self._probation_frames
+        return (
+            frame.index + self._preview_run(frame, pitch_bin) >= onset_frame + self._probation_frames or None
+        )
 
     def _preview_run(self, frame: Frame, pitch_bin: int) -> int:
         """How many of the frame's first preview frames (at most the probation length) have the

@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from livepitch.frames import Frame, cut_at_boundaries
+from livepitch.frames import Frame, cut_at_boundaries, end_preview_at
 from livepitch.geometry import FRAME_HOP_SAMPLES, WINDOW_FRAMES, WINDOW_SAMPLES
 from livepitch.posteriors import WindowOutputs
 
@@ -129,7 +129,7 @@ class WindowEngine:
         while self._next_frame < n_frames:
             run_end = self._next_run_end()
             self._append(np.zeros(run_end - self._consumed, dtype=np.float32))
-            frames.extend(f for f in self._run(end_sample) if f.index < n_frames)
+            frames.extend(end_preview_at(f, n_frames) for f in self._run(end_sample) if f.index < n_frames)
         self._consumed = end_sample
         return frames
 

@@ -133,6 +133,9 @@ def test_posteriors_match_the_window_engine_at_a_generous_lookahead(model: Any) 
     window = _frames(WindowEngine(model, 20, 1), audio, 1024)
     incremental = _frames(IncrementalEngine(model.incremental_weights(), 20, 20), audio, 1024)
     assert [f.index for f in incremental] == [f.index for f in window]
+    n_frames = len(window)
+    assert max(f.index + len(f.preview_note) for f in incremental) == n_frames - 1  # none past the audio
+    assert all(len(f.preview_onset) == len(f.preview_note) for f in incremental)
     assert [f.emitted_sample for f in incremental] == [f.emitted_sample for f in window]
     for name in ("note", "onset", "contour"):
         ours = np.stack([getattr(f, name) for f in incremental])

@@ -64,6 +64,9 @@ def test_each_frame_once_on_the_grid_with_its_lookahead(lookahead_frames: int, h
     )
     lag = max(f.emitted_sample - f.centre_sample for f in unflushed)
     assert lag == engine.lookahead_samples + FRAME_HOP_SAMPLES * (hop_frames - 1)
+    # the preview: the frames after each one, never past the audio (zero padding at the end)
+    assert all(len(f.preview_onset) == len(f.preview_note) for f in frames)
+    assert max(f.index + len(f.preview_note) for f in frames) == n_frames - 1
 
 
 def test_an_hour_of_audio_in_random_blocks_has_no_drift() -> None:
