@@ -175,6 +175,12 @@ class TrackerSettings(BaseModel):
     )
     retrigger_dip: float = Field(0.7, gt=0.0, le=1.0, description="dip (fraction of level) for a re-attack")
     retrigger_onset: float = Field(0.8, gt=0.0, le=1.01, description="onset peak that re-attacks a held note")
+    attack_ms: float = Field(
+        50.0,
+        ge=0.0,
+        le=500.0,
+        description="an onset this soon after a note's start at its pitch is the same attack [ms]",
+    )
     instant_support: float = Field(
         0.5, ge=0.0, le=1.01, description="note posterior that plays an onset at once"
     )
@@ -209,6 +215,7 @@ class TrackerSettings(BaseModel):
             min_note_ms=self.min_note_ms,
             retrigger_dip=self.retrigger_dip,
             retrigger_onset=self.retrigger_onset,
+            attack_ms=self.attack_ms,
             instant_support=self.instant_support,
             probation_ms=self.probation_ms,
             confirm_with_preview=self.confirm_with_preview,

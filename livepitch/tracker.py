@@ -30,7 +30,8 @@ for it. Decisions, in the order they are taken each frame:
   now, and an onset within a semitone of the note only re-triggers when that energy dipped in
   the last ``DIP_FRAMES`` frames up to the onset (fell below ``retrigger_dip`` times an earlier
   value in that span, or below the frame threshold) or the onset posterior itself (not an inferred onset) peaks at least at
-  ``retrigger_onset``: a genuine re-articulation.
+  ``retrigger_onset``: a genuine re-articulation. Within ``attack_ms`` of a note's start an
+  onset at its pitch is the same attack (bowed, blown and sung attacks peak more than once).
 * **The note follows its pitch.** Its pitch is tracked on the contour posterior (sub-bin,
   parabolic interpolation) and reported as a smoothed bend, so a vibrato or a glide is one
   note with bends. The note is re-pitched (ended, and a new note started at the nearest
@@ -110,6 +111,7 @@ class TrackerParams:
     min_note_ms: float = 35.0
     retrigger_dip: float = 0.7
     retrigger_onset: float = 0.8
+    attack_ms: float = 50.0
     instant_support: float = 0.5
     probation_ms: float = 40.0
     confirm_with_preview: bool = True
@@ -231,6 +233,8 @@ class NoteTracker:
         self._in_range[first:stop] = True
         self._release_frames = max(1, math.ceil(p.release_ms / FRAME_MS - 1e-9))
         self._min_note_samples = round(p.min_note_ms * MODEL_RATE_HZ / 1000.0)
+        # at least a frame: the preview can confirm a rising onset a frame before its peak
+        self._attack_samples = max(FRAME_HOP_SAMPLES, round(p.attack_ms * MODEL_RATE_HZ / 1000.0))
         self._repitch_frames = max(1, math.ceil(p.repitch_ms / FRAME_MS - 1e-9))
         self._probation_frames = max(0, math.ceil(p.probation_ms / FRAME_MS - 1e-9))
         self._jump_frames = max(1, math.ceil(JUMP_MS / FRAME_MS - 1e-9))
@@ -442,10 +446,11 @@ class NoteTracker:
         holder = self._holder_near(pitch)
         if holder is not None and (
             holder.start_sample >= onset_sample
-            or (holder.pitch == pitch and holder.start_sample == onset_sample - FRAME_HOP_SAMPLES)
+            or (holder.pitch == pitch and onset_sample - holder.start_sample <= self._attack_samples)
         ):
-            # a note started by this onset or a later one; or at this pitch a frame before: the
-            # same attack (the preview, with less lookahead, can confirm a rising onset early)
+            # a note started by this onset or a later one; or at this pitch within ``attack_ms``:
+            # the same attack, whose onset posterior can peak more than once (and the preview,
+            # with less lookahead, can confirm a rising onset a frame before its peak)
             return
         if holder is not None:
             # the holder's energy (which follows its pitch) over the last frames up to now

@@ -271,6 +271,20 @@ def test_a_re_articulated_note_re_triggers_but_a_steady_one_does_not() -> None:
     assert [e.time_sample // 256 for e in note_ons(events)] == [10, 50]
 
 
+def test_an_attack_whose_onset_peaks_twice_is_one_note() -> None:
+    # a bowed or blown attack: the onset posterior peaks at 10 and again, higher, 3 frames later
+    gram = Posteriogram(80)
+    gram.add_note(60, 10, 70)
+    gram.onset[12:15, 39] = [0.5, 0.95, 0.4]
+    assert [e.time_sample // 256 for e in note_ons(run(gram, BendMode.NONE))] == [10]  # 35 ms < 50
+    assert [e.time_sample // 256 for e in note_ons(run(gram, BendMode.NONE, attack_ms=0.0))] == [10, 13]
+    # a re-attack after the attack time still re-triggers
+    late = Posteriogram(80)
+    late.add_note(60, 10, 70)
+    late.onset[17:20, 39] = [0.5, 0.95, 0.4]
+    assert [e.time_sample // 256 for e in note_ons(run(late, BendMode.NONE))] == [10, 18]  # 93 ms
+
+
 def test_polyphony_limit_steals_the_weakest_note() -> None:
     gram = Posteriogram(80)
     gram.add_note(60, 10, 70, level=0.9)
