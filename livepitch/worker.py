@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,25 +27,6 @@ log = logging.getLogger("livepitch.worker")
 POLL_S = 0.004
 """How long the worker sleeps when the ring is empty: short against a model hop (35 ms),
 long enough that waking costs little CPU."""
-
-WORKER_NICE = 5
-"""How much the worker thread's nice value is raised on Linux: the audio callback's and the MIDI
-client's threads win when they need the core the worker's model runs are using."""
-
-
-def lower_thread_priority(by: int) -> bool:
-    """Raise the calling thread's nice value by ``by`` (at most to 19) on Linux, where threads
-    have their own; False where that is not possible (other systems), logged at debug level."""
-    if not sys.platform.startswith("linux"):
-        return False
-    thread_id = threading.get_native_id()
-    try:
-        nice = os.getpriority(os.PRIO_PROCESS, thread_id)
-        os.setpriority(os.PRIO_PROCESS, thread_id, min(19, nice + by))
-    except OSError as err:
-        log.debug("could not lower the worker thread's priority: %s", err)
-        return False
-    return True
 
 
 @dataclass
@@ -106,7 +85,6 @@ class Worker:
 
     def _run(self) -> None:
         """Worker thread body."""
-        lower_thread_priority(WORKER_NICE)
         wall_start, cpu_start = time.monotonic(), time.thread_time()
         try:
             while not self._stop.is_set():

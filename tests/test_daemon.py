@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +16,6 @@ from livepitch.engine import build_engine, stream_audio
 from livepitch.event_files import write_events_csv
 from livepitch.settings import DaemonSettings
 from livepitch.status import StatusLine
-from livepitch.worker import WORKER_NICE
 from tests.fakes import FakeSource, RecordingPort, sounding_after
 from tests.synth import sequence
 
@@ -287,20 +284,3 @@ def test_a_recording_continues_in_time_across_a_device_recovery(
     # the second run follows the first (its clock resumes where the first engine's ended)
     assert len(starts_of_60) == 2 and starts_of_60[1] > max(t for t, _ in ons if t < starts_of_60[1])
     assert {n for t, n in ons if t >= starts_of_60[1]} >= {60, 67, 72}
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own nice value on Linux")
-def test_the_worker_thread_yields_to_the_audio_and_midi_threads(model: Any, melody: np.ndarray) -> None:
-    process_nice = os.getpriority(os.PRIO_PROCESS, 0)
-    port = RecordingPort()
-    daemon = make_daemon(model, settings(), [FakeSource(melody, 22050, speed=1.0, finish=False)], [port])
-    thread, result = run_in_thread(daemon)
-    wait_for(lambda: any(t.name == "livepitch-worker" for t in threading.enumerate()))
-    worker = next(t for t in threading.enumerate() if t.name == "livepitch-worker")
-    assert worker.native_id is not None
-    expected = min(19, process_nice + WORKER_NICE)
-    wait_for(lambda: os.getpriority(os.PRIO_PROCESS, worker.native_id) == expected)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == process_nice  # only the worker
-    daemon.request_stop()
-    thread.join(10)
-    assert result == [0]
