@@ -179,7 +179,7 @@ class TrackerSettings(BaseModel):
         50.0,
         ge=0.0,
         le=500.0,
-        description="an onset this soon after a note's start at its pitch is the same attack [ms]",
+        description="an onset this soon after a note's start at its pitch, with no gap, is the same attack [ms]",
     )
     instant_support: float = Field(
         0.5, ge=0.0, le=1.01, description="note posterior that plays an onset at once"

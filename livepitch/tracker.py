@@ -31,7 +31,8 @@ for it. Decisions, in the order they are taken each frame:
   the last ``DIP_FRAMES`` frames up to the onset (fell below ``retrigger_dip`` times an earlier
   value in that span, or below the frame threshold) or the onset posterior itself (not an inferred onset) peaks at least at
   ``retrigger_onset``: a genuine re-articulation. Within ``attack_ms`` of a note's start an
-  onset at its pitch is the same attack (bowed, blown and sung attacks peak more than once).
+  onset at its pitch is the same attack (bowed, blown and sung attacks peak more than once)
+  unless the note went quiet in between (fell below the frame threshold after sounding).
 * **The note follows its pitch.** Its pitch is tracked on the contour posterior (sub-bin,
   parabolic interpolation) and reported as a smoothed bend, so a vibrato or a glide is one
   note with bends. The note is re-pitched (ended, and a new note started at the nearest
@@ -185,6 +186,19 @@ class _Voice:
     recent_energy: list[float] = field(default_factory=list)
     recent_bends: list[float] = field(default_factory=list)
     recent_samples: list[int] = field(default_factory=list)
+    attacked: bool = True
+    """Started by an onset (False: re-pitched after a legato move, with no attack of its own)."""
+
+
+def _went_quiet(energies: list[float], threshold: float) -> bool:
+    """Whether the energy, once at or above ``threshold``, later fell below it (a gap)."""
+    sounded = False
+    for energy in energies:
+        if energy >= threshold:
+            sounded = True
+        elif sounded:
+            return True
+    return False
 
 
 def _fell(energies: list[float], ratio: float) -> bool:
@@ -233,8 +247,7 @@ class NoteTracker:
         self._in_range[first:stop] = True
         self._release_frames = max(1, math.ceil(p.release_ms / FRAME_MS - 1e-9))
         self._min_note_samples = round(p.min_note_ms * MODEL_RATE_HZ / 1000.0)
-        # at least a frame: the preview can confirm a rising onset a frame before its peak
-        self._attack_samples = max(FRAME_HOP_SAMPLES, round(p.attack_ms * MODEL_RATE_HZ / 1000.0))
+        self._attack_samples = round(p.attack_ms * MODEL_RATE_HZ / 1000.0)
         self._repitch_frames = max(1, math.ceil(p.repitch_ms / FRAME_MS - 1e-9))
         self._probation_frames = max(0, math.ceil(p.probation_ms / FRAME_MS - 1e-9))
         self._jump_frames = max(1, math.ceil(JUMP_MS / FRAME_MS - 1e-9))
@@ -446,11 +459,10 @@ class NoteTracker:
         holder = self._holder_near(pitch)
         if holder is not None and (
             holder.start_sample >= onset_sample
-            or (holder.pitch == pitch and onset_sample - holder.start_sample <= self._attack_samples)
+            or (holder.pitch == pitch and onset_sample - holder.start_sample <= FRAME_HOP_SAMPLES)
         ):
-            # a note started by this onset or a later one; or at this pitch within ``attack_ms``:
-            # the same attack, whose onset posterior can peak more than once (and the preview,
-            # with less lookahead, can confirm a rising onset a frame before its peak)
+            # a note started by this onset or a later one; or at this pitch a frame before: the
+            # same attack (the preview, with less lookahead, can confirm a rising onset early)
             return
         if holder is not None:
             # the holder's energy (which follows its pitch) over the last frames up to now
@@ -458,6 +470,13 @@ class NoteTracker:
             before_onset = (
                 holder.recent_energy[: len(holder.recent_energy) - frames_ago] or holder.recent_energy
             )
+            in_attack = (
+                holder.attacked
+                and holder.pitch == pitch
+                and onset_sample - holder.start_sample <= self._attack_samples
+            )
+            if in_attack and not _went_quiet(before_onset, p.frame_threshold):
+                return  # the same attack, its onset posterior peaking again
             dipped = _fell(before_onset, p.retrigger_dip) or min(before_onset) < p.frame_threshold
             if not dipped and peak < p.retrigger_onset:
                 return  # the held note moves or wavers: vibrato, scoop, slide
@@ -638,6 +657,7 @@ class NoteTracker:
             tracked_bin=voice.tracked_bin,
             bend_semitones=(voice.tracked_bin - contour_bin_of_pitch(new_pitch)) / CONTOUR_BINS_PER_SEMITONE,
             energy=voice.energy,
+            attacked=False,
         )
         self._next_id += 1
         self._voices[moved.note_id] = moved

@@ -285,6 +285,31 @@ def test_an_attack_whose_onset_peaks_twice_is_one_note() -> None:
     assert [e.time_sample // 256 for e in note_ons(run(late, BendMode.NONE))] == [10, 18]  # 93 ms
 
 
+def test_fast_repeats_with_a_gap_each_play_inside_the_attack_time() -> None:
+    # a note repeated every 4 frames (46 ms < attack_ms), silent for one frame in between
+    # (shorter than the release time, so each note still sounds when the next attack comes)
+    gram = Posteriogram(80)
+    starts = list(range(10, 62, 4))
+    for start in starts:
+        gram.add_note(60, start, start + 3)
+    events = run(gram, BendMode.NONE)
+    check_event_stream(events)
+    assert [e.time_sample // 256 for e in note_ons(events)] == starts
+
+
+def test_a_re_pitched_note_has_no_attack_time() -> None:
+    # a legato step to 62 at frame 60 (re-pitched once it held for 20 ms), then a gap and a
+    # re-attack of 62 at frame 64, inside attack_ms of the re-pitched note's start
+    gram = Posteriogram(200)
+    gram.add_note(60, 10, 11)
+    gram.add_sustain(np.concatenate([np.full(50, 60.0), np.full(90, 62.0)]), 10, 150)
+    gram.note[62:64, [60 - 21, 62 - 21]] = 0.0
+    gram.add_note(62, 64, 150)
+    events = run(gram, BendMode.NONE, repitch_ms=20.0)
+    check_event_stream(events)
+    assert [(e.pitch, e.time_sample // 256) for e in note_ons(events)] == [(60, 10), (62, 60), (62, 64)]
+
+
 def test_polyphony_limit_steals_the_weakest_note() -> None:
     gram = Posteriogram(80)
     gram.add_note(60, 10, 70, level=0.9)
