@@ -12,9 +12,10 @@ for it. Decisions, in the order they are taken each frame:
 * **Onsets.** A bin whose strength at frame t-1 is a strict local maximum at or above the onset
   threshold is an onset at t-1, confirmed at frame t (one frame of lookahead). It starts a note
   if the note posterior supports it (at or above the frame threshold at t-1 or t). With
-  ``confirm_with_preview`` (the default) the engine's preview of frame t+1 — one frame less
-  lookahead — confirms a peak at t as soon as t is published, so the note-on goes out a frame
-  sooner; a peak the preview missed is still confirmed at t+1, and an onset is judged once.
+  ``confirm_with_preview`` (the default) the engine's preview of frame t+1 (less lookahead
+  than a published frame) confirms a peak at t as soon as t is published, so the note-on goes
+  out up to a hop sooner; a peak the preview missed is still confirmed at t+1, and what the
+  preview's values turned down (support, probation) is judged again on the published frame.
 * **Probation instead of a minimum length.** An onset whose note posterior is at least
   ``instant_support`` plays at once. A weaker one (where most spurious notes are: noise,
   overtones) must keep its note posterior above the frame threshold for ``probation_ms``: the
@@ -364,8 +365,9 @@ class NoteTracker:
     ) -> npt.NDArray[np.int64]:
         """Bins whose onset strength peaks at this frame, confirmed by the preview's next frame.
 
-        The next frame has one frame less lookahead than a published one, so the peak itself
-        keeps the configured lookahead while its note-on goes out a frame sooner. A peak the
+        The next frame has less lookahead than a published one (at a hop of one frame, one
+        frame less; inside a window-engine hop it is the next published row itself), so the
+        peak keeps the configured lookahead while its note-on goes out sooner. A peak the
         preview does not confirm is still found when the next frame is published.
         """
         p = self.params
