@@ -144,10 +144,13 @@ class _ReplayFrames:
         return None
 
 
-def track(frames: list[Frame], n_samples: int, settings: LiveSettings) -> tuple[list[Event], float]:
-    """Run tracker + voices over recorded frames; return events and tracker CPU seconds."""
+def track(
+    frames: list[Frame], audio: npt.NDArray[np.float32], settings: LiveSettings
+) -> tuple[list[Event], float]:
+    """Run tracker + voices over recorded frames of ``audio`` (which sets the input levels
+    the noise gate reads); return events and tracker CPU seconds."""
     engine = StreamingEngine(
-        _ReplayFrames(frames, n_samples),
+        _ReplayFrames(frames, audio.shape[0]),
         NoteTracker(settings.tracker.tracker_params(settings.midi.max_followed_bend_semitones)),
         VoiceAllocator(
             settings.midi.bends,
@@ -156,7 +159,8 @@ def track(frames: list[Frame], n_samples: int, settings: LiveSettings) -> tuple[
         ),
     )
     start = time.process_time()
-    events = engine.finish()
+    events = engine.feed(audio)  # the levels only: the recorded frames come at the end
+    events += engine.finish()
     return events, time.process_time() - start
 
 
@@ -239,7 +243,7 @@ def evaluate(
     bend_errors: list[float] = []
     for recording in recordings:
         run = cached_frames(recording, audios[recording.name], model, k, choice)
-        events, tracker_cpu_s = track(run.frames, audios[recording.name].shape[0], settings)
+        events, tracker_cpu_s = track(run.frames, audios[recording.name], settings)
         estimate = notes_array(events)
         counts = count_matches(recording.notes, estimate)
         versus = count_matches(offline[recording.name], estimate)

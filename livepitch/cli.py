@@ -179,6 +179,12 @@ def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
         "--probation-ms", type=float, metavar="MS", help="how long a weak onset must hold (40)"
     )
     group.add_argument(
+        "--gate-dbfs",
+        type=float,
+        metavar="DB",
+        help="no note starts unless the input near its onset is this loud, -120 = off (-48 dBFS)",
+    )
+    group.add_argument(
         "--confirm-with-preview",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -296,6 +302,7 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "release_ms": args.release_ms,
             "min_note_ms": args.min_note_ms,
             "probation_ms": args.probation_ms,
+            "gate_dbfs": args.gate_dbfs,
             "confirm_with_preview": args.confirm_with_preview,
             "max_polyphony": args.max_polyphony,
             "min_hz": args.min_hz,
@@ -452,6 +459,7 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
             "max_polyphony": args.max_polyphony,
             "bend_threshold_cents": args.bend_threshold_cents,
             "probation_ms": args.probation_ms,
+            "gate_dbfs": args.gate_dbfs,
             "confirm_with_preview": args.confirm_with_preview,
             "bend_smoothing_ms": args.bend_smoothing_ms,
         }
@@ -484,6 +492,7 @@ _STREAM_ONLY = (
     "max_polyphony",
     "bend_threshold_cents",
     "probation_ms",
+    "gate_dbfs",
     "confirm_with_preview",
     "bend_smoothing_ms",
 )

@@ -15,9 +15,10 @@ import numpy.typing as npt
 
 from livepitch.errors import ModelError
 from livepitch.events import Event
-from livepitch.frames import FrameEngine
+from livepitch.frames import Frame, FrameEngine
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.incremental_engine import IncrementalEngine
+from livepitch.input_level import FrameLevels
 from livepitch.settings import EngineKind, LiveSettings, StreamSettings
 from livepitch.tracker import NoteTracker
 from livepitch.voices import VoiceAllocator
@@ -34,6 +35,7 @@ class StreamingEngine:
         self.frames = frames
         self.tracker = tracker
         self.voices = voices
+        self.levels = FrameLevels()
         self._last_frame_end = 0
 
     @property
@@ -43,18 +45,23 @@ class StreamingEngine:
 
     def feed(self, block: npt.NDArray[np.float32]) -> list[Event]:
         """Consume a block of mono float32 audio at 22050 Hz; return the events it caused."""
+        self.levels.push(block)
         events: list[Event] = []
         for frame in self.frames.push(block):
-            events.extend(self.voices.handle(self.tracker.process(frame)))
-            self._last_frame_end = frame.centre_sample + FRAME_HOP_SAMPLES
+            events.extend(self._process(frame))
         return events
+
+    def _process(self, frame: Frame) -> list[Event]:
+        level_db = self.levels.level_db(frame.index, frame.emitted_sample)
+        self.levels.forget_before(frame.index + 1)
+        self._last_frame_end = frame.centre_sample + FRAME_HOP_SAMPLES
+        return self.voices.handle(self.tracker.process(frame, level_db))
 
     def finish(self) -> list[Event]:
         """End of stream: publish the remaining frames, then end every sounding note."""
         events: list[Event] = []
         for frame in self.frames.flush():
-            events.extend(self.voices.handle(self.tracker.process(frame)))
-            self._last_frame_end = frame.centre_sample + FRAME_HOP_SAMPLES
+            events.extend(self._process(frame))
         end = min(self._last_frame_end, self.consumed_samples)
         events.extend(self.voices.handle(self.tracker.finish(end, self.consumed_samples)))
         return events
@@ -73,6 +80,7 @@ class StreamingEngine:
         self.frames.reset()
         self.tracker.reset()
         self.voices.reset()
+        self.levels.reset()
         self._last_frame_end = 0
 
 

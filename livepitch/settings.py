@@ -123,6 +123,7 @@ class TranscribeSettings(BaseModel):
 DEFAULT_LOOKAHEAD_MS = 60.0
 DEFAULT_HOP_FRAMES = 3
 DEFAULT_CQT_REFRESH_FRAMES = 6
+DEFAULT_GATE_DBFS = -48.0
 
 
 class EngineKind(str, Enum):
@@ -181,6 +182,12 @@ class TrackerSettings(BaseModel):
         le=500.0,
         description="an onset this soon after a note's start at its pitch, with no gap, is the same attack [ms]",
     )
+    gate_dbfs: float = Field(
+        DEFAULT_GATE_DBFS,
+        ge=-120.0,
+        le=0.0,
+        description="no note starts unless the input's level near its onset reaches this [dBFS RMS per 11.6 ms; -120: off]",
+    )
     instant_support: float = Field(
         0.5, ge=0.0, le=1.01, description="note posterior that plays an onset at once"
     )
@@ -216,6 +223,7 @@ class TrackerSettings(BaseModel):
             retrigger_dip=self.retrigger_dip,
             retrigger_onset=self.retrigger_onset,
             attack_ms=self.attack_ms,
+            gate_dbfs=self.gate_dbfs,
             instant_support=self.instant_support,
             probation_ms=self.probation_ms,
             confirm_with_preview=self.confirm_with_preview,

@@ -23,6 +23,11 @@ for it. Decisions, in the order they are taken each frame:
   otherwise the note-on waits until the published frames since the onset plus the preview
   after the newest of them cover ``probation_ms`` (a published frame below the threshold drops
   it) — dated at the onset, so only those notes pay the delay.
+* **Noise gate.** No note starts unless the input itself was loud enough near its onset: the
+  level (``livepitch.input_level``) of some frame from the onset to the deciding one, each
+  covering a few blocks before it and the audio after it up to its publication, reaches
+  ``gate_dbfs``. The model normalises every window by its loudest bin, so with nobody playing
+  it reads room noise and hiss as notes; the gate keeps those out. It never ends a note.
 * **Velocity** is decided at the note-on: ``round(127 * a)`` with ``a`` the larger of the note
   posterior at t-1 and t and the onset posterior at t-1 scaled by ``ONSET_VELOCITY_WEIGHT``,
   clipped to 1..127 (see ``onset_velocity``). Inferred onsets decide *when*, never how loud.
@@ -33,7 +38,9 @@ for it. Decisions, in the order they are taken each frame:
   value in that span, or below the frame threshold) or the onset posterior itself (not an inferred onset) peaks at least at
   ``retrigger_onset``: a genuine re-articulation. Within ``attack_ms`` of a note's start an
   onset at its pitch is the same attack (bowed, blown and sung attacks peak more than once)
-  unless the note went quiet in between (fell below the frame threshold after sounding).
+  unless the note went quiet in between (fell below the frame threshold, and below
+  ``retrigger_dip`` times its peak, after sounding: a weak note wavering at the threshold has
+  not gone quiet).
 * **The note follows its pitch.** Its pitch is tracked on the contour posterior (sub-bin,
   parabolic interpolation) and reported as a smoothed bend, so a vibrato or a glide is one
   note with bends. The note is re-pitched (ended, and a new note started at the nearest
@@ -55,6 +62,7 @@ for it. Decisions, in the order they are taken each frame:
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +109,9 @@ ONSET_LEVEL_PRIOR = 0.9
 RISE_LEVEL_PRIOR = 0.45
 """Starting values of the running maxima (typical clip-wide maxima on real recordings)."""
 
+GATE_MEMORY_FRAMES = 64
+"""Frames whose input level the gate remembers (a pending onset older than that never starts)."""
+
 
 @dataclass(frozen=True)
 class TrackerParams:
@@ -114,6 +125,7 @@ class TrackerParams:
     retrigger_dip: float = 0.7
     retrigger_onset: float = 0.8
     attack_ms: float = 50.0
+    gate_dbfs: float = -48.0
     instant_support: float = 0.5
     probation_ms: float = 40.0
     confirm_with_preview: bool = True
@@ -191,14 +203,15 @@ class _Voice:
     """Started by an onset (False: re-pitched after a legato move, with no attack of its own)."""
 
 
-def _went_quiet(energies: list[float], threshold: float) -> bool:
-    """Whether the energy, once at or above ``threshold``, later fell below it (a gap)."""
-    sounded = False
+def _went_quiet(energies: list[float], threshold: float, ratio: float) -> bool:
+    """Whether the energy, once at or above ``threshold``, later fell below it and below
+    ``ratio`` times its highest value so far (a gap, not a weak note wavering at the threshold)."""
+    highest = 0.0
     for energy in energies:
-        if energy >= threshold:
-            sounded = True
-        elif sounded:
+        if energy < threshold and energy < ratio * highest:
             return True
+        if energy >= threshold:
+            highest = max(highest, energy)
     return False
 
 
@@ -270,6 +283,7 @@ class NoteTracker:
         self._onset_level = ONSET_LEVEL_PRIOR
         self._rise_level = RISE_LEVEL_PRIOR
         self._last_centre = 0
+        self._recent_levels_db: deque[tuple[int, float]] = deque(maxlen=GATE_MEMORY_FRAMES)
 
     @property
     def sounding(self) -> dict[int, int]:
@@ -277,9 +291,12 @@ class NoteTracker:
         return {v.note_id: v.pitch for v in self._voices.values()}
 
     # -- per frame --------------------------------------------------------------------
-    def process(self, frame: Frame) -> list[Intent]:
-        """Consume the next frame; return what changed (ends first, then starts, then bends)."""
+    def process(self, frame: Frame, level_db: float = 0.0) -> list[Intent]:
+        """Consume the next frame and the input's level for it (``FrameLevels.level_db``,
+        [dBFS]; the default passes any gate); return what changed (ends first, then starts,
+        then bends)."""
         p = self.params
+        self._recent_levels_db.append((frame.index, level_db))
         note = np.where(self._in_range, frame.note, 0.0).astype(np.float32)
         onset = np.where(self._in_range, frame.onset, 0.0).astype(np.float32)
         strength = self._onset_strength(note, onset)
@@ -428,6 +445,9 @@ class NoteTracker:
             if held is False or pitch in {v.pitch for v in self._voices.values()}:
                 del self._pending[pitch]
                 continue
+            if held and not self._gate_open(pending.onset_frame):
+                del self._pending[pitch]
+                continue
             pending.support = max(pending.support, float(note[pitch_bin]))
             if held:
                 del self._pending[pitch]
@@ -453,9 +473,9 @@ class NoteTracker:
         overturn (too little support, probation) is taken again then.
         """
         p = self.params
-        if support < p.frame_threshold:
-            return
         onset_frame = frame.index - frames_ago
+        if support < p.frame_threshold or not self._gate_open(onset_frame):
+            return
         onset_sample = FRAME_HOP_SAMPLES * onset_frame
         pitch = pitch_bin + LOWEST_MIDI_PITCH
         holder = self._holder_near(pitch)
@@ -477,7 +497,7 @@ class NoteTracker:
                 and holder.pitch == pitch
                 and onset_sample - holder.start_sample <= self._attack_samples
             )
-            if in_attack and not _went_quiet(before_onset, p.frame_threshold):
+            if in_attack and not _went_quiet(before_onset, p.frame_threshold, p.retrigger_dip):
                 return  # the same attack, its onset posterior peaking again
             dipped = _fell(before_onset, p.retrigger_dip) or min(before_onset) < p.frame_threshold
             if not dipped and peak < p.retrigger_onset:
@@ -496,6 +516,11 @@ class NoteTracker:
                 return
         self._pending.pop(pitch, None)
         self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents, support)
+
+    def _gate_open(self, onset_frame: int) -> bool:
+        """Whether the input's level of a frame from ``onset_frame`` on reached ``gate_dbfs``."""
+        gate = self.params.gate_dbfs
+        return any(level >= gate for index, level in self._recent_levels_db if index >= onset_frame)
 
     def _probation_held(
         self, frame: Frame, note: npt.NDArray[np.float32], pitch_bin: int, onset_frame: int

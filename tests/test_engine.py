@@ -98,3 +98,13 @@ def test_the_public_api_streams_a_file(tmp_path: Any) -> None:
     assert engine.rate_hz == 22050
     fed = engine.feed(sequence([(0.2, 0.4, 60)], 1.0)) + engine.finish()
     assert [e.pitch for e in note_ons(fed)] == [60]
+
+
+def test_a_melody_under_the_noise_gate_plays_nothing_and_over_it_plays(model: Any) -> None:
+    # the model normalises each window, so a melody at -57 dBFS RMS looks as loud as at -17
+    melody = [(0.5, 0.5, 48), (1.2, 0.5, 55), (1.9, 0.5, 60)]
+    quiet = (0.01 * sequence(melody, 2.6)).astype(np.float32)
+    ungated = LiveSettings.model_validate({"tracker": {"gate_dbfs": -120.0}})
+    assert [e.pitch for e in note_ons(events_for(model, quiet, ungated))] == [48, 55, 60]
+    assert events_for(model, quiet, LiveSettings()) == []  # the default gate, -48 dBFS
+    assert [e.pitch for e in note_ons(events_for(model, quiet * 100, LiveSettings()))] == [48, 55, 60]

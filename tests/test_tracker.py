@@ -75,13 +75,16 @@ def run(
     bends: BendMode = BendMode.MPE,
     preview_frames: int = 0,
     preview_noise: float = 0.0,
+    levels_db: npt.NDArray[np.float64] | None = None,
     **params: float,
 ) -> list[Event]:
+    """The events of ``gram`` (and the input's level at each frame; loud by default)."""
     tracker = NoteTracker(TrackerParams(**params))  # type: ignore[arg-type]
     voices = VoiceAllocator(bends, 48 if bends is BendMode.MPE else 2, 5.0)
     events: list[Event] = []
     for frame in gram.frames(preview_frames, preview_noise):
-        events.extend(voices.handle(tracker.process(frame)))
+        level_db = 0.0 if levels_db is None else float(levels_db[frame.index])
+        events.extend(voices.handle(tracker.process(frame, level_db)))
     end = 256 * gram.note.shape[0]
     events.extend(voices.handle(tracker.finish(end, end + LOOKAHEAD)))
     return events
@@ -295,6 +298,42 @@ def test_fast_repeats_with_a_gap_each_play_inside_the_attack_time() -> None:
     events = run(gram, BendMode.NONE)
     check_event_stream(events)
     assert [e.time_sample // 256 for e in note_ons(events)] == starts
+
+
+def test_a_weak_note_wavering_at_the_threshold_is_one_attack() -> None:
+    # a sung attack: the note posterior barely above the frame threshold, dipping just under it
+    # for a frame (not a gap), while the onset posterior peaks again 3 frames (35 ms) later
+    gram = Posteriogram(80)
+    gram.add_note(60, 10, 70, level=0.32)
+    gram.note[12, 60 - 21] = 0.28
+    gram.onset[9:15, 39] = [0.3, 0.72, 0.66, 0.6, 0.74, 0.7]
+    assert [e.time_sample // 256 for e in note_ons(run(gram, BendMode.NONE, probation_ms=0.0))] == [10]
+    gram.note[12, 60 - 21] = 0.1  # a real gap: the same onsets play twice
+    assert [e.time_sample // 256 for e in note_ons(run(gram, BendMode.NONE, probation_ms=0.0))] == [10, 13]
+
+
+def test_the_noise_gate_keeps_quiet_onsets_out_and_never_ends_a_note() -> None:
+    gram = Posteriogram(120)
+    gram.add_note(60, 10, 50)
+    gram.add_note(64, 70, 110)
+    quiet = np.full(120, -60.0)
+    assert note_ons(run(gram, BendMode.NONE, levels_db=quiet, gate_dbfs=-48.0)) == []
+    assert len(note_ons(run(gram, BendMode.NONE, levels_db=quiet, gate_dbfs=-61.0))) == 2
+    # loud from the onset frame on (the level covers the audio after the frame); then quiet:
+    # the note plays, lasts until its posterior ends, and the quiet second onset does not play
+    levels = quiet.copy()
+    levels[10:20] = -30.0
+    events = run(gram, BendMode.NONE, levels_db=levels, gate_dbfs=-48.0)
+    check_event_stream(events)
+    assert [(type(e).__name__, e.pitch, e.time_sample // 256) for e in events] == [
+        ("NoteOn", 60, 10),
+        ("NoteOff", 60, 50),
+    ]
+    # loud only after frame 11, where the onset at 10 is decided (probation holds at once): too late
+    levels[10:12] = -60.0
+    assert note_ons(run(gram, BendMode.NONE, levels_db=levels, gate_dbfs=-48.0)) == []
+    levels[11] = -30.0
+    assert len(note_ons(run(gram, BendMode.NONE, levels_db=levels, gate_dbfs=-48.0))) == 1
 
 
 def test_a_re_pitched_note_has_no_attack_time() -> None:
