@@ -36,7 +36,10 @@ for it. Decisions, in the order they are taken each frame:
   now, and an onset within a semitone of the note only re-triggers when that energy dipped in
   the last ``DIP_FRAMES`` frames up to the onset (fell below ``retrigger_dip`` times an earlier
   value in that span, or below the frame threshold) or the onset posterior itself (not an inferred onset) peaks at least at
-  ``retrigger_onset``: a genuine re-articulation. Within ``attack_ms`` of a note's start an
+  ``retrigger_onset``: a genuine re-articulation. While the note slides (its tracked pitch
+  moved steadily, ``GLIDE_FRAMES``), an onset at a pitch it is moving towards is the slide
+  passing that pitch, whatever its energy did, unless the note went quiet (see below).
+  Within ``attack_ms`` of a note's start an
   onset at its pitch is the same attack (bowed, blown and sung attacks peak more than once)
   unless the note went quiet in between (fell below the frame threshold, and below
   ``retrigger_dip`` times its peak, after sounding: a weak note wavering at the threshold has
@@ -64,6 +67,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -98,6 +102,18 @@ SETTLE_SEMITONES = 0.3
 
 DIP_FRAMES = 16
 """Frames (186 ms) up to an onset in which a re-articulation's dip must show."""
+
+GLIDE_FRAMES = 6
+"""Frames (70 ms) over which a held note's tracked pitch must have moved steadily to be gliding."""
+
+GLIDE_MIN_SEMITONES = 0.15
+"""How far a gliding note's tracked pitch moved over ``GLIDE_FRAMES``, at least."""
+
+GLIDE_MAX_STEP_SEMITONES = 0.25
+"""Most a gliding pitch moves in one frame (21 semitones a second; a legato step moves faster)."""
+
+GLIDE_JITTER_SEMITONES = 0.03
+"""A gliding pitch may step back this much in a frame (the contour peak's jitter)."""
 
 JUMP_MS = 60.0
 """A move to a new pitch counts as a jump (legato step) when it took at most this long."""
@@ -213,6 +229,21 @@ def _went_quiet(energies: list[float], threshold: float, ratio: float) -> bool:
         if energy >= threshold:
             highest = max(highest, energy)
     return False
+
+
+def _gliding(bends: list[float], towards: float) -> bool:
+    """Whether the tracked pitch (``bends``, semitones from the note, one per frame) moved
+    steadily towards ``towards`` (a sign) over the last ``GLIDE_FRAMES``: a slide or a scoop
+    on its way, each frame's step small, none back by more than the tracking's jitter."""
+    recent = bends[-GLIDE_FRAMES:]
+    if len(recent) < GLIDE_FRAMES:
+        return False
+    direction = math.copysign(1.0, towards)
+    steps = [direction * (b - a) for a, b in pairwise(recent)]
+    moved = direction * (recent[-1] - recent[0])
+    return moved >= GLIDE_MIN_SEMITONES and all(
+        -GLIDE_JITTER_SEMITONES <= step <= GLIDE_MAX_STEP_SEMITONES for step in steps
+    )
 
 
 def _fell(energies: list[float], ratio: float) -> bool:
@@ -497,8 +528,14 @@ class NoteTracker:
                 and holder.pitch == pitch
                 and onset_sample - holder.start_sample <= self._attack_samples
             )
-            if in_attack and not _went_quiet(before_onset, p.frame_threshold, p.retrigger_dip):
+            went_quiet = _went_quiet(before_onset, p.frame_threshold, p.retrigger_dip)
+            if in_attack and not went_quiet:
                 return  # the same attack, its onset posterior peaking again
+            gliding = pitch != holder.pitch and _gliding(holder.recent_bends, pitch - holder.pitch)
+            if gliding and not went_quiet:
+                # a slide passing the next pitch: the onset posterior fires there and the
+                # energy wavers as it moves between bins; the note goes on, bending
+                return
             dipped = _fell(before_onset, p.retrigger_dip) or min(before_onset) < p.frame_threshold
             if not dipped and peak < p.retrigger_onset:
                 return  # the held note moves or wavers: vibrato, scoop, slide

@@ -252,6 +252,27 @@ def test_a_glide_is_one_note_whose_bends_follow_it() -> None:
     assert 250 < last_bend.cents < 310
 
 
+def test_a_slide_whose_onsets_fire_at_each_pitch_it_passes_is_one_note() -> None:
+    # as the model hears a slide down 55 -> 50 over a second: its onset posterior peaks (0.6)
+    # as the pitch passes each semitone and the note's energy wavers between bins (a dip)
+    gram = Posteriogram(120)
+    gram.add_note(55, 10, 11)
+    track = np.linspace(55.0, 50.0, 100)
+    gram.add_sustain(track, 10, 110)
+    crossings = [10 + int(np.argmax(track <= p + 0.4)) for p in (54, 53, 52, 51, 50)]
+    for pitch, t in zip((54, 53, 52, 51, 50), crossings, strict=True):
+        gram.onset[t - 1 : t + 2, pitch - 21] = [0.3, 0.6, 0.3]
+        gram.note[t - 4 : t - 1, round(track[t - 14]) - 21] = 0.45  # energy 0.8 -> 0.45: a dip
+    events = run(gram, BendMode.MPE)
+    check_event_stream(events)
+    assert [e.pitch for e in note_ons(events)] == [55]
+    assert min(e.cents for e in events if isinstance(e, PitchBend)) < -450
+    # with a real gap before one of those onsets (the note went quiet), it is a new attack
+    t = crossings[2]
+    gram.note[t - 3 : t - 1] = 0.0
+    assert [e.pitch for e in note_ons(run(gram, BendMode.MPE))] == [55, 52]
+
+
 def test_a_legato_step_re_pitches_the_note() -> None:
     gram = Posteriogram(150)
     gram.add_note(60, 10, 11)
