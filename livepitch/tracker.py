@@ -125,8 +125,8 @@ ONSET_LEVEL_PRIOR = 0.9
 RISE_LEVEL_PRIOR = 0.45
 """Starting values of the running maxima (typical clip-wide maxima on real recordings)."""
 
-GATE_MEMORY_FRAMES = 64
-"""Frames whose input level the gate remembers (a pending onset older than that never starts)."""
+GATE_MEMORY_FRAMES = 4
+"""Frames whose input level the gate remembers (an onset is judged at most a frame after it)."""
 
 
 @dataclass(frozen=True)
@@ -476,9 +476,6 @@ class NoteTracker:
             if held is False or pitch in {v.pitch for v in self._voices.values()}:
                 del self._pending[pitch]
                 continue
-            if held and not self._gate_open(pending.onset_frame):
-                del self._pending[pitch]
-                continue
             pending.support = max(pending.support, float(note[pitch_bin]))
             if held:
                 del self._pending[pitch]
@@ -501,7 +498,8 @@ class NoteTracker:
 
         An onset the preview confirmed comes again with the next published frame (if it is
         still a peak there), so a decision on preview values that the published frame may
-        overturn (too little support, probation) is taken again then.
+        overturn (too little support, probation) is taken again then. The noise gate is judged
+        here once: a weak onset waits in probation only if the gate opened for it.
         """
         p = self.params
         onset_frame = frame.index - frames_ago

@@ -357,6 +357,17 @@ def test_the_noise_gate_keeps_quiet_onsets_out_and_never_ends_a_note() -> None:
     assert len(note_ons(run(gram, BendMode.NONE, levels_db=levels, gate_dbfs=-48.0))) == 1
 
 
+def test_a_weak_onset_the_gate_let_in_plays_after_a_long_probation_in_quiet() -> None:
+    # a soft pluck: loud only at its attack, then quiet for the whole (long) probation time
+    gram = Posteriogram(200)
+    gram.add_note(60, 10, 190, level=0.4)
+    levels = np.full(200, -60.0)
+    levels[8:20] = -20.0
+    (on,) = note_ons(run(gram, BendMode.NONE, levels_db=levels, gate_dbfs=-48.0, probation_ms=1000.0))
+    assert on.time_sample == 256 * 10
+    assert on.emitted_sample >= 256 * (10 + 86)  # after 1000 ms of probation
+
+
 def test_a_re_pitched_note_has_no_attack_time() -> None:
     # a legato step to 62 at frame 60 (re-pitched once it held for 20 ms), then a gap and a
     # re-attack of 62 at frame 64, inside attack_ms of the re-pitched note's start
