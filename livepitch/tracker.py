@@ -39,11 +39,10 @@ for it. Decisions, in the order they are taken each frame:
   ``retrigger_onset``: a genuine re-articulation. While the note slides (its tracked pitch
   moved steadily, ``GLIDE_FRAMES``), an onset at a pitch it is moving towards is the slide
   passing that pitch, whatever its energy did, unless the note went quiet (see below).
-  Within ``attack_ms`` of a note's start an
-  onset at its pitch is the same attack (bowed, blown and sung attacks peak more than once)
-  unless the note went quiet in between (fell below the frame threshold, and below
-  ``retrigger_dip`` times its peak, after sounding: a weak note wavering at the threshold has
-  not gone quiet).
+  Within ``attack_ms`` of a note's start an onset at its pitch is the same attack (bowed,
+  blown and sung attacks peak more than once) unless the note went quiet in between (fell
+  below the frame threshold, and below ``retrigger_dip`` times its peak, after sounding: a
+  weak note wavering at the threshold has not gone quiet).
 * **The note follows its pitch.** Its pitch is tracked on the contour posterior (sub-bin,
   parabolic interpolation) and reported as a smoothed bend, so a vibrato or a glide is one
   note with bends. The note is re-pitched (ended, and a new note started at the nearest
