@@ -465,6 +465,7 @@ class Daemon:
                     overflows=overflows,
                     drops=worker.stats.drops,
                     port=sink.port_name,
+                    gate_dbfs=engine.tracker.params.gate_dbfs,
                 )
             )
         )

@@ -63,6 +63,11 @@ class FrameLevels:
                 self._filling_frame += 1
                 self._filled = 0
 
+    @property
+    def newest_db(self) -> float:
+        """The level of the newest complete block [dBFS] (for a level meter)."""
+        return self._levels_db[-1] if self._levels_db else SILENCE_DB
+
     def level_db(self, frame_index: int, emitted_sample: int) -> float:
         """The loudest block from frame ``frame_index - 2`` up to the last one complete at
         ``emitted_sample`` (at most ``MAX_AHEAD_FRAMES`` after it) [dBFS]; blocks before the

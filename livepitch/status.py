@@ -14,10 +14,13 @@ def note_name(pitch: int) -> str:
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
-def level_meter(level_dbfs: float, width: int = 10) -> str:
-    """A bar for a level between -60 and 0 dBFS."""
+def level_meter(level_dbfs: float, width: int = 10, gate_dbfs: float | None = None) -> str:
+    """A bar for a level between -60 and 0 dBFS, with ``|`` where the noise gate opens."""
     filled = max(0, min(width, round((level_dbfs + 60.0) / 60.0 * width)))
-    return "#" * filled + "-" * (width - filled)
+    bar = ["#"] * filled + ["-"] * (width - filled)
+    if gate_dbfs is not None and gate_dbfs > -60.0:
+        bar[min(width - 1, round((gate_dbfs + 60.0) / 60.0 * width))] = "|"
+    return "".join(bar)
 
 
 @dataclass
@@ -32,14 +35,16 @@ class StatusSnapshot:
     overflows: int
     drops: int
     port: str | None
+    gate_dbfs: float | None = None
 
 
 def format_status(s: StatusSnapshot, width: int = 100) -> str:
-    """One line: input level, sounding notes, worker CPU, latency, overflow/drop counters, port."""
+    """One line: input level (RMS, as the noise gate reads it, ``|`` at the gate), sounding
+    notes, worker CPU, latency, overflow/drop counters, port."""
     notes = " ".join(note_name(p) for p in sorted(s.sounding)) or "-"
     port = s.port if s.port is not None else "MIDI down"
     line = (
-        f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs)}] | notes {notes} | cpu {100 * s.cpu_load:3.0f}% "
+        f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs, gate_dbfs=s.gate_dbfs)}] | notes {notes} | cpu {100 * s.cpu_load:3.0f}% "
         f"| delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | overflows {s.overflows} drops {s.drops} | {port}"
     )
     return line[:width]

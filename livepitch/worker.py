@@ -8,7 +8,6 @@ counts and logs the drop, and releases the sounding notes — it never leaves a 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -135,11 +134,9 @@ class Worker:
                 log.warning("the input delivered NaN or infinite samples; they are replaced by silence")
             block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
         mono = self.converter.convert(block, last=last)
-        if block.size:
-            peak = float(np.max(np.abs(block)))
-            self.stats.level_dbfs = 20.0 * math.log10(max(peak, 1e-6))
         self.stats.blocks += 1
         self._deliver(self.engine.feed(mono))
+        self.stats.level_dbfs = max(-120.0, self.engine.levels.newest_db)  # what the noise gate reads
 
     def _deliver(self, events: list[Event]) -> None:
         if not events:

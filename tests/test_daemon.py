@@ -229,6 +229,8 @@ def test_the_status_line_shows_level_notes_load_latency_and_counters() -> None:
     line = format_status(StatusSnapshot(-12.0, [64, 60], 0.41, 61.1, 84.3, 2, 1, "BasicPitch Out"), width=200)
     assert "-12 dB [########--]" in line and "notes C4 E4" in line and "cpu  41%" in line
     assert "delay 61-84 ms" in line and "overflows 2 drops 1" in line and line.endswith("BasicPitch Out")
+    gated = format_status(StatusSnapshot(-30.0, [], 0.1, 61.1, 84.3, 0, 0, None, gate_dbfs=-48.0))
+    assert "-30 dB [##|##-----]" in gated  # the level the gate reads, | at the gate
 
 
 def test_stop_while_the_worker_runs_behind_releases_everything_promptly(
@@ -284,3 +286,20 @@ def test_a_recording_continues_in_time_across_a_device_recovery(
     # the second run follows the first (its clock resumes where the first engine's ended)
     assert len(starts_of_60) == 2 and starts_of_60[1] > max(t for t, _ in ons if t < starts_of_60[1])
     assert {n for t, n in ons if t >= starts_of_60[1]} >= {60, 67, 72}
+
+
+def test_the_level_meter_reads_the_rms_the_noise_gate_reads(model: Any) -> None:
+    rng = np.random.default_rng(3)
+    noise = (0.01 * rng.standard_normal(22050)).astype(np.float32)  # -40 dBFS RMS, peaks near -28
+    levels: list[float] = []
+    daemon = make_daemon(model, settings(), [FakeSource(noise, 22050)], [RecordingPort()])
+    original = daemon._finish_file
+
+    def remember() -> None:
+        assert daemon.worker is not None
+        levels.append(daemon.worker.stats.level_dbfs)
+        original()
+
+    daemon._finish_file = remember  # type: ignore[method-assign]
+    assert daemon.run() == 0
+    assert levels and abs(levels[0] - -40.0) < 1.5
