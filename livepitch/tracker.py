@@ -37,8 +37,9 @@ for it. Decisions, in the order they are taken each frame:
   the last ``DIP_FRAMES`` frames up to the onset (fell below ``retrigger_dip`` times an earlier
   value in that span, or below the frame threshold) or the onset posterior itself (not an inferred onset) peaks at least at
   ``retrigger_onset``: a genuine re-articulation. While the note slides (its tracked pitch
-  moved steadily, ``GLIDE_FRAMES``), an onset at a pitch it is moving towards is the slide
-  passing that pitch, whatever its energy did, unless the note went quiet (see below).
+  moved steadily, ``GLIDE_FRAMES``), an onset just ahead of the tracked pitch is the slide
+  reaching that pitch, whatever its energy did, unless the note went quiet (see below) or the
+  onset posterior peaks at ``retrigger_onset``.
   Within ``attack_ms`` of a note's start an onset at its pitch is the same attack (bowed,
   blown and sung attacks peak more than once) unless the note went quiet in between (fell
   below the frame threshold, and below ``retrigger_dip`` times its peak, after sounding: a
@@ -110,6 +111,11 @@ GLIDE_MIN_SEMITONES = 0.15
 
 GLIDE_MAX_STEP_SEMITONES = 0.25
 """Most a gliding pitch moves in one frame (21 semitones a second; a legato step moves faster)."""
+
+GLIDE_AHEAD_SEMITONES = 1.0
+GLIDE_BEHIND_SEMITONES = 0.3
+"""An onset counts as the slide reaching it from this far behind the tracked pitch to this far
+ahead of it, in the slide's direction [semitones]."""
 
 GLIDE_JITTER_SEMITONES = 0.03
 """A gliding pitch may step back this much in a frame (the contour peak's jitter)."""
@@ -230,19 +236,18 @@ def _went_quiet(energies: list[float], threshold: float, ratio: float) -> bool:
     return False
 
 
-def _gliding(bends: list[float], towards: float) -> bool:
-    """Whether the tracked pitch (``bends``, semitones from the note, one per frame) moved
-    steadily towards ``towards`` (a sign) over the last ``GLIDE_FRAMES``: a slide or a scoop
-    on its way, each frame's step small, none back by more than the tracking's jitter."""
+def _glide_direction(bends: list[float]) -> float:
+    """+1 or -1 if the tracked pitch (``bends``, semitones from the note, one per frame) moved
+    steadily up or down over the last ``GLIDE_FRAMES`` (a slide or a scoop on its way: at least
+    ``GLIDE_MIN_SEMITONES``, each frame's step small, none back by more than the tracking's
+    jitter), else 0."""
     recent = bends[-GLIDE_FRAMES:]
     if len(recent) < GLIDE_FRAMES:
-        return False
-    direction = math.copysign(1.0, towards)
+        return 0.0
+    direction = math.copysign(1.0, recent[-1] - recent[0])
     steps = [direction * (b - a) for a, b in pairwise(recent)]
-    moved = direction * (recent[-1] - recent[0])
-    return moved >= GLIDE_MIN_SEMITONES and all(
-        -GLIDE_JITTER_SEMITONES <= step <= GLIDE_MAX_STEP_SEMITONES for step in steps
-    )
+    steady = all(-GLIDE_JITTER_SEMITONES <= step <= GLIDE_MAX_STEP_SEMITONES for step in steps)
+    return direction if steady and abs(recent[-1] - recent[0]) >= GLIDE_MIN_SEMITONES else 0.0
 
 
 def _fell(energies: list[float], ratio: float) -> bool:
@@ -528,10 +533,13 @@ class NoteTracker:
             went_quiet = _went_quiet(before_onset, p.frame_threshold, p.retrigger_dip)
             if in_attack and not went_quiet:
                 return  # the same attack, its onset posterior peaking again
-            gliding = pitch != holder.pitch and _gliding(holder.recent_bends, pitch - holder.pitch)
-            if gliding and not went_quiet:
-                # a slide passing the next pitch: the onset posterior fires there and the
-                # energy wavers as it moves between bins; the note goes on, bending
+            # a slide reaching the next pitch: the onset posterior fires there and the energy
+            # wavers as it moves between bins; the note goes on, bending (a pitch the slide
+            # left behind, or one further ahead, is another note)
+            direction = _glide_direction(holder.recent_bends)
+            ahead = direction * (pitch - _tracked_pitch(holder))
+            reached = direction != 0.0 and -GLIDE_BEHIND_SEMITONES <= ahead <= GLIDE_AHEAD_SEMITONES
+            if reached and pitch != holder.pitch and not went_quiet and peak < p.retrigger_onset:
                 return
             dipped = _fell(before_onset, p.retrigger_dip) or min(before_onset) < p.frame_threshold
             if not dipped and peak < p.retrigger_onset:

@@ -273,6 +273,39 @@ def test_a_slide_whose_onsets_fire_at_each_pitch_it_passes_is_one_note() -> None
     assert [e.pitch for e in note_ons(run(gram, BendMode.MPE))] == [55, 52]
 
 
+def test_a_note_played_behind_a_slide_or_re_articulated_on_it_is_a_new_note() -> None:
+    # a slide up 55 -> 60 over 100 frames; a separate note at 56 (onset 0.6, after the slide's
+    # energy dipped) when the slide is at 57.5: behind the slide, so not the slide reaching it
+    behind = Posteriogram(140)
+    behind.add_note(55, 10, 11)
+    track = np.linspace(55.0, 60.0, 100)
+    behind.add_sustain(track, 10, 110)
+    behind.note[54:58, round(track[46]) - 21] = 0.45
+    behind.add_note(56, 60, 90, onset=0.6)
+    assert (56, 60) in [(e.pitch, e.time_sample // 256) for e in note_ons(run(behind, BendMode.MPE))]
+    # a strong attack (onset 0.95 after a dip) just ahead of a slide is a re-articulation
+    ahead = Posteriogram(140)
+    ahead.add_note(55, 10, 11)
+    track = np.linspace(55.0, 60.0, 100)
+    ahead.add_sustain(track, 10, 110)
+    ahead.note[54:58, round(track[46]) - 21] = 0.45
+    ahead.onset[59:62, 58 - 21] = [0.3, 0.95, 0.3]  # the slide is at 57.5 at frame 60
+    assert (58, 60) in [(e.pitch, e.time_sample // 256) for e in note_ons(run(ahead, BendMode.MPE))]
+
+
+def test_a_one_frame_step_with_an_onset_is_not_a_slide() -> None:
+    # a legato step 60 -> 61 within a frame, its onset weak (0.6) after a dip: re-triggered at
+    # once, not taken for a slide (whose pitch moves at most 0.25 semitone a frame)
+    gram = Posteriogram(120)
+    gram.add_note(60, 10, 11)
+    gram.add_sustain(np.concatenate([np.full(50, 60.0), np.full(50, 61.0)]), 10, 110)
+    gram.note[52:56, 60 - 21] = 0.45
+    gram.onset[59:62, 61 - 21] = [0.3, 0.6, 0.3]
+    first, step = note_ons(run(gram, BendMode.MPE))
+    assert (first.pitch, step.pitch, step.time_sample) == (60, 61, 256 * 60)
+    assert step.emitted_sample == 256 * 61 + LOOKAHEAD  # the onset, not a re-pitch 80 ms later
+
+
 def test_a_legato_step_re_pitches_the_note() -> None:
     gram = Posteriogram(150)
     gram.add_note(60, 10, 11)
