@@ -28,6 +28,10 @@ POLL_S = 0.004
 long enough that waking costs little CPU."""
 
 
+METER_FALL_DB_PER_S = 20.0
+"""How fast the level meter falls from a peak (a status line read every 100 ms sees each attack)."""
+
+
 @dataclass
 class WorkerStats:
     """Counters the main thread reads for the status line (written by the worker only)."""
@@ -37,6 +41,7 @@ class WorkerStats:
     dropped_frames: int = 0
     non_finite_blocks: int = 0
     level_dbfs: float = -120.0
+    """The input's block RMS as the noise gate reads it, held: it falls at ``METER_FALL_DB_PER_S``."""
     cpu_load: float = 0.0
     notes_started: int = 0
 
@@ -136,7 +141,8 @@ class Worker:
         mono = self.converter.convert(block, last=last)
         self.stats.blocks += 1
         self._deliver(self.engine.feed(mono))
-        self.stats.level_dbfs = max(-120.0, self.engine.levels.newest_db)  # what the noise gate reads
+        fallen = self.stats.level_dbfs - METER_FALL_DB_PER_S * mono.shape[0] / self.engine.rate_hz
+        self.stats.level_dbfs = max(-120.0, self.engine.levels.newest_db, fallen)
 
     def _deliver(self, events: list[Event]) -> None:
         if not events:

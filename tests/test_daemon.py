@@ -303,3 +303,20 @@ def test_the_level_meter_reads_the_rms_the_noise_gate_reads(model: Any) -> None:
     daemon._finish_file = remember  # type: ignore[method-assign]
     assert daemon.run() == 0
     assert levels and abs(levels[0] - -40.0) < 1.5
+
+
+def test_the_level_meter_holds_an_attack_and_falls_at_20_db_a_second(model: Any) -> None:
+    audio = np.zeros(22050, np.float32)
+    audio[11025:11281] = 0.1  # one loud block (-20 dBFS), then silence for half a second
+    levels: list[float] = []
+    daemon = make_daemon(model, settings(), [FakeSource(audio, 22050)], [RecordingPort()])
+    original = daemon._finish_file
+
+    def remember() -> None:
+        assert daemon.worker is not None
+        levels.append(daemon.worker.stats.level_dbfs)
+        original()
+
+    daemon._finish_file = remember  # type: ignore[method-assign]
+    assert daemon.run() == 0
+    assert levels and abs(levels[0] - (-20.0 - 20.0 * 0.5)) < 1.5
