@@ -288,26 +288,8 @@ def test_a_recording_continues_in_time_across_a_device_recovery(
     assert {n for t, n in ons if t >= starts_of_60[1]} >= {60, 67, 72}
 
 
-def test_the_level_meter_reads_the_rms_the_noise_gate_reads(model: Any) -> None:
-    rng = np.random.default_rng(3)
-    noise = (0.01 * rng.standard_normal(22050)).astype(np.float32)  # -40 dBFS RMS, peaks near -28
-    levels: list[float] = []
-    daemon = make_daemon(model, settings(), [FakeSource(noise, 22050)], [RecordingPort()])
-    original = daemon._finish_file
-
-    def remember() -> None:
-        assert daemon.worker is not None
-        levels.append(daemon.worker.stats.level_dbfs)
-        original()
-
-    daemon._finish_file = remember  # type: ignore[method-assign]
-    assert daemon.run() == 0
-    assert levels and abs(levels[0] - -40.0) < 1.5
-
-
-def test_the_level_meter_holds_an_attack_and_falls_at_20_db_a_second(model: Any) -> None:
-    audio = np.zeros(22050, np.float32)
-    audio[11025:11281] = 0.1  # one loud block (-20 dBFS), then silence for half a second
+def meter_at_the_end(model: Any, audio: npt.NDArray[np.float32]) -> float:
+    """The status meter's level (worker stats) when a replay of ``audio`` at 22050 Hz ends."""
     levels: list[float] = []
     daemon = make_daemon(model, settings(), [FakeSource(audio, 22050)], [RecordingPort()])
     original = daemon._finish_file
@@ -319,4 +301,17 @@ def test_the_level_meter_holds_an_attack_and_falls_at_20_db_a_second(model: Any)
 
     daemon._finish_file = remember  # type: ignore[method-assign]
     assert daemon.run() == 0
-    assert levels and abs(levels[0] - (-20.0 - 20.0 * 0.5)) < 1.5
+    assert len(levels) == 1
+    return levels[0]
+
+
+def test_the_level_meter_reads_the_rms_the_noise_gate_reads(model: Any) -> None:
+    rng = np.random.default_rng(3)
+    noise = (0.01 * rng.standard_normal(22050)).astype(np.float32)  # -40 dBFS RMS, peaks near -28
+    assert abs(meter_at_the_end(model, noise) - -40.0) < 1.5
+
+
+def test_the_level_meter_holds_an_attack_and_falls_at_20_db_a_second(model: Any) -> None:
+    audio = np.zeros(22050, np.float32)
+    audio[11025:11281] = 0.1  # one loud block (-20 dBFS), then silence for half a second
+    assert abs(meter_at_the_end(model, audio) - (-20.0 - 20.0 * 0.5)) < 1.5
