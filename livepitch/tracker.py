@@ -22,7 +22,9 @@ for it. Decisions, in the order they are taken each frame:
   frames after the onset, published or previewed. The preview usually settles that at once;
   otherwise the note-on waits until the published frames since the onset plus the preview
   after the newest of them cover ``probation_ms`` (a published frame below the threshold drops
-  it) — dated at the onset, so only those notes pay the delay.
+  it) — dated at the onset, so only those notes pay the delay. A weak onset at the 2nd, 3rd
+  or 4th harmonic of a sounding note is the model echoing that note's overtone, not a note,
+  unless its note posterior reaches ``OVERTONE_SHARE`` of the note's energy.
 * **Noise gate.** No note starts unless the input itself was loud enough near its onset: the
   level (``livepitch.input_level``) of some frame from the onset to the deciding one, each
   covering a few blocks before it and the audio after it up to its publication, reaches
@@ -107,7 +109,10 @@ GLIDE_FRAMES = 6
 """Frames (70 ms) over which a held note's tracked pitch must have moved steadily to be gliding."""
 
 GLIDE_MIN_SEMITONES = 0.15
-"""How far a gliding note's tracked pitch moved over ``GLIDE_FRAMES``, at least."""
+"""How far a gliding note's tracked pitch moved over its steady run, at least."""
+
+GLIDE_SPAN_FRAMES = 12
+"""Frames (140 ms) a steady run is traced back to measure how far a slide moved."""
 
 GLIDE_MAX_STEP_SEMITONES = 0.25
 """Most a gliding pitch moves in one frame (21 semitones a second; a legato step moves faster)."""
@@ -129,6 +134,13 @@ LEVEL_DECAY_PER_FRAME = 0.5 ** (1.0 / (30.0 * 1000.0 / FRAME_MS))
 ONSET_LEVEL_PRIOR = 0.9
 RISE_LEVEL_PRIOR = 0.45
 """Starting values of the running maxima (typical clip-wide maxima on real recordings)."""
+
+OVERTONE_INTERVALS = (12, 19, 24)
+"""Intervals [semitones] of a note's 2nd, 3rd and 4th harmonics above it."""
+
+OVERTONE_SHARE = 0.5
+"""A weak onset at an overtone of a sounding note is that note's harmonic unless its note
+posterior reaches this share of the note's energy."""
 
 GATE_MEMORY_FRAMES = 4
 """Frames whose input level the gate remembers (an onset is judged at most a frame after it)."""
@@ -237,17 +249,27 @@ def _went_quiet(energies: list[float], threshold: float, ratio: float) -> bool:
 
 
 def _glide_direction(bends: list[float]) -> float:
-    """+1 or -1 if the tracked pitch (``bends``, semitones from the note, one per frame) moved
-    steadily up or down over the last ``GLIDE_FRAMES`` (a slide or a scoop on its way: at least
-    ``GLIDE_MIN_SEMITONES``, each frame's step small, none back by more than the tracking's
-    jitter), else 0."""
+    """+1 or -1 if the tracked pitch (``bends``, semitones from the note, one per frame) is
+    moving steadily up or down: each step over the last ``GLIDE_FRAMES`` small and none back
+    by more than the tracking's jitter, and at least ``GLIDE_MIN_SEMITONES`` moved since then,
+    or since the start of the run of frames before them (at most ``GLIDE_SPAN_FRAMES`` in
+    all) that each moved forward: a slide or a scoop on its way (the tracked pitch slows near
+    a bin's centre, so a slow slide needs the longer span); else 0."""
     recent = bends[-GLIDE_FRAMES:]
-    if len(recent) < GLIDE_FRAMES:
+    if len(recent) < GLIDE_FRAMES or recent[-1] == recent[0]:
         return 0.0
     direction = math.copysign(1.0, recent[-1] - recent[0])
-    steps = [direction * (b - a) for a, b in pairwise(recent)]
-    steady = all(-GLIDE_JITTER_SEMITONES <= step <= GLIDE_MAX_STEP_SEMITONES for step in steps)
-    return direction if steady and abs(recent[-1] - recent[0]) >= GLIDE_MIN_SEMITONES else 0.0
+
+    def steady(a: float, b: float) -> bool:
+        return -GLIDE_JITTER_SEMITONES <= direction * (b - a) <= GLIDE_MAX_STEP_SEMITONES
+
+    if not all(steady(a, b) for a, b in pairwise(recent)):
+        return 0.0
+    span = bends[-GLIDE_SPAN_FRAMES:]
+    first = len(span) - GLIDE_FRAMES
+    while first > 0 and 0.0 < direction * (span[first] - span[first - 1]) <= GLIDE_MAX_STEP_SEMITONES:
+        first -= 1  # further back only while it moved forward every frame
+    return direction if direction * (span[-1] - span[first]) >= GLIDE_MIN_SEMITONES else 0.0
 
 
 def _fell(energies: list[float], ratio: float) -> bool:
@@ -483,6 +505,8 @@ class NoteTracker:
             pending.support = max(pending.support, float(note[pitch_bin]))
             if held:
                 del self._pending[pitch]
+                if self._overtone_of_louder(pitch, pending.support):
+                    continue
                 velocity = onset_velocity(pending.peak, pending.support)
                 self._admit(pitch, velocity, pending.onset_sample, frame, intents, pending.support)
 
@@ -557,7 +581,17 @@ class NoteTracker:
                     self._pending[pitch] = _Pending(pitch, onset_sample, onset_frame, peak, support)
                 return
         self._pending.pop(pitch, None)
+        if weak and self._overtone_of_louder(pitch, support):
+            return
         self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents, support)
+
+    def _overtone_of_louder(self, pitch: int, support: float) -> bool:
+        """Whether ``pitch`` is a low harmonic of a sounding note whose energy is more than
+        ``support / OVERTONE_SHARE``: the model's echo of that note's overtone."""
+        return any(
+            pitch - voice.pitch in OVERTONE_INTERVALS and support < OVERTONE_SHARE * voice.energy
+            for voice in self._voices.values()
+        )
 
     def _gate_open(self, onset_frame: int) -> bool:
         """Whether the input's level of a frame from ``onset_frame`` on reached ``gate_dbfs``."""
@@ -677,7 +711,7 @@ class NoteTracker:
             voice.bend_semitones += self._bend_alpha * (raw - voice.bend_semitones)
             voice.recent_bends.append(raw)
             voice.recent_samples.append(frame.centre_sample)
-            if len(voice.recent_bends) > self._repitch_frames + self._jump_frames:
+            if len(voice.recent_bends) > max(self._repitch_frames + self._jump_frames, GLIDE_SPAN_FRAMES):
                 del voice.recent_bends[0], voice.recent_samples[0]
             if self._should_repitch(voice, raw) and self._repitch(voice, raw, frame, intents):
                 continue
@@ -703,7 +737,7 @@ class NoteTracker:
         same_side = all(b >= threshold for b in recent) or all(b <= -threshold for b in recent)
         if not same_side or max(recent) - min(recent) >= SETTLE_SEMITONES:
             return False
-        before = voice.recent_bends[:-n]
+        before = voice.recent_bends[-(n + self._jump_frames) : -n]
         return any(abs(b) < threshold / 2 for b in before)
 
     def _repitch(self, voice: _Voice, raw_bend: float, frame: Frame, intents: list[Intent]) -> bool:

@@ -517,3 +517,40 @@ def test_at_the_polyphony_limit_a_stronger_later_note_replaces_the_weakest() -> 
         ("NoteOff", 60, 30),
         ("NoteOn", 67, 30),
     ]
+
+
+def test_a_weak_octave_echo_of_a_louder_note_is_not_a_note() -> None:
+    # the model echoes a tone's strong 2nd harmonic: an onset peak (0.7) an octave up, its
+    # note posterior at the frame threshold while the tone's is 0.85
+    def echo(interval: int, level: float) -> list[int]:
+        gram = Posteriogram(80)
+        gram.add_note(60, 10, 60, level=0.85)
+        gram.add_note(60 + interval, 11, 20, level=level, onset=0.7)
+        return [e.pitch for e in note_ons(run(gram, BendMode.MPE))]
+
+    assert echo(12, 0.35) == [60]
+    assert echo(19, 0.35) == [60]  # the 3rd harmonic
+    assert echo(24, 0.35) == [60]  # the 4th
+    assert echo(12, 0.45) == [60, 72]  # over half the tone's energy: a played octave
+    assert echo(11, 0.35) == [60, 71]  # not a harmonic: probation alone decides
+
+
+def test_a_slow_slide_is_one_note_though_its_tracked_pitch_lingers_near_a_bin() -> None:
+    # 0.02 semitone a frame: under GLIDE_MIN_SEMITONES over GLIDE_FRAMES, but moving every
+    # frame for longer; at frame 80 (60.52) an onset (0.6) fires at 61, after the energy
+    # dipped between the bins
+    def note_ons_of(track: npt.NDArray[np.float64]) -> list[int]:
+        gram = Posteriogram(130)
+        gram.add_note(60, 10, 11)
+        gram.add_sustain(track, 10, 10 + track.shape[0])
+        gram.note[74:77, 60 - 21 : 62 - 21] = np.minimum(gram.note[74:77, 60 - 21 : 62 - 21], 0.45)
+        gram.onset[79:82, 61 - 21] = [0.3, 0.6, 0.3]
+        return [e.pitch for e in note_ons(run(gram, BendMode.MPE))]
+
+    moving = np.arange(110)  # frames 10 ..
+    slow = np.where(moving < 44, 60.0, 60.0 + 0.02 * (moving - 44))
+    assert note_ons_of(slow) == [60]
+    # as slowly (0.015 a frame), but for the last 7 frames only, after a steady pitch: not a
+    # slide, so the dip and the onset re-trigger the note
+    late = np.where(moving < 63, 60.42, 60.42 + 0.015 * (moving - 63))
+    assert note_ons_of(late) == [60, 61]
