@@ -975,7 +975,7 @@ def machine_lines() -> list[str]:
         f"= {1000.0 * PERIOD_FRAMES / RATE_HZ:.2f} ms",
         "- livepitch: `python -m livepitch --host-api JACK --midi-api jack --channel 1 --quiet "
         f"--events-csv FILE{' ' + ' '.join(LIVEPITCH_FLAGS) if LIVEPITCH_FLAGS else ''}`, all other settings "
-        "default (lookahead 60 ms, window engine at a hop of 3 frames unless the flags say otherwise, "
+        "default (lookahead 70 ms = 72.7 ms, incremental engine at refresh 7 unless the flags say otherwise, "
         "block 256 frames, one onnxruntime thread)",
     ]
 

@@ -31,10 +31,19 @@ from livepitch.settings import LiveSettings
 from tests.synth import glide, sequence, vibrato
 
 ENGINES: dict[str, dict[str, object]] = {
-    "window, hop 3, 61.1 ms (default)": {"engine": "window", "lookahead_ms": 60.0},
+    "incremental, refresh 7, 72.7 ms (default)": {},
+    "window, hop 3, 61.1 ms": {"engine": "window", "lookahead_ms": 60.0},
     "window, hop 1, 72.7 ms": {"engine": "window", "lookahead_ms": 70.0, "hop_frames": 1},
-    "incremental, refresh 6, 61.1 ms": {"engine": "incremental", "lookahead_ms": 60.0},
-    "incremental, refresh 6, 72.7 ms": {"engine": "incremental", "lookahead_ms": 70.0},
+    "incremental, refresh 6, 61.1 ms": {
+        "engine": "incremental",
+        "lookahead_ms": 60.0,
+        "cqt_refresh_frames": 6,
+    },
+    "incremental, refresh 6, 72.7 ms": {
+        "engine": "incremental",
+        "lookahead_ms": 70.0,
+        "cqt_refresh_frames": 6,
+    },
     "incremental, refresh 8, 72.7 ms": {
         "engine": "incremental",
         "lookahead_ms": 70.0,

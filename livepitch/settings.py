@@ -120,9 +120,9 @@ class TranscribeSettings(BaseModel):
     windowing: Windowing = Field(Windowing.UNIFORM, description="compat | uniform")
 
 
-DEFAULT_LOOKAHEAD_MS = 60.0
+DEFAULT_LOOKAHEAD_MS = 70.0
 DEFAULT_HOP_FRAMES = 3
-DEFAULT_CQT_REFRESH_FRAMES = 6
+DEFAULT_CQT_REFRESH_FRAMES = 7
 DEFAULT_GATE_DBFS = -48.0
 
 
@@ -139,7 +139,7 @@ class StreamSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     engine: EngineKind = Field(
-        EngineKind.WINDOW,
+        EngineKind.INCREMENTAL,
         description="window (re-runs the 2 s window per hop) | incremental (new columns only)",
     )
     lookahead_ms: float = Field(

@@ -151,7 +151,8 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(model: Any, mel
             return model.run_window(window, first, count)
 
     port = RecordingPort()
-    config = settings(audio={"max_backlog_ms": 200.0})
+    # a window model made slow (the overload path is the same for every engine)
+    config = settings(audio={"max_backlog_ms": 200.0}, stream={"engine": "window"})
     source = FakeSource(np.concatenate([melody, melody]), 22050, speed=1.0)
     daemon = Daemon(
         config, Factories(lambda _: SlowModel(), lambda _: source, lambda _: port), status_line=QuietStatus()
@@ -244,7 +245,7 @@ def test_stop_while_the_worker_runs_behind_releases_everything_promptly(
             return model.run_window(window, first, count)
 
     port = RecordingPort()
-    config = settings(audio={"ring_ms": 20000.0, "max_backlog_ms": 15000.0})
+    config = settings(audio={"ring_ms": 20000.0, "max_backlog_ms": 15000.0}, stream={"engine": "window"})
     source = FakeSource(np.concatenate([melody] * 4), 22050, speed=1.0, finish=False)
     daemon = Daemon(
         config,

@@ -137,7 +137,8 @@ def test_lookahead_ms_maps_to_whole_frames_beyond_the_window_edge() -> None:
     assert lookahead_frames_for_ms(3.0) == 0  # 68 samples = 3.08 ms
     assert lookahead_frames_for_ms(49.5) == 4  # 1092 samples = 49.52 ms
     assert lookahead_frames_for_ms(50) == 5
-    assert lookahead_frames_for_ms(60) == 5  # 61.1 ms, the default
+    assert lookahead_frames_for_ms(60) == 5  # 61.1 ms
+    assert lookahead_frames_for_ms(70) == 6  # 72.7 ms, the default
     assert lookahead_frames_for_ms(72.7) == 6
     assert lookahead_frames_for_ms(10_000) == WINDOW_FRAMES - 1
     for ms in (1.0, 10.0, 33.3, 60.0, 99.0, 500.0):
