@@ -23,7 +23,7 @@ from typing import Any
 
 from livepitch.audio_sources import AudioSource, FileReplaySource
 from livepitch.engine import StreamingEngine, build_engine
-from livepitch.errors import AudioInputError, DeviceError, LivepitchError, MidiPortError
+from livepitch.errors import AudioInputError, ConfigError, DeviceError, LivepitchError, MidiPortError
 from livepitch.events import Event, NoteOn
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.midi_sink import MidiSink, Port
@@ -39,7 +39,9 @@ log = logging.getLogger("livepitch")
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 GIL_SWITCH_INTERVAL_S = 0.0005
 STALL_S = 1.5
-"""No audio for this long from a device that should be running means it is gone."""
+STALL_BLOCKS = 3
+"""No audio for ``STALL_S``, or for this many device blocks if longer, from a device that
+should be running means it is gone."""
 
 
 @dataclass
@@ -113,6 +115,7 @@ class Daemon:
         self._printed: collections.deque[str] = collections.deque(maxlen=1000)
         self._last_delivered = 0
         self._last_progress = time.monotonic()
+        self._stall_s = STALL_S
         self.recoveries = 0
         self.totals = {"drops": 0, "overflows": 0, "notes": 0, "audio_frames": 0}
         self._started: tuple[float, float] | None = None
@@ -154,6 +157,7 @@ class Daemon:
             else:
                 source = self.factories.source(self.settings)  # an unknown device fails here, first
                 self._check_channel(source)
+                self._check_blocks(source)
                 self._open_sink()
                 self._start_pipeline(source)
             return self._loop()
@@ -208,6 +212,7 @@ class Daemon:
         """A fresh ring, converter, engine and worker for ``source``, started."""
         assert self._model is not None and self.sink is not None
         settings = self.settings
+        self._check_blocks(source)
         ring = AudioRing(max(1, int(settings.audio.ring_ms / 1000.0 * source.rate_hz)), source.channels)
         self._check_channel(source)
         channel = None if settings.audio.channel is None else settings.audio.channel - 1
@@ -221,7 +226,7 @@ class Daemon:
             converter,
             self.engine,
             self.sink,
-            max_backlog_frames=max(1, int(settings.audio.max_backlog_ms / 1000.0 * source.rate_hz)),
+            max_backlog_frames=int(settings.audio.max_backlog_ms / 1000.0 * source.rate_hz),
             chunk_frames=max(64, settings.audio.block_frames),
             on_events=self._note_printer if settings.ui.print_notes else None,
         )
@@ -233,7 +238,25 @@ class Daemon:
         self.worker.start()
         self._last_delivered = source.frames_delivered
         self._last_progress = time.monotonic()
+        self._stall_s = max(STALL_S, STALL_BLOCKS * settings.audio.block_frames / source.rate_hz)
         log.info("audio in: %s", source.description)
+
+    def _check_blocks(self, source: AudioSource) -> None:
+        """The backlog limit must hold two blocks (else every block looks like falling behind),
+        and the ring the backlog plus a block (else it overflows before the worker skips)."""
+        audio = self.settings.audio
+        block_ms = 1000.0 * audio.block_frames / source.rate_hz
+        block = f"block_frames = {audio.block_frames} ({block_ms:.0f} ms at the input's {source.rate_hz} Hz)"
+        if audio.max_backlog_ms < 2.0 * block_ms:
+            raise ConfigError(
+                f"audio.max_backlog_ms = {audio.max_backlog_ms:g} must be at least two blocks of {block}: "
+                "raise it or lower block_frames"
+            )
+        if audio.ring_ms < audio.max_backlog_ms + block_ms:
+            raise ConfigError(
+                f"audio.ring_ms = {audio.ring_ms:g} must hold max_backlog_ms ({audio.max_backlog_ms:g}) plus a "
+                f"block of {block}: raise it or lower block_frames"
+            )
 
     def _account(self, worker: Worker) -> None:
         """Add a finished pipeline's counters to the session totals."""
@@ -333,7 +356,7 @@ class Daemon:
         if delivered != self._last_delivered or source.finished:
             self._last_delivered, self._last_progress = delivered, now
             return False
-        return now - self._last_progress > STALL_S
+        return now - self._last_progress > self._stall_s
 
     def _finish_file(self) -> None:
         """The replayed file ended: process the rest, publish the last frames, end the notes."""
@@ -409,20 +432,21 @@ class Daemon:
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return
+        if self.worker is not None:
+            self._account(self.worker)
         self._stop_pipeline("reload")
+        old_model = self._model
         self.settings, self._model = new, model
-        if self.sink is not None and (new.port.port, new.port.midi_api, new.port.connect, new.midi) != (
-            old.port.port,
-            old.port.midi_api,
-            old.port.connect,
-            old.midi,
-        ):
+        switched = self.sink is not None and _midi_output_of(new) != _midi_output_of(old)
+        if switched and self.sink is not None:
             self.sink.switch_port(new.midi.bends, new.midi.effective_bend_range_semitones)
         try:
             self._start_pipeline(source)
         except LivepitchError as err:
             log.error("the reloaded configuration failed (%s); back to the previous one", err)
-            self.settings = old
+            self.settings, self._model = old, old_model
+            if switched and self.sink is not None:  # the port and bend mode the engine will use again
+                self.sink.switch_port(old.midi.bends, old.midi.effective_bend_range_semitones)
             self._start_pipeline(self.factories.source(old))
             return
         log.info("configuration reloaded")
@@ -469,6 +493,11 @@ class Daemon:
                 )
             )
         )
+
+
+def _midi_output_of(settings: DaemonSettings) -> tuple[object, ...]:
+    """What decides the MIDI port and its setup: a change needs the port reopened."""
+    return (settings.port.port, settings.port.midi_api, settings.port.connect, settings.midi)
 
 
 def _status_mb(field: str) -> float | None:

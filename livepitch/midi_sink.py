@@ -2,9 +2,10 @@
 
 Runs on the worker thread (``send``) and, once the worker has stopped, on the main thread
 (``release_all``, ``close``). Keeps track of the sounding notes so that any stop, fault or
-overload can end them, then sends All Notes Off on every channel it used. A failing port is
-logged and reopened (with backoff) through ``reopen``; events in between are lost, never
-stuck: the notes sounding when the port failed are released on the new port.
+overload can end them, then sends All Notes Off on every channel it used and centres every
+pitch wheel it left bent (the next session's notes start from a centred wheel). A failing
+port is logged and reopened (with backoff) through ``reopen``; events in between are lost,
+never stuck: the notes sounding when the port failed are released on the new port.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class MidiSink:
         self.time_offset_samples = 0
         self._sounding: set[tuple[int, int]] = set()
         self._used_channels: set[int] = set()
+        self._bent_channels: set[int] = set()  # wheel last delivered off centre
         self._record_path = record_path
         if record_path is not None:
             _check_writable(record_path)
@@ -185,6 +187,11 @@ class MidiSink:
                     self._sounding.add(key)
                 elif isinstance(event, NoteOff) and delivered:
                     self._sounding.discard(key)
+                elif isinstance(event, PitchBend) and delivered:
+                    if event.value:
+                        self._bent_channels.add(event.channel)
+                    else:
+                        self._bent_channels.discard(event.channel)
                 self._log(event)
 
     def _log(self, event: Event) -> None:
@@ -211,11 +218,15 @@ class MidiSink:
         )
 
     def release_all(self, events: Iterable[Event] = ()) -> None:
-        """Send ``events`` (the engine's note-offs), then end anything still sounding and send
-        All Notes Off on every channel used (main thread, after stopping the worker)."""
+        """Send ``events`` (the engine's note-offs), then end anything still sounding, send All
+        Notes Off on every channel used and centre the wheels left bent (main thread, after
+        stopping the worker). A port that is down is tried once more at once, whatever the
+        backoff; what still cannot be sent is logged."""
         with self._lock:
             if self._closed:
                 return
+            if self._port is None:
+                self._retry_at = 0.0
             self.send(events)
             for channel, pitch in sorted(self._sounding):
                 if self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()):
@@ -224,29 +235,48 @@ class MidiSink:
                 message = mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0)
                 if self._raw_send(message.bytes()):
                     self._sounding = {(c, p) for c, p in self._sounding if c != channel}
+            for channel in sorted(self._bent_channels):
+                if self._raw_send(mido.Message("pitchwheel", channel=channel, pitch=0).bytes()):
+                    self._bent_channels.discard(channel)
+            if self._sounding or self._bent_channels:
+                log.warning(
+                    "MIDI port down: %d note(s) left sounding and %d wheel(s) bent on the synth",
+                    len(self._sounding),
+                    len(self._bent_channels),
+                )
 
     def close(self) -> None:
-        """Write the recording and the CSV, close the port; nothing is sent after. Safe twice."""
+        """Write the recording and the CSV, close the port; nothing is sent after. Safe twice.
+
+        Both files are finished even if one fails; the first failure is raised after."""
         with self._lock:
             self._closed = True
+            failures: list[OutputError] = []
             try:
+                if self._record_path is not None:
+                    path, self._record_path = self._record_path, None
+                    try:
+                        write_events_midi(path, self._recorded, self.bends, self.bend_range_semitones)
+                    except OutputError as err:
+                        failures.append(err)
                 if self._csv is not None:
                     csv_file, self._csv = self._csv, None
                     try:
                         csv_file.close()
                     except OSError as err:
-                        raise OutputError(f"cannot finish the events log: {first_line(err)}") from err
-                if self._record_path is not None:
-                    path, self._record_path = self._record_path, None
-                    write_events_midi(path, self._recorded, self.bends, self.bend_range_semitones)
+                        failures.append(OutputError(f"cannot finish the events log: {first_line(err)}"))
             finally:
                 port, self._port = self._port, None
                 if port is not None:
                     port.close()
+            if failures:
+                raise failures[0]
 
 
 def _check_writable(path: Path) -> None:
     """Fail at start, not after a whole session, when a file cannot be written there."""
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")

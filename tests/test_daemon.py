@@ -13,13 +13,16 @@ import pytest
 
 from livepitch.daemon import Daemon, Factories
 from livepitch.engine import build_engine, stream_audio
+from livepitch.errors import ConfigError
 from livepitch.event_files import write_events_csv
-from livepitch.settings import DaemonSettings
+from livepitch.midi_file import setup_messages
+from livepitch.settings import BendMode, DaemonSettings
 from livepitch.status import StatusLine
 from tests.fakes import FakeSource, RecordingPort, sounding_after
 from tests.synth import sequence
 
 MELODY = [(0.3, 0.5, 60), (0.9, 0.5, 64), (1.5, 1.2, 67), (1.5, 1.2, 72)]
+MPE_SETUP = [m.bytes() for m in setup_messages(BendMode.MPE, 48)]
 
 
 class QuietStatus(StatusLine):
@@ -221,6 +224,45 @@ def test_sighup_reload_restarts_with_the_new_settings_and_releases_notes(
     assert first_run[:2] == [60, 64]
     assert second_run == [60]  # 64, 67 and 72 lie above 300 Hz now
     assert sounding_after(port.messages) == set()
+    # the session's note count covers both pipelines
+    assert daemon.totals["notes"] == len([m for m in port.messages if m.type == "note_on" and m.velocity > 0])
+
+
+def test_a_reload_that_fails_after_switching_the_bend_mode_switches_the_port_back(
+    model: Any, melody: np.ndarray
+) -> None:
+    first, switched, restored = RecordingPort("first"), RecordingPort("switched"), RecordingPort("restored")
+    sources = [
+        FakeSource(melody, 22050, speed=1.0, finish=False),
+        FakeSource(melody, 22050, speed=1.0),  # the reload's: one channel, channel 3 asked for
+        FakeSource(melody, 22050, speed=4.0),  # the previous configuration's again
+    ]
+    daemon = make_daemon(model, settings(midi={"bends": "mpe"}), sources, [first, switched, restored])
+    daemon._reload_settings = lambda: settings(midi={"bends": "single"}, audio={"channel": 3})
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 64 in note_ons(first))
+    daemon.request_reload()
+    thread.join(60)
+    assert result == [0]
+    assert daemon.settings.midi.bends is BendMode.MPE
+    assert [m.bytes() for m in restored.messages[: len(MPE_SETUP)]] == MPE_SETUP  # the zone again
+    assert {m.channel for m in restored.messages if m.type == "note_on"} <= set(range(1, 16))
+    assert sounding_after(first.messages + switched.messages + restored.messages) == set()
+
+
+def test_blocks_longer_than_the_backlog_limit_are_refused_with_the_fields_named(model: Any) -> None:
+    source = FakeSource(np.zeros(22050, np.float32), 22050)
+    config = settings(audio={"block_frames": 16384, "ring_ms": 10000.0, "max_backlog_ms": 300.0})
+    with pytest.raises(
+        ConfigError,
+        match=r"audio.max_backlog_ms = 300 must be at least two blocks of block_frames = 16384 \(743 ms",
+    ):
+        make_daemon(model, config, [source], [RecordingPort()]).run()
+    config = settings(audio={"block_frames": 4096, "ring_ms": 500.0, "max_backlog_ms": 400.0})
+    with pytest.raises(
+        ConfigError, match=r"audio.ring_ms = 500 must hold max_backlog_ms \(400\) plus a block"
+    ):
+        make_daemon(model, config, [FakeSource(np.zeros(22050, np.float32), 22050)], [RecordingPort()]).run()
 
 
 def test_the_status_line_shows_level_notes_load_latency_and_counters() -> None:

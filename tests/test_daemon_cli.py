@@ -97,3 +97,28 @@ def test_an_unwritable_recording_is_refused_before_the_session(tmp_path: Path) -
         "--input-file", wav, "--record", tmp_path / "no" / "x.mid", "--midi-api", "alsa", "--quiet"
     )
     assert result.returncode == 5 and "does not exist" in result.stderr
+
+
+def test_blocks_longer_than_the_backlog_limit_get_one_line(tmp_path: Path) -> None:
+    wav = tmp_path / "tone.wav"
+    soundfile.write(wav, sequence([(0.2, 0.4, 60)], 1.0), 22050)
+    one_line(
+        livepitch("--input-file", wav, "--block-frames", "16384", "--quiet"),
+        2,
+        "audio.max_backlog_ms = 300 must be at least two blocks of block_frames = 16384",
+    )
+
+
+def test_blocks_of_two_seconds_replay_to_the_end_without_a_false_device_loss(tmp_path: Path) -> None:
+    wav = tmp_path / "8000Hz_two_tones.wav"
+    soundfile.write(wav, sequence([(0.5, 0.8, 60), (2.5, 0.8, 67)], 4.5, rate_hz=8000), 8000)
+    result = livepitch(
+        "--input-file", wav, "--block-frames", "16384", "--max-backlog-ms", "5000", "--ring-ms", "10000",
+        "--midi-api", "alsa", "--print-notes", "--quiet", "--record", tmp_path / "s.mid",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "lost" not in result.stderr and "behind" not in result.stderr
+    notes = [
+        m.note for m in mido.MidiFile(tmp_path / "s.mid").tracks[0] if m.type == "note_on" and m.velocity
+    ]
+    assert notes[:2] == [60, 67]  # (at 8 kHz the model also hears G4's octave)
