@@ -482,13 +482,13 @@ class Daemon:
             format_status(
                 StatusSnapshot(
                     level_dbfs=worker.stats.level_dbfs,
-                    sounding=[pitch for _, pitch in sink.sounding],
+                    sounding=list(worker.stats.sounding_pitches),
                     cpu_load=worker.stats.cpu_load,
                     lookahead_ms=lookahead_ms,
                     worst_delay_ms=worst_ms,
                     overflows=overflows,
                     drops=worker.stats.drops,
-                    port=sink.port_name,
+                    port=sink.port_name if sink.has_midi else "no MIDI",
                     gate_dbfs=engine.tracker.params.gate_dbfs,
                 )
             )

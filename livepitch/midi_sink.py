@@ -103,6 +103,11 @@ class MidiSink:
         return port.name if port is not None else None
 
     @property
+    def has_midi(self) -> bool:
+        """False when the session runs without any MIDI port (a replay printing and recording)."""
+        return self._port is not None or self._reopen is not None
+
+    @property
     def sounding(self) -> list[tuple[int, int]]:
         """``(channel, pitch)`` of every sounding note."""
         with self._lock:

@@ -44,6 +44,8 @@ class WorkerStats:
     """The input's block RMS as the noise gate reads it, held: it falls at ``METER_FALL_DB_PER_S``."""
     cpu_load: float = 0.0
     notes_started: int = 0
+    sounding_pitches: tuple[int, ...] = ()
+    """The notes the engine is playing (whether or not a MIDI port is up), replaced whole."""
 
 
 class Worker:
@@ -148,6 +150,7 @@ class Worker:
         if not events:
             return
         self.stats.notes_started += sum(1 for event in events if isinstance(event, NoteOn))
+        self.stats.sounding_pitches = tuple(sorted(self.engine.tracker.sounding.values()))
         self.sink.send(events)
         if self.on_events is not None:
             self.on_events(events)

@@ -13,7 +13,7 @@ import pytest
 
 from livepitch.daemon import Daemon, Factories
 from livepitch.engine import build_engine, stream_audio
-from livepitch.errors import ConfigError
+from livepitch.errors import ConfigError, MidiPortError
 from livepitch.event_files import write_events_csv
 from livepitch.midi_file import setup_messages
 from livepitch.settings import BendMode, DaemonSettings
@@ -358,3 +358,27 @@ def test_the_level_meter_holds_an_attack_and_falls_at_20_db_a_second(model: Any)
     audio = np.zeros(22050, np.float32)
     audio[11025:11281] = 0.1  # one loud block (-20 dBFS), then silence for half a second
     assert abs(meter_at_the_end(model, audio) - (-20.0 - 20.0 * 0.5)) < 1.5
+
+
+def test_the_status_line_shows_the_notes_playing_even_without_a_midi_port(
+    model: Any, melody: np.ndarray
+) -> None:
+    class Shown(StatusLine):
+        def __init__(self) -> None:
+            self.enabled, self.lines = True, []
+
+        def show(self, text: str) -> None:
+            self.lines.append(text)
+
+        def clear(self) -> None:
+            pass
+
+    def no_port(_: DaemonSettings) -> RecordingPort:
+        raise MidiPortError("no MIDI system here")
+
+    config = settings(ui={"quiet": False}, audio={"input_file": "take.wav", "ring_ms": 10000.0})
+    shown = Shown()
+    source = FakeSource(melody, 22050, speed=1.0)
+    daemon = Daemon(config, Factories(lambda _: model, lambda _: source, no_port), status_line=shown)
+    assert daemon.run() == 0
+    assert any("notes E4 |" in line and line.endswith("| no MIDI") for line in shown.lines), shown.lines[-5:]
