@@ -365,7 +365,8 @@ def test_the_status_line_shows_the_notes_playing_even_without_a_midi_port(
 ) -> None:
     class Shown(StatusLine):
         def __init__(self) -> None:
-            self.enabled, self.lines = True, []
+            self.enabled = True
+            self.lines: list[str] = []
 
         def show(self, text: str) -> None:
             self.lines.append(text)
