@@ -121,7 +121,13 @@ class IncrementalEngine:
         self._cqt = StreamingCqt(weights.front_end, refresh_frames)
         # the final columns E-171 .. E-r; the r newer ones join at every edge
         self._features = FeatureColumns(weights.front_end, WINDOW_FRAMES - refresh_frames)
-        self._cnn = CnnStream(weights.cnn, weights.front_end.n_feature_bins, lookahead_frames + 1)
+        front = weights.front_end
+        self._cnn = CnnStream(
+            weights.cnn,
+            front.n_feature_bins,
+            lookahead_frames + 1,
+            (tuple(front.harmonic_shifts), front.n_bins),
+        )
         self.reset()
 
     @property

@@ -102,12 +102,15 @@ def _graph_cnn(model: Any) -> tuple[onnxruntime.InferenceSession, onnxruntime.In
     return onnxruntime.InferenceSession(graphs.frontend), onnxruntime.InferenceSession(graphs.cnn), graphs
 
 
-def test_cnn_stream_equals_the_graphs_cnn_at_a_window_edge(model: Any) -> None:
+@pytest.mark.parametrize("composite", [False, True], ids=["patches", "composite contour_1"])
+def test_cnn_stream_equals_the_graphs_cnn_at_a_window_edge(model: Any, composite: bool) -> None:
     frontend, cnn_session, graphs = _graph_cnn(model)
     window = _chords(3.0)[:WINDOW_SAMPLES]
     features = frontend.run([graphs.features], {graphs.audio_input: window.reshape(1, -1, 1)})[0][0]
     note, onset, contour = cnn_session.run(list(graphs.outputs), {graphs.features: features[None]})
-    cnn = CnnStream(model.incremental_weights().cnn, 264, depth=12)
+    weights = model.incremental_weights()
+    harmonics = (tuple(weights.front_end.harmonic_shifts), weights.front_end.n_bins) if composite else None
+    cnn = CnnStream(weights.cnn, 264, depth=12, harmonics=harmonics)
     for _ in range(16):  # history before the window: only reaches the first 10 columns
         cnn.push(features[0], edge=False)
     for column in range(170):
