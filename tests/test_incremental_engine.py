@@ -306,3 +306,28 @@ def test_a_graph_that_is_not_basic_pitch_is_refused(tmp_path: Path) -> None:
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(ModelError, match="Basic Pitch"):
         read_incremental_weights(path)
+
+
+def test_the_cnn_yields_the_processor_between_layers_once_a_millisecond_has_passed(
+    model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+    from types import SimpleNamespace
+
+    import livepitch.streaming_cnn as streaming_cnn
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(
+        streaming_cnn, "time", SimpleNamespace(perf_counter=time.perf_counter, sleep=sleeps.append)
+    )
+    features = np.zeros((264, 8), np.float32)
+    cnn = CnnStream(model.incremental_weights().cnn, 264, depth=4)
+    for _ in range(16):
+        cnn.push(features, edge=False)
+    sleeps.clear()
+    monkeypatch.setattr(streaming_cnn, "YIELD_EVERY_S", 0.0)
+    cnn.push(features, newer=features[None])
+    assert sleeps == [0] * 6  # before each of the six layers
+    monkeypatch.setattr(streaming_cnn, "YIELD_EVERY_S", 3600.0)
+    cnn.push(features, newer=features[None])
+    assert len(sleeps) == 6  # none: the last yield was just now
