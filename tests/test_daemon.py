@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,22 @@ def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.01)
+
+
+def at_the_file_end(daemon: Daemon, read: Callable[[Any], Any]) -> list[Any]:
+    """Run ``daemon`` on a replay that ends, and return ``read(daemon)`` taken when the file
+    ended, before the pipeline stopped (one value)."""
+    seen: list[Any] = []
+    original = daemon._finish_file
+
+    def remember() -> None:
+        seen.append(read(daemon))
+        original()
+
+    daemon._finish_file = remember  # type: ignore[method-assign]
+    assert daemon.run() == 0
+    assert len(seen) == 1
+    return seen
 
 
 def note_ons(port: RecordingPort) -> list[int]:
@@ -160,17 +177,8 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(model: Any, mel
     daemon = Daemon(
         config, Factories(lambda _: SlowModel(), lambda _: source, lambda _: port), status_line=QuietStatus()
     )
-    stats: list[Any] = []
-    original = daemon._finish_file
-
-    def remember_stats() -> None:
-        assert daemon.worker is not None
-        stats.append(daemon.worker.stats.drops)
-        original()
-
-    daemon._finish_file = remember_stats  # type: ignore[method-assign]
-    assert daemon.run() == 0
-    assert stats and stats[0] >= 1
+    drops = at_the_file_end(daemon, lambda d: d.worker.stats.drops)
+    assert drops[0] >= 1
     assert sounding_after(port.messages) == set()
 
 
@@ -179,17 +187,8 @@ def test_ring_overflow_is_counted_not_fatal(model: Any, melody: np.ndarray) -> N
     config = settings(audio={"ring_ms": 100.0, "max_backlog_ms": 80.0})
     source = FakeSource(melody, 22050, burst_frames=22050)  # a 1 s burst into a 0.1 s ring
     daemon = make_daemon(model, config, [source], [port])
-    ring_overflows: list[int] = []
-    original = daemon._finish_file
-
-    def remember() -> None:
-        assert daemon._ring is not None
-        ring_overflows.append(daemon._ring.overflows)
-        original()
-
-    daemon._finish_file = remember  # type: ignore[method-assign]
-    assert daemon.run() == 0
-    assert ring_overflows and ring_overflows[0] >= 1
+    ring_overflows = at_the_file_end(daemon, lambda d: d._ring.overflows)
+    assert ring_overflows[0] >= 1
     assert sounding_after(port.messages) == set()
 
 
@@ -333,19 +332,9 @@ def test_a_recording_continues_in_time_across_a_device_recovery(
 
 def meter_at_the_end(model: Any, audio: npt.NDArray[np.float32]) -> float:
     """The status meter's level (worker stats) when a replay of ``audio`` at 22050 Hz ends."""
-    levels: list[float] = []
     daemon = make_daemon(model, settings(), [FakeSource(audio, 22050)], [RecordingPort()])
-    original = daemon._finish_file
-
-    def remember() -> None:
-        assert daemon.worker is not None
-        levels.append(daemon.worker.stats.level_dbfs)
-        original()
-
-    daemon._finish_file = remember  # type: ignore[method-assign]
-    assert daemon.run() == 0
-    assert len(levels) == 1
-    return levels[0]
+    (level,) = at_the_file_end(daemon, lambda d: d.worker.stats.level_dbfs)
+    return float(level)
 
 
 def test_the_level_meter_reads_the_rms_the_noise_gate_reads(model: Any) -> None:
