@@ -14,10 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from livepitch import __version__
 from livepitch.errors import ConfigError, DeviceError, LivepitchError, OutputError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger("livepitch")
 
@@ -154,35 +157,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _default(model: type[BaseModel], field: str) -> str:
+    """A settings field's default as help shows it (60.0 as 60, an enum by its value)."""
+    value = model.model_fields[field].default
+    value = getattr(value, "value", value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
 def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
     """Streaming-engine and tracker flags shared by ``run`` and ``transcribe --stream``."""
+    from livepitch.settings import StreamSettings, TrackerSettings
+
+    stream, tracker = StreamSettings, TrackerSettings
     group.add_argument(
-        "--lookahead-ms", type=float, metavar="MS", help="audio after a frame before it is used (60)"
+        "--lookahead-ms",
+        type=float,
+        metavar="MS",
+        help=f"audio after a frame before it is used ({_default(stream, 'lookahead_ms')})",
     )
     group.add_argument(
         "--engine",
-        choices=("window", "incremental"),
-        help="window: re-run the 2 s model window every hop; incremental: compute only new columns (window)",
+        choices=("incremental", "window"),
+        help="incremental: compute only new columns, every frame; window: re-run the 2 s model window "
+        f"every hop ({_default(stream, 'engine')})",
     )
     group.add_argument(
-        "--hop-frames", type=int, metavar="H", help="window engine: frames published per model run (3)"
+        "--hop-frames",
+        type=int,
+        metavar="H",
+        help=f"window engine: frames published per model run ({_default(stream, 'hop_frames')})",
     )
     group.add_argument(
         "--cqt-refresh-frames",
         type=int,
         metavar="N",
-        help="incremental engine: newest CQT columns recomputed at every frame (6)",
+        help=f"incremental engine: newest CQT columns recomputed at every frame ({_default(stream, 'cqt_refresh_frames')})",
     )
-    group.add_argument("--release-ms", type=float, metavar="MS", help="quiet time before a note-off (35)")
-    group.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once (15)")
     group.add_argument(
-        "--probation-ms", type=float, metavar="MS", help="how long a weak onset must hold (40)"
+        "--release-ms",
+        type=float,
+        metavar="MS",
+        help=f"quiet time before a note-off ({_default(tracker, 'release_ms')})",
+    )
+    group.add_argument(
+        "--max-polyphony",
+        type=int,
+        metavar="N",
+        help=f"most notes at once ({_default(tracker, 'max_polyphony')})",
+    )
+    group.add_argument(
+        "--probation-ms",
+        type=float,
+        metavar="MS",
+        help=f"how long a weak onset must hold ({_default(tracker, 'probation_ms')})",
     )
     group.add_argument(
         "--gate-dbfs",
         type=float,
         metavar="DB",
-        help="no note starts unless the input near its onset is this loud, -120 = off (-48 dBFS)",
+        help="no note starts unless the input near its onset is this loud, -120 = off "
+        f"({_default(tracker, 'gate_dbfs')} dBFS)",
     )
     group.add_argument(
         "--confirm-with-preview",
@@ -191,10 +227,16 @@ def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
         help="confirm an onset peak with the engine's preview of the next frame, a frame sooner (on)",
     )
     group.add_argument(
-        "--bend-threshold-cents", type=float, metavar="C", help="send bends that moved more (5)"
+        "--bend-threshold-cents",
+        type=float,
+        metavar="C",
+        help=f"send bends that moved more ({_default(tracker, 'bend_threshold_cents')})",
     )
     group.add_argument(
-        "--bend-smoothing-ms", type=float, metavar="MS", help="bend smoothing time constant (15)"
+        "--bend-smoothing-ms",
+        type=float,
+        metavar="MS",
+        help=f"bend smoothing time constant ({_default(tracker, 'bend_smoothing_ms')})",
     )
 
 

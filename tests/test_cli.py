@@ -217,3 +217,38 @@ def test_stream_rejects_an_out_of_range_hop(two_tones: Path, tmp_path: Path) -> 
 def test_stream_rejects_mpe_with_more_than_15_voices(two_tones: Path, tmp_path: Path) -> None:
     result = run_cli("transcribe", two_tones, "--stream", "--bends", "mpe", "--max-polyphony", "20")
     assert_one_line_error(result, 2, "at most 15 with mpe")
+
+
+def test_the_run_help_states_every_default_the_settings_have() -> None:
+    from pydantic import BaseModel
+
+    from livepitch.cli import build_parser
+    from livepitch.settings import AudioSettings, MidiSettings, PortSettings, StreamSettings, TrackerSettings
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    run = commands.choices["run"]  # type: ignore[index]
+    helps = {option: action.help or "" for action in run._actions for option in action.option_strings}
+    expected: dict[str, tuple[type[BaseModel], str]] = {
+        "--lookahead-ms": (StreamSettings, "lookahead_ms"),
+        "--engine": (StreamSettings, "engine"),
+        "--hop-frames": (StreamSettings, "hop_frames"),
+        "--cqt-refresh-frames": (StreamSettings, "cqt_refresh_frames"),
+        "--release-ms": (TrackerSettings, "release_ms"),
+        "--max-polyphony": (TrackerSettings, "max_polyphony"),
+        "--probation-ms": (TrackerSettings, "probation_ms"),
+        "--gate-dbfs": (TrackerSettings, "gate_dbfs"),
+        "--bend-threshold-cents": (TrackerSettings, "bend_threshold_cents"),
+        "--bend-smoothing-ms": (TrackerSettings, "bend_smoothing_ms"),
+        "--onset-threshold": (TrackerSettings, "onset_threshold"),
+        "--frame-threshold": (TrackerSettings, "frame_threshold"),
+        "--block-frames": (AudioSettings, "block_frames"),
+        "--ring-ms": (AudioSettings, "ring_ms"),
+        "--max-backlog-ms": (AudioSettings, "max_backlog_ms"),
+        "--bends": (MidiSettings, "bends"),
+        "--midi-api": (PortSettings, "midi_api"),
+    }
+    for option, (model, field) in expected.items():
+        value = model.model_fields[field].default
+        value = getattr(value, "value", value)
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        assert f"({shown}" in helps[option], (option, shown, helps[option])
