@@ -38,6 +38,8 @@ log = logging.getLogger("livepitch")
 
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 GIL_SWITCH_INTERVAL_S = 0.0005
+MIN_CHUNK_FRAMES = 64
+"""The worker reads at least this many device frames at once."""
 STALL_S = 1.5
 STALL_BLOCKS = 3
 """No audio for ``STALL_S``, or for this many device blocks if longer, from a device that
@@ -227,7 +229,7 @@ class Daemon:
             self.engine,
             self.sink,
             max_backlog_frames=int(settings.audio.max_backlog_ms / 1000.0 * source.rate_hz),
-            chunk_frames=max(64, settings.audio.block_frames),
+            chunk_frames=max(MIN_CHUNK_FRAMES, settings.audio.block_frames),
             on_events=self._note_printer if settings.ui.print_notes else None,
         )
         self._ring = ring
@@ -241,11 +243,12 @@ class Daemon:
         self._stall_s = max(STALL_S, STALL_BLOCKS * settings.audio.block_frames / source.rate_hz)
         log.info("audio in: %s", source.description)
 
-    def _check_blocks(self, source: AudioSource) -> None:
+    def _check_blocks(self, source: AudioSource, settings: DaemonSettings | None = None) -> None:
         """The backlog limit must hold two blocks (else every block looks like falling behind),
-        and the ring the backlog plus a block (else it overflows before the worker skips)."""
-        audio = self.settings.audio
-        block_ms = 1000.0 * audio.block_frames / source.rate_hz
+        and the ring the backlog plus a block (else it overflows before the worker skips). A
+        block is what the worker reads at once: ``block_frames``, at least ``MIN_CHUNK_FRAMES``."""
+        audio = (settings or self.settings).audio
+        block_ms = 1000.0 * max(MIN_CHUNK_FRAMES, audio.block_frames) / source.rate_hz
         block = f"block_frames = {audio.block_frames} ({block_ms:.0f} ms at the input's {source.rate_hz} Hz)"
         if audio.max_backlog_ms < 2.0 * block_ms:
             raise ConfigError(
@@ -429,6 +432,7 @@ class Daemon:
             new = self._reload_settings()
             model = self.factories.model(new) if new.model != old.model else self._model
             source = self.factories.source(new)
+            self._check_blocks(source, new)
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return

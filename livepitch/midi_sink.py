@@ -80,6 +80,7 @@ class MidiSink:
         self._sounding: set[tuple[int, int]] = set()
         self._used_channels: set[int] = set()
         self._bent_channels: set[int] = set()  # wheel last delivered off centre
+        self._wheels: dict[int, int] = {}  # where each wheel should be (what the voices last sent)
         self._record_path = record_path
         if record_path is not None:
             _check_writable(record_path)
@@ -162,7 +163,19 @@ class MidiSink:
         for channel, pitch in sorted(self._sounding):  # what was sounding when the port failed
             if self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()):
                 self._sounding.discard((channel, pitch))
+        # the wheels where the voices believe them (centred after a release that could not send)
+        for channel in sorted(self._bent_channels | {c for c, v in self._wheels.items() if v}):
+            value = self._wheels.get(channel, 0)
+            if self._raw_send(mido.Message("pitchwheel", channel=channel, pitch=value).bytes()):
+                self._note_wheel(channel, value)
         return self._port is not None
+
+    def _note_wheel(self, channel: int, value: int) -> None:
+        """The wheel of ``channel`` was delivered at ``value``."""
+        if value:
+            self._bent_channels.add(channel)
+        else:
+            self._bent_channels.discard(channel)
 
     def reconnect(self) -> None:
         """Close and reopen the port now (its server restarted under it)."""
@@ -192,11 +205,10 @@ class MidiSink:
                     self._sounding.add(key)
                 elif isinstance(event, NoteOff) and delivered:
                     self._sounding.discard(key)
-                elif isinstance(event, PitchBend) and delivered:
-                    if event.value:
-                        self._bent_channels.add(event.channel)
-                    else:
-                        self._bent_channels.discard(event.channel)
+                elif isinstance(event, PitchBend):
+                    self._wheels[event.channel] = event.value
+                    if delivered:
+                        self._note_wheel(event.channel, event.value)
                 self._log(event)
 
     def _log(self, event: Event) -> None:
@@ -240,6 +252,7 @@ class MidiSink:
                 message = mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0)
                 if self._raw_send(message.bytes()):
                     self._sounding = {(c, p) for c, p in self._sounding if c != channel}
+            self._wheels = dict.fromkeys(self._wheels, 0)  # the next voices start from centred wheels
             for channel in sorted(self._bent_channels):
                 if self._raw_send(mido.Message("pitchwheel", channel=channel, pitch=0).bytes()):
                     self._bent_channels.discard(channel)

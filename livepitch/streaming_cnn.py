@@ -199,11 +199,14 @@ class HarmonicConv(ScatterConv):
         interior = (y_view.reshape(n * self._interior, self._width) @ self._composite).reshape(
             n, self._interior, -1
         )
-        padded, view, _ = self._patch_buffers(n)
-        padded[:, pad : pad + bins_in] = columns
-        edges = np.concatenate([view[:, :pad], view[:, bins_in - pad :]], axis=1)  # [n, 2 pad, width]
-        edge_sums = (edges.reshape(n * 2 * pad, -1) @ self._matrix).reshape(n, 2 * pad, -1)
-        out = np.concatenate([edge_sums[:, :pad], interior, edge_sums[:, pad:]], axis=1)
+        if pad == 0:
+            out = interior
+        else:
+            padded, view, _ = self._patch_buffers(n)
+            padded[:, pad : pad + bins_in] = columns
+            edges = np.concatenate([view[:, :pad], view[:, bins_in - pad :]], axis=1)  # [n, 2 pad, width]
+            edge_sums = (edges.reshape(n * 2 * pad, -1) @ self._matrix).reshape(n, 2 * pad, -1)
+            out = np.concatenate([edge_sums[:, :pad], interior, edge_sums[:, pad:]], axis=1)
         contributions: Array = out.reshape(n, self.bins_out, self._kernel_time, self._out_channels)
         return contributions
 

@@ -216,6 +216,8 @@ class _Pending:
     onset_frame: int
     peak: float
     support: float
+    restrike: bool = False
+    """It re-attacked a note at its own pitch (never an overtone's echo)."""
 
 
 @dataclass
@@ -505,7 +507,7 @@ class NoteTracker:
             pending.support = max(pending.support, float(note[pitch_bin]))
             if held:
                 del self._pending[pitch]
-                if self._overtone_of_louder(pitch, pending.support):
+                if not pending.restrike and self._overtone_of_louder(pitch, pending.support):
                     continue
                 velocity = onset_velocity(pending.peak, pending.support)
                 self._admit(pitch, velocity, pending.onset_sample, frame, intents, pending.support)
@@ -536,6 +538,7 @@ class NoteTracker:
         onset_sample = FRAME_HOP_SAMPLES * onset_frame
         pitch = pitch_bin + LOWEST_MIDI_PITCH
         holder = self._holder_near(pitch)
+        restrike = holder is not None and holder.pitch == pitch
         if holder is not None and (
             holder.start_sample >= onset_sample
             or (holder.pitch == pitch and onset_sample - holder.start_sample <= FRAME_HOP_SAMPLES)
@@ -578,10 +581,10 @@ class NoteTracker:
                 return
             if held is None:
                 if pitch not in self._pending:
-                    self._pending[pitch] = _Pending(pitch, onset_sample, onset_frame, peak, support)
+                    self._pending[pitch] = _Pending(pitch, onset_sample, onset_frame, peak, support, restrike)
                 return
         self._pending.pop(pitch, None)
-        if weak and self._overtone_of_louder(pitch, support):
+        if weak and not restrike and self._overtone_of_louder(pitch, support):
             return
         self._admit(pitch, onset_velocity(peak, support), onset_sample, frame, intents, support)
 

@@ -123,7 +123,7 @@ class Worker:
 
     def _skip_ahead(self, available: int) -> None:
         keep = self.chunk_frames
-        skipped = self.ring.skip(available - keep)
+        skipped = self.ring.skip(max(0, available - keep))
         self.stats.drops += 1
         self.stats.dropped_frames += skipped
         log.warning(

@@ -257,6 +257,12 @@ def test_blocks_longer_than_the_backlog_limit_are_refused_with_the_fields_named(
         match=r"audio.max_backlog_ms = 300 must be at least two blocks of block_frames = 16384 \(743 ms",
     ):
         make_daemon(model, config, [source], [RecordingPort()]).run()
+    # the worker reads 64 frames at least: at 2 kHz that is 32 ms, more than half of 20 ms
+    config = settings(audio={"block_frames": 16, "ring_ms": 200.0, "max_backlog_ms": 20.0})
+    with pytest.raises(
+        ConfigError, match=r"max_backlog_ms = 20 must be at least two blocks of block_frames = 16 \(32 ms"
+    ):
+        make_daemon(model, config, [FakeSource(np.zeros(2000, np.float32), 2000)], [RecordingPort()]).run()
     config = settings(audio={"block_frames": 4096, "ring_ms": 500.0, "max_backlog_ms": 400.0})
     with pytest.raises(
         ConfigError, match=r"audio.ring_ms = 500 must hold max_backlog_ms \(400\) plus a block"
@@ -372,3 +378,25 @@ def test_the_status_line_shows_the_notes_playing_even_without_a_midi_port(
     daemon = Daemon(config, Factories(lambda _: model, lambda _: source, no_port), status_line=shown)
     assert daemon.run() == 0
     assert any("notes E4 |" in line and line.endswith("| no MIDI") for line in shown.lines), shown.lines[-5:]
+
+
+def test_a_reload_refused_for_its_block_size_leaves_the_notes_playing(model: Any, melody: np.ndarray) -> None:
+    port = RecordingPort()
+    sources = [FakeSource(melody, 22050, speed=1.0), FakeSource(melody, 22050)]
+    daemon = make_daemon(model, settings(midi={"bends": "none"}), sources, [port])
+    daemon._reload_settings = lambda: settings(midi={"bends": "none"}, audio={"block_frames": 16384})
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 60 in note_ons(port))
+    worker = daemon.worker
+    daemon.request_reload()
+    thread.join(60)
+    assert result == [0]
+    assert daemon.totals["notes"] == len([m for m in port.messages if m.type == "note_on" and m.velocity > 0])
+    assert worker is not None and daemon.settings.audio.block_frames == 256
+    # one pipeline throughout: no release (All Notes Off) before the file's last note
+    all_notes_off = [
+        i for i, m in enumerate(port.messages) if m.type == "control_change" and m.control == 123
+    ]
+    last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
+    assert all_notes_off and min(all_notes_off) > last_on
+    assert note_ons(port) == [60, 64, 67, 72]

@@ -331,3 +331,27 @@ def test_the_cnn_yields_the_processor_between_layers_once_a_millisecond_has_pass
     monkeypatch.setattr(streaming_cnn, "YIELD_EVERY_S", 3600.0)
     cnn.push(features, newer=features[None])
     assert len(sleeps) == 6  # none: the last yield was just now
+
+
+@pytest.mark.parametrize("kernel_bins", [1, 5])
+def test_the_composite_kernel_equals_the_patches_for_any_harmonic_layout(kernel_bins: int) -> None:
+    from livepitch.model_weights import ConvWeights
+    from livepitch.streaming_cnn import HarmonicConv, ScatterConv
+
+    rng = np.random.default_rng(kernel_bins)
+    shifts, n_bins, bins_in = (-2, 0, 3, 5), 14, 10
+    weight = rng.standard_normal((3, len(shifts), 3, kernel_bins)).astype(np.float32)
+    conv = ConvWeights(weight, np.zeros(3, np.float32), (kernel_bins - 1) // 2, 1)
+    columns = rng.uniform(0, 1, (4, n_bins)).astype(np.float32)
+    features = np.zeros((4, bins_in, len(shifts)), np.float32)  # channel h at bin g: y[g + shifts[h]]
+    for h, shift in enumerate(shifts):
+        for g in range(bins_in):
+            if 0 <= g + shift < n_bins:
+                features[:, g, h] = columns[:, g + shift]
+    patches, composite = ScatterConv(conv), HarmonicConv(conv, shifts, n_bins)
+    patches.reset(bins_in)
+    composite.reset(bins_in)
+    for column in features:
+        expected, _ = patches.step(column)
+        got, _ = composite.step(column)
+        np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import mido
 import pytest
 
-from livepitch.errors import OutputError
+from livepitch.errors import MidiPortError, OutputError
 from livepitch.event_files import events_to_midi
 from livepitch.events import NoteOff, NoteOn, PitchBend
 from livepitch.midi_sink import MidiSink
@@ -99,3 +99,29 @@ def test_a_failing_events_log_does_not_lose_the_recording(tmp_path: Path) -> Non
     with pytest.raises(OutputError, match="events log"):
         sink.close()
     assert [m.type for m in mido.MidiFile(record).tracks[0] if not m.is_meta] == ["note_on", "note_off"]
+
+
+def test_a_wheel_release_could_not_centre_is_centred_on_the_reopened_port() -> None:
+    broken = RecordingPort("first", fail_after=2)  # takes the bend and the note-on, then fails
+    spare = RecordingPort("second")
+    ports: list[RecordingPort] = []
+
+    def reopen() -> RecordingPort:
+        if not ports:
+            ports.append(spare)
+            raise MidiPortError("the MIDI system is restarting")
+        return spare
+
+    sink = MidiSink(None, BendMode.SINGLE, 2, reopen=reopen)
+    sink._port = broken
+    sink.send([PitchBend(0, 10, 0, 64, 1471, 36.0), NoteOn(0, 10, 0, 64, 100)])
+    sink.send([NoteOff(9, 20, 0, 64)])  # the port fails here
+    sink.release_all()  # the reopen fails too: note and wheel left on the synth
+    sink.reconnect()
+    sink.send([NoteOn(50, 60, 0, 67, 100)])  # a new session's in-tune note, no bend of its own
+    sent = [
+        (m.type, getattr(m, "pitch", getattr(m, "note", None)))
+        for m in spare.messages
+        if m.type != "control_change"
+    ]
+    assert sent == [("note_off", 64), ("pitchwheel", 0), ("note_on", 67)]

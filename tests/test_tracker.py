@@ -554,3 +554,14 @@ def test_a_slow_slide_is_one_note_though_its_tracked_pitch_lingers_near_a_bin() 
     # slide, so the dip and the onset re-trigger the note
     late = np.where(moving < 63, 60.42, 60.42 + 0.015 * (moving - 63))
     assert note_ons_of(late) == [60, 61]
+
+
+def test_a_softer_re_struck_octave_is_a_note_again() -> None:
+    # C5 sounds over a louder C4, then is struck again softer (0.4, an onset of 0.7): the
+    # re-attack ends it and starts it again; the overtone rule is not for a note's own pitch
+    gram = Posteriogram(120)
+    gram.add_note(60, 10, 100, level=0.9)
+    gram.add_note(72, 20, 42, level=0.6)
+    gram.add_note(72, 44, 90, level=0.4, onset=0.7)
+    starts = [(e.pitch, e.time_sample // 256) for e in note_ons(run(gram, BendMode.MPE))]
+    assert starts == [(60, 10), (72, 20), (72, 44)]
