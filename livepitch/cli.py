@@ -167,76 +167,76 @@ def _default(model: type[BaseModel], field: str) -> str:
 
 
 def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
-    """Streaming-engine and tracker flags shared by ``run`` and ``transcribe --stream``."""
+    """Streaming-engine and tracker flags shared by ``run`` and ``transcribe --stream``; each
+    help ends with the setting's default."""
     from livepitch.settings import StreamSettings, TrackerSettings
 
-    stream, tracker = StreamSettings, TrackerSettings
-    group.add_argument(
-        "--lookahead-ms",
-        type=float,
-        metavar="MS",
-        help=f"audio after a frame before it is used ({_default(stream, 'lookahead_ms')})",
-    )
+    numeric: list[tuple[str, type, str, type[BaseModel], str, str]] = [
+        (
+            "--lookahead-ms",
+            float,
+            "MS",
+            StreamSettings,
+            "lookahead_ms",
+            "audio after a frame before it is used",
+        ),
+        (
+            "--hop-frames",
+            int,
+            "H",
+            StreamSettings,
+            "hop_frames",
+            "window engine: frames published per model run",
+        ),
+        (
+            "--cqt-refresh-frames",
+            int,
+            "N",
+            StreamSettings,
+            "cqt_refresh_frames",
+            "incremental engine: newest CQT columns recomputed at every frame",
+        ),
+        ("--release-ms", float, "MS", TrackerSettings, "release_ms", "quiet time before a note-off"),
+        ("--max-polyphony", int, "N", TrackerSettings, "max_polyphony", "most notes at once"),
+        ("--probation-ms", float, "MS", TrackerSettings, "probation_ms", "how long a weak onset must hold"),
+        (
+            "--gate-dbfs",
+            float,
+            "DB",
+            TrackerSettings,
+            "gate_dbfs",
+            "no note starts unless the input near its onset is this loud [dBFS], -120 = off",
+        ),
+        (
+            "--bend-threshold-cents",
+            float,
+            "C",
+            TrackerSettings,
+            "bend_threshold_cents",
+            "send bends that moved more",
+        ),
+        (
+            "--bend-smoothing-ms",
+            float,
+            "MS",
+            TrackerSettings,
+            "bend_smoothing_ms",
+            "bend smoothing time constant",
+        ),
+    ]
     group.add_argument(
         "--engine",
         choices=("incremental", "window"),
         help="incremental: compute only new columns, every frame; window: re-run the 2 s model window "
-        f"every hop ({_default(stream, 'engine')})",
+        f"every hop ({_default(StreamSettings, 'engine')})",
     )
-    group.add_argument(
-        "--hop-frames",
-        type=int,
-        metavar="H",
-        help=f"window engine: frames published per model run ({_default(stream, 'hop_frames')})",
-    )
-    group.add_argument(
-        "--cqt-refresh-frames",
-        type=int,
-        metavar="N",
-        help=f"incremental engine: newest CQT columns recomputed at every frame ({_default(stream, 'cqt_refresh_frames')})",
-    )
-    group.add_argument(
-        "--release-ms",
-        type=float,
-        metavar="MS",
-        help=f"quiet time before a note-off ({_default(tracker, 'release_ms')})",
-    )
-    group.add_argument(
-        "--max-polyphony",
-        type=int,
-        metavar="N",
-        help=f"most notes at once ({_default(tracker, 'max_polyphony')})",
-    )
-    group.add_argument(
-        "--probation-ms",
-        type=float,
-        metavar="MS",
-        help=f"how long a weak onset must hold ({_default(tracker, 'probation_ms')})",
-    )
-    group.add_argument(
-        "--gate-dbfs",
-        type=float,
-        metavar="DB",
-        help="no note starts unless the input near its onset is this loud, -120 = off "
-        f"({_default(tracker, 'gate_dbfs')} dBFS)",
-    )
+    for option, kind, metavar, model, field, text in numeric:
+        group.add_argument(option, type=kind, metavar=metavar, help=f"{text} ({_default(model, field)})")
     group.add_argument(
         "--confirm-with-preview",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="confirm an onset peak with the engine's preview of the next frame, a frame sooner (on)",
-    )
-    group.add_argument(
-        "--bend-threshold-cents",
-        type=float,
-        metavar="C",
-        help=f"send bends that moved more ({_default(tracker, 'bend_threshold_cents')})",
-    )
-    group.add_argument(
-        "--bend-smoothing-ms",
-        type=float,
-        metavar="MS",
-        help=f"bend smoothing time constant ({_default(tracker, 'bend_smoothing_ms')})",
     )
 
 
