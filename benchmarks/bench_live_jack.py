@@ -1148,6 +1148,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help='extra flags for the daemon and transcribe --stream, e.g. "--engine incremental"',
     )
     parser.add_argument(
+        "--period-frames", type=int, default=PERIOD_FRAMES, help=f"JACK period at 48 kHz ({PERIOD_FRAMES})"
+    )
+    parser.add_argument(
         "--jack-realtime",
         action="store_true",
         help="run jackd realtime (-R -P 70) instead of -r: needs SCHED_FIFO (root or an rtprio limit)",
@@ -1162,8 +1165,9 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     LIVEPITCH_FLAGS[:] = shlex.split(args.livepitch_flags)
-    global JACK_REALTIME
+    global JACK_REALTIME, PERIOD_FRAMES
     JACK_REALTIME = args.jack_realtime
+    PERIOD_FRAMES = args.period_frames
     for tool in ("jackd", "jack_wait"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: install jackd2 (see .ci/setup-env.sh)", file=sys.stderr)
