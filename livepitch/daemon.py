@@ -441,16 +441,16 @@ class Daemon:
         self._stop_pipeline("reload")
         old_model = self._model
         self.settings, self._model = new, model
-        switched = self.sink is not None and _midi_output_of(new) != _midi_output_of(old)
-        if switched and self.sink is not None:
-            self.sink.switch_port(new.midi.bends, new.midi.effective_bend_range_semitones)
+        switching = self.sink if _midi_output_of(new) != _midi_output_of(old) else None
+        if switching is not None:
+            switching.switch_port(new.midi.bends, new.midi.effective_bend_range_semitones)
         try:
             self._start_pipeline(source)
         except LivepitchError as err:
             log.error("the reloaded configuration failed (%s); back to the previous one", err)
             self.settings, self._model = old, old_model
-            if switched and self.sink is not None:  # the port and bend mode the engine will use again
-                self.sink.switch_port(old.midi.bends, old.midi.effective_bend_range_semitones)
+            if switching is not None:  # the port and bend mode the engine will use again
+                switching.switch_port(old.midi.bends, old.midi.effective_bend_range_semitones)
             self._start_pipeline(self.factories.source(old))
             return
         log.info("configuration reloaded")

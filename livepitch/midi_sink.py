@@ -160,15 +160,22 @@ class MidiSink:
         log.info("MIDI port %r open again", port.name)
         if not self._attach(port):
             return False
-        for channel, pitch in sorted(self._sounding):  # what was sounding when the port failed
-            if self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()):
-                self._sounding.discard((channel, pitch))
+        self._end_sounding()  # what was sounding when the port failed
         # the wheels where the voices believe them (centred after a release that could not send)
         for channel in sorted(self._bent_channels | {c for c, v in self._wheels.items() if v}):
-            value = self._wheels.get(channel, 0)
-            if self._raw_send(mido.Message("pitchwheel", channel=channel, pitch=value).bytes()):
-                self._note_wheel(channel, value)
+            self._send_wheel(channel, self._wheels.get(channel, 0))
         return self._port is not None
+
+    def _end_sounding(self) -> None:
+        """Send a note-off for every note still sounding on the synth."""
+        for channel, pitch in sorted(self._sounding):
+            if self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()):
+                self._sounding.discard((channel, pitch))
+
+    def _send_wheel(self, channel: int, value: int) -> None:
+        """Move the wheel of ``channel`` to ``value`` (remembered if delivered)."""
+        if self._raw_send(mido.Message("pitchwheel", channel=channel, pitch=value).bytes()):
+            self._note_wheel(channel, value)
 
     def _note_wheel(self, channel: int, value: int) -> None:
         """The wheel of ``channel`` was delivered at ``value``."""
@@ -245,17 +252,14 @@ class MidiSink:
             if self._port is None:
                 self._retry_at = 0.0
             self.send(events)
-            for channel, pitch in sorted(self._sounding):
-                if self._raw_send(mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()):
-                    self._sounding.discard((channel, pitch))
+            self._end_sounding()
             for channel in sorted(self._used_channels):
                 message = mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0)
                 if self._raw_send(message.bytes()):
                     self._sounding = {(c, p) for c, p in self._sounding if c != channel}
             self._wheels = dict.fromkeys(self._wheels, 0)  # the next voices start from centred wheels
             for channel in sorted(self._bent_channels):
-                if self._raw_send(mido.Message("pitchwheel", channel=channel, pitch=0).bytes()):
-                    self._bent_channels.discard(channel)
+                self._send_wheel(channel, 0)
             if self._sounding or self._bent_channels:
                 log.warning(
                     "MIDI port down: %d note(s) left sounding and %d wheel(s) bent on the synth",
