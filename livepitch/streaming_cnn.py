@@ -1,15 +1,16 @@
 """Basic Pitch's CNN computed one time column at a time (numpy only).
 
 Each convolution is evaluated by *scattering*: when an input column arrives, one matrix product
-gives its contribution to every output column its kernel touches (``kt`` of them), which are
-added to running sums; an output column is final once its last input has arrived. Each layer
-therefore costs exactly its per-frame multiply-adds, about 2.8 M for the whole CNN.
+gives its contribution to every output column its kernel touches (``kt`` of them); those of
+the last ``kt - 1`` final inputs are kept, and an output column is the sum of the ``kt``
+contributions it receives, final once its last input has arrived. Each layer therefore costs
+its per-frame multiply-adds, about 2.2 M for the whole CNN.
 
 **The edge.** A layer with a time kernel of ``2p + 1`` finalises output column ``c - p`` when
 input ``c`` arrives. Columns after that, up to the newest input, are *provisional*: computed
 as if every later input column were zero, which is the graph's own 'same' padding at a
-window's last frame. Provisional columns are recomputed at each edge from the running sums
-plus the provisional inputs' contributions, never stored. So ``CnnStream.push`` returns, for
+window's last frame. Provisional columns are recomputed at each edge from the kept
+contributions plus the provisional inputs', never stored. So ``CnnStream.push`` returns, for
 the newest ``depth`` columns, what the full graph would give on a window ending at the newest
 feature column — the window engine's contract — at a fraction of its cost.
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,10 +46,12 @@ def _sigmoid(x: Array) -> Array:
 class ScatterConv:
     """One 'same' convolution over (time, frequency) on columns ``[bins_in, channels_in]``.
 
-    ``step(column, newer)`` takes input column c and returns output column ``c - p`` (final,
-    pre-activation, ``[bins_out, channels_out]``) and, given the provisional inputs after c,
-    the output columns ``c - p + 1 ..`` up to the last of them, later inputs taken as zero.
-    Patches are copied out of preallocated, padded buffers through fixed strided views.
+    ``step(inputs)`` takes final input column c followed by ``n`` provisional ones (``[1 + n,
+    bins_in, in]``) and returns output columns ``c - p .. c + n`` (pre-activation, ``[1 + p +
+    n, bins_out, out]``): the first final, the rest provisional (later inputs taken as zero).
+    One matrix product gives every input's contribution to the ``kt`` output columns its kernel
+    touches; the contributions of the last ``2p`` final inputs are kept, and each output column
+    is the sum along a diagonal of (input, tap), read through a strided view.
     """
 
     def __init__(self, conv: ConvWeights) -> None:
@@ -66,15 +68,19 @@ class ScatterConv:
             conv.weight.transpose(3, 1, 2, 0).reshape(kernel_bins * in_channels, kernel_time * out_channels)
         )
         self._bias = conv.bias.astype(np.float32)
-        self._sums: Array | None = None
+        self._history: Array | None = None
         self._buffers: dict[int, tuple[Array, Array, Array]] = {}
+        self._diagonals: dict[int, tuple[Array, Array, Array, Array]] = {}
 
     def reset(self, bins_in: int) -> None:
-        """Start with no inputs (running sums of zero)."""
+        """Start with no inputs (every earlier contribution zero)."""
         self._bins_in = bins_in
         self.bins_out = (bins_in + 2 * self._pad - self._kernel_bins) // self._stride + 1
-        self._sums = np.zeros((self._kernel_time, self.bins_out, self._out_channels), dtype=np.float32)
+        self._history = np.zeros(
+            (2 * self.radius, self.bins_out, self._kernel_time, self._out_channels), dtype=np.float32
+        )
         self._buffers = {}
+        self._diagonals = {}
 
     def _patch_buffers(self, n: int) -> tuple[Array, Array, Array]:
         """Padded input ``[n, bins, in]``, its patch view and the patch matrix, for n columns."""
@@ -93,44 +99,57 @@ class ScatterConv:
             buffers = self._buffers[n] = (padded, view, patches)
         return buffers
 
-    def _contributions(self, columns: Array) -> Array:
-        """``[n, bins_in, in]`` -> ``[n, bins_out, kernel_time, out]``: tap j reaches output c + p - j."""
+    def _contributions(self, columns: Array, out: Array) -> None:
+        """``[n, bins_in, in]`` -> ``out`` ``[n * bins_out, kernel_time * out]``: tap j of input
+        q reaches output q + p - j."""
         n = columns.shape[0]
         padded, view, patches = self._patch_buffers(n)
         padded[:, self._pad : self._pad + self._bins_in] = columns
         np.copyto(patches, view)
-        product = patches.reshape(n * self.bins_out, -1) @ self._matrix
-        contributions: Array = product.reshape(n, self.bins_out, self._kernel_time, self._out_channels)
-        return contributions
+        np.matmul(patches.reshape(n * self.bins_out, -1), self._matrix, out=out)
 
-    def step(self, column: Array, newer: Array | None = None) -> tuple[Array, Array | None]:
-        """Consume final input column c and return final output column c - p (pre-activation);
-        with ``newer`` (the provisional inputs c + 1 .., ``[n, bins_in, in]``), also the
-        provisional outputs c - p + 1 .. c + n, later inputs taken as zero. One matrix product
-        serves both."""
-        assert self._sums is not None, "reset first"
-        inputs = column[None] if newer is None else np.concatenate([column[None], newer])
-        contributions = self._contributions(inputs)  # [n + 1, bins_out, kernel_time, out]
-        # sums[i] holds output column c - p + i; tap j of input c lands on i = 2p - j
-        sums = self._sums
-        sums[:-1] = sums[1:]
-        sums[-1] = 0.0
-        sums += contributions[0, :, ::-1].transpose(1, 0, 2)
-        final: Array = sums[0] + self._bias
-        if newer is None:
-            return final, None
-        p, n = self.radius, newer.shape[0]
-        count = p + n  # outputs c - p + 1 .. c + n; tail[i] is output c - p + 1 + i
-        tail = np.zeros((count, self.bins_out, self._out_channels), dtype=np.float32)
-        carried = min(count, 2 * p)
-        tail[:carried] = sums[1 : 1 + carried]
-        for j in range(self._kernel_time):  # tap j of input c + 1 + q lands on i = q + 2p - j
-            first = 2 * p - j
-            length = min(n, count - first)
-            if length > 0:
-                tail[first : first + length] += contributions[1 : 1 + length, :, j]
-        tail += self._bias
-        return final, tail
+    def _diagonal_buffers(self, n: int) -> tuple[Array, Array, Array, Array]:
+        """For ``n`` provisional inputs: the contributions of inputs c - 2p .. c + n + p (the
+        last p zero) ``[3p + 1 + n, bins_out, kt, out]``, the rows the product fills, the
+        diagonal view ``[1 + p + n, kt, bins_out, out]`` (output k, tap j: input k + j) and
+        the outputs."""
+        buffers = self._diagonals.get(n)
+        if buffers is None:
+            p, kt = self.radius, self._kernel_time
+            count = 1 + p + n
+            held = np.zeros((3 * p + 1 + n, self.bins_out, kt, self._out_channels), dtype=np.float32)
+            rows = held[2 * p : 2 * p + 1 + n].reshape((1 + n) * self.bins_out, kt * self._out_channels)
+            s_input, s_bin, s_tap, s_out = held.strides
+            diagonals = np.lib.stride_tricks.as_strided(
+                held,
+                (count, kt, self.bins_out, self._out_channels),
+                (s_input, s_input + s_tap, s_bin, s_out),
+                writeable=False,
+            )
+            outputs = np.empty((count, self.bins_out, self._out_channels), dtype=np.float32)
+            buffers = self._diagonals[n] = (held, rows, diagonals, outputs)
+        return buffers
+
+    def step(self, inputs: Array, provisional: bool = True) -> Array:
+        """Consume final input column c and the provisional ones after it (``inputs``, ``[1 + n,
+        bins_in, in]``); return output columns c - p .. c + n (``[1 + p + n, bins_out, out]``,
+        pre-activation), or only the final one c - p (``[1, ...]``) if not ``provisional``.
+
+        Returns a buffer that the next call with the same ``n`` overwrites."""
+        history = self._history
+        assert history is not None, "reset first"
+        n = inputs.shape[0] - 1
+        held, rows, diagonals, outputs = self._diagonal_buffers(n)
+        p = self.radius
+        held[: 2 * p] = history
+        self._contributions(inputs, rows)
+        history[...] = held[1 : 2 * p + 1]  # the last 2p final inputs: c - 2p + 1 .. c
+        count = outputs.shape[0] if provisional else 1
+        result: Array = outputs[:count]
+        np.add(diagonals[:count, 0], self._bias, out=result)
+        for tap in range(1, self._kernel_time):
+            result += diagonals[:count, tap]
+        return result
 
 
 class HarmonicConv(ScatterConv):
@@ -186,7 +205,7 @@ class HarmonicConv(ScatterConv):
             buffers = self._y_buffers[n] = (padded, view)
         return buffers
 
-    def _contributions(self, columns: Array) -> Array:
+    def _contributions(self, columns: Array, out: Array) -> None:
         n = columns.shape[0]
         pad, bins_in = self._pad, self._bins_in
         padded_y, y_view = self._y_view(n)
@@ -196,19 +215,19 @@ class HarmonicConv(ScatterConv):
         padded_y[:, start + bins_in : start + self._n_bins] = columns[
             :, bins_in - self._top_shift : bins_in - self._top_shift + above, self._top
         ]
-        interior = (y_view.reshape(n * self._interior, self._width) @ self._composite).reshape(
-            n, self._interior, -1
-        )
+        by_column = out.reshape(n, self.bins_out, -1)
         if pad == 0:
-            out = interior
-        else:
-            padded, view, _ = self._patch_buffers(n)
-            padded[:, pad : pad + bins_in] = columns
-            edges = np.concatenate([view[:, :pad], view[:, bins_in - pad :]], axis=1)  # [n, 2 pad, width]
-            edge_sums = (edges.reshape(n * 2 * pad, -1) @ self._matrix).reshape(n, 2 * pad, -1)
-            out = np.concatenate([edge_sums[:, :pad], interior, edge_sums[:, pad:]], axis=1)
-        contributions: Array = out.reshape(n, self.bins_out, self._kernel_time, self._out_channels)
-        return contributions
+            np.matmul(y_view.reshape(n * self._interior, self._width), self._composite, out=out)
+            return
+        by_column[:, pad : pad + self._interior] = (
+            y_view.reshape(n * self._interior, self._width) @ self._composite
+        ).reshape(n, self._interior, -1)
+        padded, view, _ = self._patch_buffers(n)
+        padded[:, pad : pad + bins_in] = columns
+        edges = np.concatenate([view[:, :pad], view[:, bins_in - pad :]], axis=1)  # [n, 2 pad, width]
+        edge_sums = (edges.reshape(n * 2 * pad, -1) @ self._matrix).reshape(n, 2 * pad, -1)
+        by_column[:, :pad] = edge_sums[:, :pad]
+        by_column[:, pad + self._interior :] = edge_sums[:, pad:]
 
 
 @dataclass(frozen=True)
@@ -273,7 +292,6 @@ class CnnStream:
         history = self.depth + self.final_lag_frames + 2
         self._contour_final: deque[Array] = deque(maxlen=history)  # [264, 1] after the sigmoid
         self._note_final: deque[Array] = deque(maxlen=history)  # [88, 1]
-        self._onset_1_final: deque[Array] = deque(maxlen=history)  # relu'd, [88, 32]
         self._onset_final: deque[Array] = deque(maxlen=history)
         self._pending_onset_1: deque[Array] = deque()  # waiting for the note column it pairs with
 
@@ -281,44 +299,41 @@ class CnnStream:
         """Consume final feature column c (``[264, 8]``) and the provisional columns after it
         (``newer``, ``[n, 264, 8]``, recomputed every time); return the posteriors of the newest
         ``depth`` columns, up to c + n (``None`` when ``edge`` is false: warming up with history)."""
-        if edge and newer is None:
-            newer = np.zeros((0, self._bins, features.shape[1]), np.float32)
-        tails = newer if edge else None
+        if edge and newer is not None and newer.shape[0]:
+            inputs = np.concatenate([features[None], newer])
+        else:
+            inputs = features[None]
+        # each layer returns its final column first, then (at an edge) the provisional ones
         self._let_others_run()
-        c1, c1_tail = self._contour_1.step(features, tails)
+        c1 = _relu(self._contour_1.step(inputs, edge))
         self._let_others_run()
-        contour, contour_tail = _activate(self._contour_2.step(_relu(c1), _relu_or_none(c1_tail)), _sigmoid)
+        contour = _sigmoid(self._contour_2.step(c1, edge))
         self._let_others_run()
-        n1, n1_tail = self._note_1.step(contour, contour_tail)
+        n1 = _relu(self._note_1.step(contour, edge))
         self._let_others_run()
-        note, note_tail = _activate(self._note_2.step(_relu(n1), _relu_or_none(n1_tail)), _sigmoid)
+        note = _sigmoid(self._note_2.step(n1, edge))
         self._let_others_run()
-        o1, o1_tail = _activate(self._onset_1.step(features, tails), _relu)
-        self._contour_final.append(contour)
-        self._note_final.append(note)
-        self._pending_onset_1.append(o1)
+        o1 = _relu(self._onset_1.step(inputs, edge))
+        self._contour_final.append(contour[0])
+        self._note_final.append(note[0])
         # onset_1 is final 2 columns behind the features, note 9: pair them by column
-        lag = self._pending_lag()
-        while len(self._pending_onset_1) > lag:
-            self._pending_onset_1.popleft()
-        onset_input = np.concatenate([note, self._pending_onset_1[0]], axis=1)
-        onset_tail_input = None
-        if note_tail is not None and o1_tail is not None:
-            # the columns after onset_2's last final one: note provisional; onset_1 final from
-            # the pending queue where it is, provisional after
-            onset_1_cols = np.concatenate([np.stack(list(self._pending_onset_1)[1:]), o1_tail])
-            onset_tail_input = np.concatenate([note_tail, onset_1_cols], axis=2)
+        pending = self._pending_onset_1
+        pending.append(o1[0])
+        while len(pending) > self._pending_lag():
+            pending.popleft()
+        # at an edge, note's provisional columns pair with onset_1's final ones where the
+        # pending queue holds them, and its provisional ones after
+        onset_1 = np.concatenate([np.stack(pending), o1[1:]]) if edge else pending[0][None]
         self._let_others_run()
-        onset, onset_tail = _activate(self._onset_2.step(onset_input, onset_tail_input), _sigmoid)
-        self._onset_final.append(onset)
+        onset = _sigmoid(self._onset_2.step(np.concatenate([note, onset_1], axis=2), edge))
+        self._onset_final.append(onset[0])
         if not edge:
             return None
-        assert contour_tail is not None and note_tail is not None and onset_tail is not None
         depth = self.depth
         return CnnColumns(
-            note=_newest(self._note_final, note_tail, depth)[..., 0],
-            onset=_newest(self._onset_final, onset_tail, depth)[..., 0],
-            contour=_newest(self._contour_final, contour_tail, depth)[..., 0],
+            note=_newest(self._note_final, note[1:], depth)[..., 0],
+            onset=_newest(self._onset_final, onset[1:], depth)[..., 0],
+            contour=_newest(self._contour_final, contour[1:], depth)[..., 0],
         )
 
     def _let_others_run(self) -> None:
@@ -333,17 +348,6 @@ class CnnStream:
         """Columns between the newest final onset_1 column and the newest final note column, plus one."""
         note_lag = self._contour_1.radius + self._contour_2.radius + self._note_1.radius + self._note_2.radius
         return note_lag - self._onset_1.radius + 1
-
-
-def _relu_or_none(x: Array | None) -> Array | None:
-    return None if x is None else _relu(x)
-
-
-def _activate(
-    outputs: tuple[Array, Array | None], activation: Callable[[Array], Array]
-) -> tuple[Array, Array | None]:
-    final, tail = outputs
-    return activation(final), None if tail is None else activation(tail)
 
 
 def _newest(final: deque[Array], tail: Array, depth: int) -> Array:

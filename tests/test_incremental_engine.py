@@ -352,6 +352,9 @@ def test_the_composite_kernel_equals_the_patches_for_any_harmonic_layout(kernel_
     patches.reset(bins_in)
     composite.reset(bins_in)
     for column in features:
-        expected, _ = patches.step(column)
-        got, _ = composite.step(column)
+        expected = patches.step(column[None], provisional=False)
+        got = composite.step(column[None], provisional=False)
         np.testing.assert_allclose(got, expected, atol=1e-5)
+    # and the provisional columns after the last, with two more inputs on the way
+    expected = patches.step(features[:3]).copy()
+    np.testing.assert_allclose(composite.step(features[:3]), expected, atol=1e-5)
