@@ -29,7 +29,7 @@ from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.midi_sink import MidiSink, Port
 from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
-from livepitch.settings import DaemonSettings, MidiApi
+from livepitch.settings import DaemonSettings, EngineKind, MidiApi
 from livepitch.status import StatusLine, StatusSnapshot, format_status, note_name
 from livepitch.window_engine import WindowFramesModel
 from livepitch.worker import Worker
@@ -62,9 +62,16 @@ def default_factories() -> Factories:
         from livepitch.model_file import resolve_model_path
         from livepitch.onnx_model import BasicPitchModel
 
-        return BasicPitchModel(
-            resolve_model_path(settings.model.path), threads=settings.model.threads or 1, spin=False
+        incremental = settings.stream.engine is EngineKind.INCREMENTAL
+        model = BasicPitchModel(
+            resolve_model_path(settings.model.path),
+            threads=settings.model.threads or 1,
+            spin=False,
+            defer_session=incremental,  # onnxruntime loads only if a reload picks the window engine
         )
+        if incremental:
+            model.incremental_weights()  # a file that is not Basic Pitch's fails here, at start
+        return model
 
     def source(settings: DaemonSettings) -> AudioSource:
         audio = settings.audio

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime
 
 from livepitch.errors import ModelError, first_line
 from livepitch.geometry import N_CONTOUR_BINS, N_PITCHES, WINDOW_FRAMES, WINDOW_SAMPLES
 from livepitch.posteriors import WindowOutputs
 
 if TYPE_CHECKING:
+    import onnxruntime
+
     from livepitch.model_graph import SplitGraphs
     from livepitch.model_weights import IncrementalWeights
 
@@ -38,31 +39,53 @@ class BasicPitchModel:
     Not thread-safe for concurrent ``run`` calls from several threads; one owner thread.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0, spin: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, threads: int = 0, spin: bool = True, defer_session: bool = False
+    ) -> None:
+        """``defer_session``: load onnxruntime and the graph into it only when a window first
+        runs. The incremental engine never runs one and reads the graph's constants instead,
+        so the daemon spares the memory onnxruntime takes (about 30 MB)."""
         self.path = Path(path)
-        self._options = onnxruntime.SessionOptions()
-        self._options.intra_op_num_threads = threads
-        self._options.inter_op_num_threads = 1
-        self._options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        self._options.log_severity_level = 3
-        if not spin:
-            self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = self._open(str(self.path))
-        self._input_name = self._resolve_input()
-        self._outputs = self._resolve_outputs()
+        self._threads = threads
+        self._spin = spin
+        self._session_ready: onnxruntime.InferenceSession | None = None
+        self._names: tuple[str, _OutputNames] | None = None
         self._split: _SplitSessions | None = None
         self._weights: IncrementalWeights | None = None
+        if not defer_session:
+            self._open_graph()
+
+    def _open_graph(self) -> tuple[onnxruntime.InferenceSession, str, _OutputNames]:
+        """The whole graph's session and its input and output names, opened on first use."""
+        if self._session_ready is None or self._names is None:
+            session = self._open(str(self.path))
+            self._names = (self._resolve_input(session), self._resolve_outputs(session))
+            self._session_ready = session
+        return self._session_ready, *self._names
+
+    @property
+    def _outputs(self) -> _OutputNames:
+        return self._open_graph()[2]
 
     def _open(self, model: str | bytes) -> onnxruntime.InferenceSession:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        if not self._spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return onnxruntime.InferenceSession(
-                model, sess_options=self._options, providers=["CPUExecutionProvider"]
+                model, sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as err:  # onnxruntime raises several unrelated types
             raise ModelError(f"cannot load model {self.path}: {first_line(err)}") from err
 
-    def _resolve_input(self) -> str:
-        inputs = self._session.get_inputs()
+    def _resolve_input(self, session: onnxruntime.InferenceSession) -> str:
+        inputs = session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"{self.path}: expected one input, found {len(inputs)}")
         shape = list(inputs[0].shape)
@@ -73,7 +96,7 @@ class BasicPitchModel:
             )
         return str(inputs[0].name)
 
-    def _resolve_outputs(self) -> _OutputNames:
+    def _resolve_outputs(self, session: onnxruntime.InferenceSession) -> _OutputNames:
         """Find the contour output by its width and order note before onset.
 
         The SavedModel signature lists its outputs by key (contour, note, onset), which the
@@ -82,7 +105,7 @@ class BasicPitchModel:
         """
         contour: list[str] = []
         pitch_wide: list[str] = []
-        for output in self._session.get_outputs():
+        for output in session.get_outputs():
             shape = list(output.shape)
             if len(shape) != 3 or (isinstance(shape[1], int) and shape[1] != WINDOW_FRAMES):
                 raise ModelError(f"{self.path}: output {output.name} has shape {shape}")
@@ -101,9 +124,9 @@ class BasicPitchModel:
         """Run the model on ``windows`` of shape ``[batch, 43844]`` (float32, 22050 Hz)."""
         if windows.ndim != 2 or windows.shape[1] != WINDOW_SAMPLES:
             raise ValueError(f"windows must be [batch, {WINDOW_SAMPLES}], got {windows.shape}")
-        feed = {self._input_name: np.ascontiguousarray(windows, dtype=np.float32)[:, :, None]}
-        names = [self._outputs.note, self._outputs.onset, self._outputs.contour]
-        note, onset, contour = self._session.run(names, feed)
+        session, input_name, outputs = self._open_graph()
+        feed = {input_name: np.ascontiguousarray(windows, dtype=np.float32)[:, :, None]}
+        note, onset, contour = session.run([outputs.note, outputs.onset, outputs.contour], feed)
         return WindowOutputs(note=note, onset=onset, contour=contour)
 
     def run_window(self, window: npt.NDArray[np.float32], first_frame: int, n_frames: int) -> WindowOutputs:

@@ -50,6 +50,15 @@ def test_an_out_of_range_setting() -> None:
     one_line(livepitch("--lookahead-ms", "-5"), 2, "stream.lookahead_ms = -5.0")
 
 
+def test_a_model_file_that_is_not_a_model_gets_one_line_with_either_engine(tmp_path: Path) -> None:
+    wav = tmp_path / "tone.wav"
+    soundfile.write(wav, sequence([(0.1, 0.3, 60)], 0.5), 22050)
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"not a model")
+    one_line(livepitch("--input-file", wav, "--model", fake), 4, "cannot read model")
+    one_line(livepitch("--input-file", wav, "--model", fake, "--engine", "window"), 4, "cannot load model")
+
+
 def test_replaying_a_file_prints_records_and_logs_even_without_a_midi_system(tmp_path: Path) -> None:
     audio = sequence([(0.2, 0.4, 60), (0.8, 0.4, 67)], 1.5)
     wav = tmp_path / "22050Hz_two_tones.wav"

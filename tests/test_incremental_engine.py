@@ -358,3 +358,20 @@ def test_the_composite_kernel_equals_the_patches_for_any_harmonic_layout(kernel_
     # and the provisional columns after the last, with two more inputs on the way
     expected = patches.step(features[:3]).copy()
     np.testing.assert_allclose(composite.step(features[:3]), expected, atol=1e-5)
+
+
+def test_the_daemons_incremental_model_never_opens_onnxruntime_until_a_window_runs(model: Any) -> None:
+    from livepitch.daemon import default_factories
+    from livepitch.settings import DaemonSettings
+
+    deferred = default_factories().model(DaemonSettings.model_validate({"model": {"path": str(model.path)}}))
+    engine = build_engine(deferred, INCREMENTAL)
+    events = list(stream_audio(sequence([(0.2, 0.4, 64)], 1.0), engine, 512))
+    assert [e.pitch for e in note_ons(events)] == [64]
+    assert deferred._session_ready is None  # type: ignore[attr-defined]
+    # a reload to the window engine with the same model opens it then, with the same posteriors
+    window = _chords(2.0)[:WINDOW_SAMPLES]
+    got = deferred.run_window(window, 100, 5)
+    expected = model.run_window(window, 100, 5)
+    np.testing.assert_array_equal(got.note, expected.note)
+    np.testing.assert_array_equal(got.onset, expected.onset)
