@@ -1,10 +1,12 @@
 """The live daemon end to end through a real JACK server: note-on latency, CPU and memory.
 
     python benchmarks/bench_live_jack.py [--minutes 10] [--repeats 3] [--skip-long] [--jack-realtime]
+        [--port-max N]
         [--json PATH] [--keep DIR]
 
 Everything runs on jackd's dummy backend (no sound card needed), each phase on its own named
-server (``jackd -n lpb<pid><phase> -r -d dummy -r 48000 -p 512``; with ``--jack-realtime``,
+server (``jackd -n lpb<pid><phase> -r -d dummy -r 48000 -p 512``; ``--port-max N`` adds ``-p N``
+before ``-d``; with ``--jack-realtime``,
 ``-R -P 70`` instead of ``-r``; other servers are left alone). livepitch runs as
 ``python -m livepitch --host-api JACK --midi-api jack --channel 1 --quiet`` with default
 settings, and a harness process plays a WAV into its capture port and
@@ -93,6 +95,8 @@ EARLY_S = 0.030
 LATE_S = 0.400
 OVERHEAD_BUDGET_MS = 25.0
 RSS_TARGET_MB = 150.0
+PORT_MAX_ARGV: list[str] = []
+"""jackd's ``-p PORTS`` (``--port-max``), if given."""
 SAMPLE_EVERY_S = 10.0
 SESSION_RE = re.compile(
     r"session: (?P<wall_s>[\d.]+) s, (?P<notes>\d+) notes, (?P<overflows>\d+) overflows, "
@@ -249,8 +253,20 @@ def jackd_scheduling_argv() -> list[str]:
     return ["-R", "-P", str(JACK_RT_PRIORITY)] if JACK_REALTIME else ["-r"]
 
 
+def rtmidi_libjack() -> str:
+    """Which libjack python-rtmidi links: the system's (one copy of JACK's shared memory in the
+    daemon) or one bundled in its wheel (PortAudio's system libjack maps it a second time)."""
+    try:
+        import rtmidi
+    except ImportError:
+        return "python-rtmidi not installed"
+    linked = subprocess.run(["ldd", rtmidi._rtmidi.__file__], capture_output=True, text=True).stdout
+    line = next((item.strip() for item in linked.splitlines() if "libjack" in item), "no libjack")
+    return f"`{line.split(' (')[0]}`"
+
+
 def start_jackd(children: Children, name: str, log_file: IO[str]) -> subprocess.Popen[Any]:
-    argv = ["jackd", "-n", name, *jackd_scheduling_argv(), "-d", "dummy", "-r", str(RATE_HZ)]
+    argv = ["jackd", "-n", name, *jackd_scheduling_argv(), *PORT_MAX_ARGV, "-d", "dummy", "-r", str(RATE_HZ)]
     argv += ["-p", str(PERIOD_FRAMES)]
     process = children.start(f"jackd {name}", argv, stdout=log_file, stderr=subprocess.STDOUT)
     subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], check=True, capture_output=True)
@@ -972,7 +988,9 @@ def machine_lines() -> list[str]:
         f"- Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, {jack_line.strip()}",
         f"- JACK: jackd2 dummy backend, "
         f"{'realtime (`-R -P 70`, SCHED_FIFO)' if JACK_REALTIME else 'no-realtime (`-r`)'}, {RATE_HZ} Hz, period {PERIOD_FRAMES} frames "
-        f"= {1000.0 * PERIOD_FRAMES / RATE_HZ:.2f} ms",
+        f"= {1000.0 * PERIOD_FRAMES / RATE_HZ:.2f} ms, port table "
+        f"{'2048 ports (the default)' if not PORT_MAX_ARGV else PORT_MAX_ARGV[1] + ' ports (`-p`)'}",
+        f"- python-rtmidi's libjack: {rtmidi_libjack()}",
         "- livepitch: `python -m livepitch --host-api JACK --midi-api jack --channel 1 --quiet "
         f"--events-csv FILE{' ' + ' '.join(LIVEPITCH_FLAGS) if LIVEPITCH_FLAGS else ''}`, all other settings "
         "default (lookahead 70 ms = 72.7 ms, incremental engine at refresh 7 unless the flags say otherwise, "
@@ -1151,6 +1169,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--period-frames", type=int, default=PERIOD_FRAMES, help=f"JACK period at 48 kHz ({PERIOD_FRAMES})"
     )
     parser.add_argument(
+        "--port-max",
+        type=int,
+        help="jackd's port table size (-p before -d; jackd's default 2048): every JACK client "
+        "mlocks the table's shared memory, about 38 MB + 33 kB a port",
+    )
+    parser.add_argument(
         "--jack-realtime",
         action="store_true",
         help="run jackd realtime (-R -P 70) instead of -r: needs SCHED_FIFO (root or an rtprio limit)",
@@ -1168,6 +1192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     global JACK_REALTIME, PERIOD_FRAMES
     JACK_REALTIME = args.jack_realtime
     PERIOD_FRAMES = args.period_frames
+    PORT_MAX_ARGV[:] = [] if args.port_max is None else ["-p", str(args.port_max)]
     for tool in ("jackd", "jack_wait"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: install jackd2 (see .ci/setup-env.sh)", file=sys.stderr)
