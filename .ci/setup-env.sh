@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Set up everything livepitch and its tests need on a fresh machine; safe to run again.
 #  - system packages (as root, with apt): libportaudio2 (sounddevice), jackd2 (live tests), and
-#    JACK's and ALSA's headers to build python-rtmidi against the system libjack (below)
+#    JACK's and ALSA's headers, pkg-config and g++ to build python-rtmidi against the system
+#    libjack (below)
 #  - a virtual environment in .venv with livepitch (editable) and its dev/bench tools
 #  - the Basic Pitch weights: basic-pitch 0.4.0 installed with --no-deps (no TensorFlow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python_bin=${PYTHON:-python3}
-apt_packages=(libportaudio2 jackd2 libjack-jackd2-dev libasound2-dev pkg-config)
+apt_packages=(libportaudio2 jackd2 libjack-jackd2-dev libasound2-dev pkg-config g++)
 
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
@@ -40,14 +41,25 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     .venv/bin/python -m pip install -e ".[dev,bench]" &&
     .venv/bin/python -m pip install --no-deps "basic-pitch==0.4.0"
   } > .venv/setup.log 2>&1 || { tail -n 30 .venv/setup.log >&2; echo "setup: pip failed" >&2; exit 1; }
-  # python-rtmidi's Linux wheel bundles its own libjack, while PortAudio (the audio input) uses
-  # the system's: each copy maps and mlocks JACK's port table, about 100 MB with jackd's default
-  # 2048 ports. Built against the system JACK (about 15 s), one copy serves both.
-  if [[ $(uname -s) == Linux ]] && pkg-config --exists jack alsa 2>/dev/null; then
-    rtmidi_version=$(.venv/bin/python -c 'from importlib.metadata import version; print(version("python-rtmidi"))')
-    .venv/bin/python -m pip install --no-binary python-rtmidi --no-deps --force-reinstall \
-      "python-rtmidi==$rtmidi_version" >> .venv/setup.log 2>&1 ||
-      echo "setup: could not build python-rtmidi against the system JACK; keeping the wheel's own libjack" >&2
-  fi
   echo "$want" > "$stamp"
+fi
+
+# python-rtmidi's Linux wheel bundles its own libjack, while PortAudio (the audio input) uses the
+# system's: each copy maps and mlocks JACK's port table, 103 MB with jackd's default 2048 ports.
+# Built against the system JACK (about 15 s), one copy serves both. Checked on every run, so a
+# machine that gets the headers later gets the build then.
+rtmidi_module=$(.venv/bin/python -c 'import rtmidi._rtmidi as m; print(m.__file__)' 2>/dev/null || true)
+if [[ $(uname -s) == Linux && -n $rtmidi_module ]]; then
+  linked=$(ldd "$rtmidi_module" 2>/dev/null || true)
+  if [[ $linked == *libjack*site-packages* ]]; then
+    if pkg-config --exists jack alsa 2>/dev/null; then
+      echo "setup: building python-rtmidi against the system JACK (log: .venv/setup.log)" >&2
+      rtmidi_version=$(.venv/bin/python -c 'from importlib.metadata import version; print(version("python-rtmidi"))')
+      .venv/bin/python -m pip install --no-binary python-rtmidi --no-deps --force-reinstall \
+        "python-rtmidi==$rtmidi_version" >> .venv/setup.log 2>&1 ||
+        echo "setup: could not build python-rtmidi; it keeps its own libjack (see .venv/setup.log)" >&2
+    else
+      echo "setup: python-rtmidi keeps its own libjack (no JACK/ALSA headers: libjack-jackd2-dev, libasound2-dev)" >&2
+    fi
+  fi
 fi

@@ -260,7 +260,10 @@ def rtmidi_libjack() -> str:
         import rtmidi
     except ImportError:
         return "python-rtmidi not installed"
-    linked = subprocess.run(["ldd", rtmidi._rtmidi.__file__], capture_output=True, text=True).stdout
+    try:
+        linked = subprocess.run(["ldd", rtmidi._rtmidi.__file__], capture_output=True, text=True).stdout
+    except OSError as err:
+        return f"unknown ({err})"
     line = next((item.strip() for item in linked.splitlines() if "libjack" in item), "no libjack")
     return f"`{line.split(' (')[0]}`"
 

@@ -437,7 +437,11 @@ class Daemon:
         old = self.settings
         try:
             new = self._reload_settings()
-            model = self.factories.model(new) if new.model != old.model else self._model
+            # a new model, or the same one opened for the other engine (the incremental
+            # engine's model has no onnxruntime session), is loaded and checked here, before
+            # the running pipeline stops
+            reuse = new.model == old.model and new.stream.engine == old.stream.engine
+            model = self._model if reuse else self.factories.model(new)
             source = self.factories.source(new)
             self._check_blocks(source, new)
         except LivepitchError as err:

@@ -34,7 +34,8 @@ class _OutputNames:
 class BasicPitchModel:
     """Runs the Basic Pitch graph on batches of 43844-sample windows at 22050 Hz.
 
-    Input and output names are resolved and shapes checked when the file is loaded.
+    Input and output names are resolved and shapes checked when the file is loaded (with
+    ``defer_session``, when a window first runs).
     ``threads`` is onnxruntime's intra-op thread count (0 lets onnxruntime choose).
     Not thread-safe for concurrent ``run`` calls from several threads; one owner thread.
     """
@@ -68,7 +69,10 @@ class BasicPitchModel:
         return self._open_graph()[2]
 
     def _open(self, model: str | bytes) -> onnxruntime.InferenceSession:
-        import onnxruntime
+        try:
+            import onnxruntime
+        except (ImportError, OSError) as err:  # a broken install: one message, not a traceback
+            raise ModelError(f"cannot load onnxruntime: {first_line(err)}") from err
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self._threads

@@ -400,3 +400,40 @@ def test_a_reload_refused_for_its_block_size_leaves_the_notes_playing(model: Any
     last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
     assert all_notes_off and min(all_notes_off) > last_on
     assert note_ons(port) == [60, 64, 67, 72]
+
+
+def test_a_reload_to_the_other_engine_loads_the_model_for_it_before_stopping_the_pipeline(
+    model: Any, melody: np.ndarray
+) -> None:
+    from livepitch.errors import ModelError
+
+    asked: list[str] = []
+
+    def load(new: DaemonSettings) -> Any:
+        asked.append(new.stream.engine.value)
+        if len(asked) > 1:  # the incremental engine's model has no onnxruntime session to reuse
+            raise ModelError("cannot load model nmp.onnx: onnxruntime refused it")
+        return model
+
+    port = RecordingPort()
+    sources = [FakeSource(melody, 22050, speed=1.0), FakeSource(melody, 22050)]
+    daemon = Daemon(
+        settings(midi={"bends": "none"}),
+        Factories(load, lambda _: sources.pop(0), lambda _: port),
+        status_line=QuietStatus(),
+    )
+    daemon._reload_settings = lambda: settings(midi={"bends": "none"}, stream={"engine": "window"})
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 60 in note_ons(port))
+    daemon.request_reload()
+    thread.join(60)
+    assert result == [0]
+    assert asked == ["incremental", "window"]
+    assert daemon.settings.stream.engine.value == "incremental"
+    # one pipeline throughout: no release (All Notes Off) before the file's last note
+    all_notes_off = [
+        i for i, m in enumerate(port.messages) if m.type == "control_change" and m.control == 123
+    ]
+    last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
+    assert all_notes_off and min(all_notes_off) > last_on
+    assert note_ons(port) == [60, 64, 67, 72]
