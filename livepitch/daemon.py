@@ -321,15 +321,17 @@ class Daemon:
         log.debug("pipeline stopped: %s", reason)
 
     def _shutdown(self) -> None:
-        if self.worker is not None:
-            self._account(self.worker)
-        self._stop_pipeline("shutdown")
-        self._log_session()
-        self.status_line.clear()
-        self._flush_printed()
-        if self.sink is not None:
-            sink, self.sink = self.sink, None
-            sink.close()
+        try:
+            if self.worker is not None:
+                self._account(self.worker)
+            self._stop_pipeline("shutdown")
+            self._log_session()
+            self.status_line.clear()
+            self._flush_printed()
+        finally:  # the recording is written and the port closed whatever failed before
+            if self.sink is not None:
+                sink, self.sink = self.sink, None
+                sink.close()
 
     def _loop(self) -> int:
         tick_s = 0.1

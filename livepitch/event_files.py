@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import mido
@@ -12,7 +13,7 @@ import numpy as np
 from livepitch.errors import OutputError, first_line
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend, event_kind
 from livepitch.geometry import MODEL_RATE_HZ
-from livepitch.midi_file import samples_to_ticks, timed_messages_to_midi
+from livepitch.midi_file import samples_to_ticks, setup_messages, timed_messages_to_midi
 from livepitch.notes import Note
 from livepitch.settings import BendMode
 
@@ -87,47 +88,102 @@ def events_to_notes(events: Iterable[Event]) -> list[Note]:
 _ORDER = {"note_off": 0, "pitch_bend": 1, "note_on": 2}
 
 
-def events_to_midi(events: Iterable[Event], bends: BendMode, bend_range_semitones: int) -> mido.MidiFile:
-    """A type-0 MIDI file of ``events`` placed at their musical times.
+@dataclass(frozen=True)
+class BendSwitch:
+    """A reload changed the bend mode or range: events from ``index`` on use these."""
+
+    time_sample: int
+    index: int
+    bends: BendMode
+    bend_range_semitones: int
+
+
+def events_to_midi(
+    events: Iterable[Event],
+    bends: BendMode,
+    bend_range_semitones: int,
+    switches: Sequence[BendSwitch] = (),
+) -> mido.MidiFile:
+    """A type-0 MIDI file of ``events`` (in the order they were sent) at their musical times.
 
     Events are ordered by time (note-offs, then bends, then note-ons at equal times, so a
     re-struck note ends before it starts again); a note-off that would fall on its own
-    note-on's tick moves one tick later, so no note is lost. A bend for a note that no longer
-    sounds on its channel is left out, so a file replays what was heard.
+    note-on's tick moves one tick later, so no note is lost. ``bends`` and the range are the
+    session's first; each switch adds the new setup messages where it happened.
+
+    Pitch wheels follow what was sent, not the musical order: each note-on starts from the
+    wheel its channel had when it was sent (a note-on dated back to its onset moves before
+    bends sent earlier), a bend that sorts after something its channel was sent later is left
+    out, and so is a bend of a note that has ended (not a centring). Notes still open at the
+    end end there.
     """
     listed = list(events)
     on_tick: dict[tuple[int, int], int] = {}
     ticks: list[int] = []
-    for event in listed:
+    wheel_when_sent: dict[int, int] = {}  # note-on index -> its channel's wheel as sent
+    wheels: dict[int, int] = {}
+    for index, event in enumerate(listed):
         tick = samples_to_ticks(event.time_sample)
         key = (event.channel, event.pitch)
         if isinstance(event, NoteOn):
             on_tick[key] = tick
+            wheel_when_sent[index] = wheels.get(event.channel, 0)
         elif isinstance(event, NoteOff) and key in on_tick and tick <= on_tick[key]:
             tick = on_tick[key] + 1
+        elif isinstance(event, PitchBend):
+            wheels[event.channel] = event.value
         ticks.append(tick)
     order = sorted(range(len(listed)), key=lambda i: (ticks[i], _ORDER[event_kind(listed[i])], i))
     starts = {(e.channel, e.pitch, ticks[i]) for i, e in enumerate(listed) if isinstance(e, NoteOn)}
+    pending_switches = sorted(switches, key=lambda switch: switch.index)
     sounding: set[tuple[int, int]] = set()
+    file_wheels: dict[int, int] = {}
+    newest_sent: dict[int, int] = {}  # per channel: the latest-sent note-on or bend written
     timed: list[tuple[int, mido.Message]] = []
     for i in order:
         event = listed[i]
+        tick = ticks[i]
+        while pending_switches and (
+            pending_switches[0].index <= i or samples_to_ticks(pending_switches[0].time_sample) < tick
+        ):
+            switch = pending_switches.pop(0)
+            switch_tick = max(samples_to_ticks(switch.time_sample), timed[-1][0] if timed else 0)
+            timed.extend((switch_tick, m) for m in setup_messages(switch.bends, switch.bend_range_semitones))
         key = (event.channel, event.pitch)
         if isinstance(event, NoteOn):
+            sent_wheel = wheel_when_sent[i]
+            if file_wheels.get(event.channel, 0) != sent_wheel:
+                timed.append((tick, mido.Message("pitchwheel", channel=event.channel, pitch=sent_wheel)))
+                file_wheels[event.channel] = sent_wheel
             sounding.add(key)
+            newest_sent[event.channel] = max(newest_sent.get(event.channel, -1), i)
         elif isinstance(event, NoteOff):
             sounding.discard(key)
-        elif key not in sounding and (event.channel, event.pitch, ticks[i]) not in starts:
-            continue  # a bend of a note that has ended (the bend that pre-positions a note-on stays)
-        timed.append((ticks[i], event_to_message(event)))
+        elif isinstance(event, PitchBend):
+            if i < newest_sent.get(event.channel, -1):
+                continue  # something this channel was sent after it is already written
+            if event.value and key not in sounding and (event.channel, event.pitch, tick) not in starts:
+                continue  # a bend of a note that has ended (the bend that pre-positions a note-on stays)
+            file_wheels[event.channel] = event.value
+            newest_sent[event.channel] = i
+        timed.append((tick, event_to_message(event)))
+    end_tick = timed[-1][0] if timed else 0
+    for channel, pitch in sorted(sounding):
+        timed.append((end_tick, mido.Message("note_off", channel=channel, note=pitch, velocity=0)))
+    for switch in pending_switches:
+        timed.extend((end_tick, m) for m in setup_messages(switch.bends, switch.bend_range_semitones))
     return timed_messages_to_midi(timed, bends, bend_range_semitones, in_ticks=True)
 
 
 def write_events_midi(
-    path: str | Path, events: Iterable[Event], bends: BendMode, bend_range_semitones: int
+    path: str | Path,
+    events: Iterable[Event],
+    bends: BendMode,
+    bend_range_semitones: int,
+    switches: Sequence[BendSwitch] = (),
 ) -> None:
     """Write ``events`` as a MIDI file; an unwritable path raises ``OutputError``."""
-    midi = events_to_midi(events, bends, bend_range_semitones)
+    midi = events_to_midi(events, bends, bend_range_semitones, switches)
     try:
         midi.save(str(path))
     except OSError as err:

@@ -23,7 +23,7 @@ from typing import Protocol, TextIO
 import mido
 
 from livepitch.errors import MidiPortError, OutputError, first_line
-from livepitch.event_files import EVENTS_CSV_COLUMNS, event_to_message, write_events_midi
+from livepitch.event_files import EVENTS_CSV_COLUMNS, BendSwitch, event_to_message, write_events_midi
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend, event_kind
 from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.midi_file import setup_messages
@@ -85,6 +85,13 @@ class MidiSink:
         if record_path is not None:
             _check_writable(record_path)
         self._recorded: list[Event] = []
+        self._switches: list[BendSwitch] = []  # bend mode or range changed by a reload
+        self._first_bends = (bends, bend_range_semitones)
+        self._logged_sounding: set[tuple[int, int]] = set()  # notes the recording and log leave on
+        self._logged_wheels: dict[int, tuple[int, int]] = {}  # channel -> (value, pitch) recorded
+        self._last_logged: Event | None = None
+        self._csv_path = events_csv
+        self._csv_error: OutputError | None = None
         self._csv: TextIO | None = None
         if events_csv is not None:
             resume = append_events and events_csv.exists()
@@ -118,10 +125,10 @@ class MidiSink:
         """Use ``port``: send the setup messages; False if it failed on the way."""
         self._port = port
         self.last_api = getattr(port, "api", None)
-        self._failures = 0
         for message in setup_messages(self.bends, self.bend_range_semitones):
             if not self._raw_send(message.bytes()):
                 return False
+        self._failures = 0  # only a port that took its setup resets the backoff
         return True
 
     def _raw_send(self, data: list[int]) -> bool:
@@ -195,6 +202,9 @@ class MidiSink:
         """Close the port and open the one ``reopen`` now gives, with a new bend mode (a reload)."""
         with self._lock:
             self._drop_port()
+            if (bends, bend_range_semitones) != (self.bends, self.bend_range_semitones):
+                at = self._last_logged.time_sample if self._last_logged is not None else 0
+                self._switches.append(BendSwitch(at, len(self._recorded), bends, bend_range_semitones))
             self.bends, self.bend_range_semitones = bends, bend_range_semitones
             self._retry_at = 0.0
             self._try_reopen()
@@ -227,19 +237,59 @@ class MidiSink:
                 time_sample=event.time_sample + self.time_offset_samples,
                 emitted_sample=event.emitted_sample + self.time_offset_samples,
             )
+        self._last_logged = event
+        key = (event.channel, event.pitch)
+        if isinstance(event, NoteOn):
+            self._logged_sounding.add(key)
+        elif isinstance(event, NoteOff):
+            self._logged_sounding.discard(key)
+        elif isinstance(event, PitchBend):
+            self._logged_wheels[event.channel] = (event.value, event.pitch)
         if self._record_path is not None:
             self._recorded.append(event)
         if self._csv is not None:
             self._write_csv_row(event)
 
+    def _log_release(self) -> None:
+        """Record what a release ends: the notes the recording still has sounding and the
+        wheels it has bent, at the time of its last event, so the file never leaves a note on
+        and its next notes start from centred wheels, as the synth's do. (The events log keeps
+        the engine's events only, as in the file mode.)"""
+        last = self._last_logged
+        if last is None or self._record_path is None:
+            return
+        at = {"time_sample": last.time_sample, "emitted_sample": last.emitted_sample}
+        for channel, pitch in sorted(self._logged_sounding):
+            self._recorded.append(NoteOff(channel=channel, pitch=pitch, **at))
+        for channel, (value, pitch) in sorted(self._logged_wheels.items()):
+            if value:
+                self._recorded.append(PitchBend(channel=channel, pitch=pitch, value=0, cents=0.0, **at))
+        self._logged_sounding.clear()
+        self._logged_wheels.clear()
+
     def _write_csv_row(self, event: Event) -> None:
+        """One row of the events log; a failing log is closed and reported at ``close``, never
+        allowed to stop the MIDI (a full disk must not leave notes sounding)."""
         assert self._csv is not None
         velocity = str(event.velocity) if isinstance(event, NoteOn) else ""
         cents = f"{event.cents:.1f}" if isinstance(event, PitchBend) else ""
-        self._csv.write(
-            f"{event_kind(event)},{event.time_sample / MODEL_RATE_HZ:.6f},{event.emitted_sample / MODEL_RATE_HZ:.6f},"
-            f"{event.pitch},{velocity},{event.channel + 1},{cents}\n"
+        try:
+            self._csv.write(
+                f"{event_kind(event)},{event.time_sample / MODEL_RATE_HZ:.6f},{event.emitted_sample / MODEL_RATE_HZ:.6f},"
+                f"{event.pitch},{velocity},{event.channel + 1},{cents}\n"
+            )
+        except OSError as err:
+            self._fail_csv(err)
+
+    def _fail_csv(self, err: OSError) -> None:
+        csv_file, self._csv = self._csv, None
+        self._csv_error = OutputError(
+            f"cannot write {self._csv_path}: {first_line(err)}; the events log stops here"
         )
+        log.error("%s", self._csv_error)
+        if csv_file is not None:
+            with contextlib.suppress(OSError):
+                csv_file.close()
 
     def release_all(self, events: Iterable[Event] = ()) -> None:
         """Send ``events`` (the engine's note-offs), then end anything still sounding, send All
@@ -260,6 +310,7 @@ class MidiSink:
             self._wheels = dict.fromkeys(self._wheels, 0)  # the next voices start from centred wheels
             for channel in sorted(self._bent_channels):
                 self._send_wheel(channel, 0)
+            self._log_release()
             if self._sounding or self._bent_channels:
                 log.warning(
                     "MIDI port down: %d note(s) left sounding and %d wheel(s) bent on the synth",
@@ -278,9 +329,11 @@ class MidiSink:
                 if self._record_path is not None:
                     path, self._record_path = self._record_path, None
                     try:
-                        write_events_midi(path, self._recorded, self.bends, self.bend_range_semitones)
+                        write_events_midi(path, self._recorded, *self._first_bends, self._switches)
                     except OutputError as err:
                         failures.append(err)
+                if self._csv_error is not None:
+                    failures.append(self._csv_error)
                 if self._csv is not None:
                     csv_file, self._csv = self._csv, None
                     try:

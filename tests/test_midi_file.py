@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from livepitch.errors import OutputError
+from livepitch.events import PitchBend
 from livepitch.midi_file import assign_mpe_channels, notes_to_midi, samples_to_ticks, write_midi_file
 from livepitch.midi_protocol import bend_to_pitchwheel
 from livepitch.notes import Note
@@ -116,3 +117,40 @@ def test_every_note_on_has_a_note_off_after_a_round_trip(tmp_path: Path) -> None
 def test_unwritable_path_raises_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="cannot write"):
         write_midi_file(tmp_path / "missing" / "x.mid", [_note(0, 1, 60)], BendMode.NONE, 2)
+
+
+def test_a_recorded_note_starts_from_the_wheel_it_was_sent_with() -> None:
+    from livepitch.event_files import events_to_midi
+    from livepitch.tracker import NoteBend, NoteEnd, NoteStart
+    from livepitch.voices import VoiceAllocator
+
+    def wheel_under(midi: mido.MidiFile, pitch: int) -> int:
+        wheel = 0
+        for message in midi.tracks[0]:
+            if message.type == "pitchwheel":
+                wheel = message.pitch
+            elif message.type == "note_on" and message.note == pitch:
+                return int(wheel)
+        raise AssertionError(f"no note {pitch}")
+
+    # a bend measured in the release frames, sent before the back-dated note-off: the next
+    # in-tune note gets no bend of its own, and plays at the wheel the release left
+    voices = VoiceAllocator(BendMode.SINGLE, 2, 5.0)
+    events = voices.handle([NoteStart(1, 60, 100, 0.0, 0, 2000)])
+    events += voices.handle([NoteBend(1, 60, 0.20, 4000, 6000)])
+    events += voices.handle([NoteBend(1, 60, 0.03, 9000, 11000)])
+    events += voices.handle([NoteEnd(1, 60, 8800, 11500)])
+    events += voices.handle([NoteStart(2, 64, 100, 0.06, 20000, 22000)])
+    live = [e.value for e in events if isinstance(e, PitchBend)][-1]
+    assert wheel_under(events_to_midi(events, BendMode.SINGLE, 2), 64) == live
+
+    # a note-on dated back to its onset sorts before bends sent earlier for the held note
+    voices = VoiceAllocator(BendMode.SINGLE, 2, 5.0)
+    events = voices.handle([NoteStart(1, 60, 100, 0.0, 0, 512)])
+    events += voices.handle([NoteBend(1, 60, 0.20, 9984, 10496)])
+    events += voices.handle([NoteBend(1, 60, 0.35, 10240, 10752)])
+    events += voices.handle([NoteStart(2, 67, 80, 0.0, 9728, 11008)])
+    last_wheel = [
+        m.pitch for m in events_to_midi(events, BendMode.SINGLE, 2).tracks[0] if m.type == "pitchwheel"
+    ][-1]
+    assert last_wheel == [e.value for e in events if isinstance(e, PitchBend)][-1] == 0

@@ -125,3 +125,92 @@ def test_a_wheel_release_could_not_centre_is_centred_on_the_reopened_port() -> N
         if m.type != "control_change"
     ]
     assert sent == [("note_off", 64), ("pitchwheel", 0), ("note_on", 67)]
+
+
+class _FullDisk(io.StringIO):
+    """An events log on a disk that filled up: every write fails."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_an_events_log_that_fails_during_the_stop_leaves_no_note_sounding(tmp_path: Path) -> None:
+    port = RecordingPort()
+    record = tmp_path / "session.mid"
+    sink = MidiSink(port, BendMode.MPE, 48, record_path=record, events_csv=tmp_path / "events.csv")
+    sink.send([NoteOn(0, 10, 1, 60, 100), NoteOn(0, 10, 2, 64, 100), NoteOn(0, 10, 3, 67, 100)])
+    sink._csv = _FullDisk()
+    sink.release_all([NoteOff(100, 110, 1, 60), NoteOff(100, 110, 2, 64), NoteOff(100, 110, 3, 67)])
+    assert sounding_after(port.messages) == set() and sink.sounding == []
+    with pytest.raises(OutputError, match="No space left"):
+        sink.close()
+    assert port.closed
+    notes = [(m.type, m.note) for m in mido.MidiFile(record).tracks[0] if m.type.startswith("note")]
+    assert notes.count(("note_off", 67)) == 1
+
+
+def test_the_recording_ends_the_notes_and_centres_the_wheels_a_release_ends(tmp_path: Path) -> None:
+    record = tmp_path / "session.mid"
+    sink = MidiSink(RecordingPort(), BendMode.SINGLE, 2, record_path=record)
+    sink.send([NoteOn(0, 10, 0, 60, 100), PitchBend(2000, 2100, 0, 60, 1638, 40.0)])
+    sink.release_all()  # no note-off from the engine (its worker hung): the sink ends the note
+    sink.send([NoteOn(9000, 9100, 0, 67, 100), NoteOff(12000, 12100, 0, 67)])  # in tune: no bend sent
+    sink.close()
+    wheel_at_67 = None
+    sounding: set[int] = set()
+    wheel = 0
+    for message in mido.MidiFile(record).tracks[0]:
+        if message.type == "pitchwheel":
+            wheel = message.pitch
+        elif message.type == "note_on":
+            sounding.add(message.note)
+            wheel_at_67 = wheel if message.note == 67 else wheel_at_67
+        elif message.type == "note_off":
+            sounding.discard(message.note)
+    assert sounding == set()
+    assert wheel_at_67 == 0  # as the synth heard it: the release centred the wheel
+
+
+def test_a_reopened_port_that_fails_its_setup_keeps_backing_off() -> None:
+    opened: list[RecordingPort] = []
+
+    def reopen() -> RecordingPort:
+        opened.append(RecordingPort(f"p{len(opened)}", fail_after=0))  # opens, fails its first send
+        return opened[-1]
+
+    sink = MidiSink(None, BendMode.SINGLE, 2, reopen=reopen)
+    delays = []
+    for _ in range(4):
+        sink._retry_at = 0.0
+        sink.send([NoteOn(0, 10, 0, 60, 100)])
+        delays.append(sink._failures)
+    assert delays == [1, 2, 3, 4]
+
+
+def test_a_reload_that_changes_the_bend_range_keeps_each_bends_range_in_the_recording(tmp_path: Path) -> None:
+    record = tmp_path / "session.mid"
+    sink = MidiSink(RecordingPort(), BendMode.MPE, 48, reopen=RecordingPort, record_path=record)
+    sink.send([NoteOn(0, 10, 1, 60, 100), PitchBend(100, 110, 1, 60, 171, 100.2), NoteOff(5000, 5010, 1, 60)])
+    sink.release_all()
+    sink.switch_port(BendMode.MPE, 24)
+    sink.time_offset_samples = 6000
+    sink.send([PitchBend(0, 10, 1, 62, 341, 100.0), NoteOn(0, 10, 1, 62, 100), NoteOff(5000, 5010, 1, 62)])
+    sink.close()
+    ranges: dict[int, int] = {}
+    parameter: dict[int, tuple[int, int]] = {}
+    bent_semitones = []
+    for message in mido.MidiFile(record).tracks[0]:
+        if message.type == "control_change" and message.control in (101, 100):
+            high, low = parameter.get(message.channel, (127, 127))
+            parameter[message.channel] = (
+                (message.value, low) if message.control == 101 else (high, message.value)
+            )
+        elif (
+            message.type == "control_change"
+            and message.control == 6
+            and parameter.get(message.channel) == (0, 0)
+        ):
+            ranges[message.channel] = message.value
+        elif message.type == "pitchwheel" and message.pitch:
+            bent_semitones.append(round(message.pitch / 8192 * ranges[message.channel], 2))
+    assert bent_semitones == [1.0, 1.0]  # each bend read at the range in force when it was sent
