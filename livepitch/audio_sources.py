@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
 import soundfile
 
 from livepitch.errors import AudioInputError, first_line
@@ -66,6 +69,13 @@ class FileReplaySource:
         if info.frames == 0:
             raise AudioInputError(f"{path}: the file holds no audio samples")
         self.path = path
+        self._decoded: npt.NDArray[np.float32] | None = None
+        if info.format == "MP3":
+            # libsndfile (1.2.2) decodes MP3 wrongly when read in blocks: decode it whole, here
+            try:
+                self._decoded, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
+                raise AudioInputError(f"{path}: cannot read audio ({first_line(err)})") from err
         self.rate_hz = int(info.samplerate)
         self.channels = int(info.channels)
         self.block_frames = block_frames
@@ -98,20 +108,30 @@ class FileReplaySource:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
 
+    def _blocks(self) -> Iterator[npt.NDArray[np.float32]]:
+        """The file's blocks ``[frames, channels]``, read as they are needed (or cut from the
+        whole decoded file)."""
+        decoded = self._decoded
+        if decoded is not None:
+            for first in range(0, decoded.shape[0], self.block_frames):
+                yield decoded[first : first + self.block_frames]
+            return
+        with soundfile.SoundFile(str(self.path)) as audio:
+            yield from audio.blocks(blocksize=self.block_frames, dtype="float32", always_2d=True)
+
     def _replay(self, ring: AudioRing) -> None:
         """Producer thread: read a block, wait until its real-time due date, write it."""
         started = time.monotonic()
         try:
-            with soundfile.SoundFile(str(self.path)) as audio:
-                for block in audio.blocks(blocksize=self.block_frames, dtype="float32", always_2d=True):
-                    if self._stop.is_set():
-                        return
-                    due = started + (self._delivered + block.shape[0]) / (self.rate_hz * self.speed)
-                    delay = due - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
-                        return
-                    ring.write(block)
-                    self._delivered += block.shape[0]
+            for block in self._blocks():
+                if self._stop.is_set():
+                    return
+                due = started + (self._delivered + block.shape[0]) / (self.rate_hz * self.speed)
+                delay = due - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+                ring.write(block)
+                self._delivered += block.shape[0]
         except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
             self._error = f"{self.path}: {first_line(err)}"
         finally:

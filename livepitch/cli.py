@@ -679,6 +679,14 @@ worker spins beside the audio callback (set before numpy loads; the environment 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``livepitch`` command; returns the exit code."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the command starts (importing numpy, parsing)
+        print("livepitch: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     for name, value in SINGLE_THREAD_BLAS.items():
         os.environ.setdefault(name, value)
     parser = build_parser()

@@ -212,8 +212,8 @@ class Daemon:
             append_events=self.resumed > 0,
         )
 
-    def _check_channel(self, source: AudioSource) -> None:
-        channel = self.settings.audio.channel
+    def _check_channel(self, source: AudioSource, settings: DaemonSettings | None = None) -> None:
+        channel = (settings or self.settings).audio.channel
         if channel is not None and channel > source.channels:
             raise DeviceError(f"--channel {channel}: {source.description} has {source.channels} channels")
 
@@ -376,7 +376,7 @@ class Daemon:
         assert worker is not None and self.engine is not None and self.sink is not None
         worker.stop()
         worker.process_available(last=True)
-        self.sink.send(self.engine.finish())
+        worker.deliver(self.engine.finish())  # printed and counted like every other note
         self._account(worker)
         self.worker = None  # accounted; _stop_pipeline below only releases and stops the source
         self._stop_pipeline("end of input file")
@@ -446,6 +446,7 @@ class Daemon:
             model = self._model if reuse else self.factories.model(new)
             source = self.factories.source(new)
             self._check_blocks(source, new)
+            self._check_channel(source, new)
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return

@@ -357,3 +357,11 @@ def _check_writable(path: Path) -> None:
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {parent} is not writable")
+    existed = path.exists()
+    try:  # a read-only or immutable file, or a filesystem refusing it (os.access lets root pass)
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {first_line(err)}") from err
+    if not existed:
+        path.unlink(missing_ok=True)

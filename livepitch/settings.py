@@ -335,6 +335,20 @@ class DaemonSettings(LiveSettings):
     audio: AudioSettings = AudioSettings()
     ui: UiSettings = UiSettings()
 
+    @model_validator(mode="after")
+    def _outputs_do_not_overwrite_inputs(self) -> DaemonSettings:
+        """``--record`` and ``--events-csv`` must not name the replayed file, or each other."""
+        named = {"port.record": self.port.record, "port.events_csv": self.port.events_csv}
+        taken = {} if self.audio.input_file is None else {"audio.input_file": self.audio.input_file}
+        for field, path in named.items():
+            if path is None:
+                continue
+            for other, used in taken.items():
+                if path.resolve() == used.resolve():
+                    raise ValueError(f"{field} ({path}) is also {other}: it would be overwritten")
+            taken[field] = path
+        return self
+
 
 def build_settings(model_type: type[BaseModel], values: dict[str, Any]) -> Any:
     """Validate ``values`` into ``model_type``; a failure becomes one ``ConfigError`` line."""
@@ -352,6 +366,9 @@ def describe_validation_error(err: ValidationError) -> str:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         return f"unknown setting {field!r}"
+    if first["type"] == "value_error":  # a check across fields: its own message says it all
+        message = message.removeprefix("Value error, ")
+        return message if field == "settings" else f"{field}: {message}"
     if isinstance(given, dict):
         return f"{field}: {message}"
     return f"{field} = {given!r}: {message}"

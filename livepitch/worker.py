@@ -131,7 +131,7 @@ class Worker:
             1000.0 * skipped / self.converter.device_rate_hz,
             self.stats.drops,
         )
-        self._deliver(self.engine.release_all())
+        self.deliver(self.engine.release_all())
         self.converter.reset()
 
     def _feed(self, block: np.ndarray, last: bool) -> None:
@@ -142,11 +142,13 @@ class Worker:
             block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
         mono = self.converter.convert(block, last=last)
         self.stats.blocks += 1
-        self._deliver(self.engine.feed(mono))
+        self.deliver(self.engine.feed(mono))
         fallen = self.stats.level_dbfs - METER_FALL_DB_PER_S * mono.shape[0] / self.engine.rate_hz
         self.stats.level_dbfs = max(-120.0, self.engine.levels.newest_db, fallen)
 
-    def _deliver(self, events: list[Event]) -> None:
+    def deliver(self, events: list[Event]) -> None:
+        """Count, send and show ``events`` (the worker thread, or the main thread once the
+        worker has stopped)."""
         if not events:
             return
         self.stats.notes_started += sum(1 for event in events if isinstance(event, NoteOn))

@@ -252,3 +252,16 @@ def test_the_run_help_states_every_default_the_settings_have() -> None:
         value = getattr(value, "value", value)
         shown = f"{value:g}" if isinstance(value, float) else str(value)
         assert f"({shown}" in helps[option], (option, shown, helps[option])
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from livepitch import cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["--version"]) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "livepitch: interrupted\n"

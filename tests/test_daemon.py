@@ -231,13 +231,20 @@ def test_a_reload_that_fails_after_switching_the_bend_mode_switches_the_port_bac
     model: Any, melody: np.ndarray
 ) -> None:
     first, switched, restored = RecordingPort("first"), RecordingPort("switched"), RecordingPort("restored")
+
+    class BusyDevice(FakeSource):
+        def start(self, ring: Any) -> None:
+            from livepitch.errors import DeviceError
+
+            raise DeviceError("cannot open fake: device busy")
+
     sources = [
         FakeSource(melody, 22050, speed=1.0, finish=False),
-        FakeSource(melody, 22050, speed=1.0),  # the reload's: one channel, channel 3 asked for
+        BusyDevice(melody, 22050, speed=1.0),  # the reload's: fails only once it is started
         FakeSource(melody, 22050, speed=4.0),  # the previous configuration's again
     ]
     daemon = make_daemon(model, settings(midi={"bends": "mpe"}), sources, [first, switched, restored])
-    daemon._reload_settings = lambda: settings(midi={"bends": "single"}, audio={"channel": 3})
+    daemon._reload_settings = lambda: settings(midi={"bends": "single"})
     thread, result = run_in_thread(daemon)
     wait_for(lambda: 64 in note_ons(first))
     daemon.request_reload()
@@ -436,4 +443,24 @@ def test_a_reload_to_the_other_engine_loads_the_model_for_it_before_stopping_the
     ]
     last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
     assert all_notes_off and min(all_notes_off) > last_on
+    assert note_ons(port) == [60, 64, 67, 72]
+
+
+def test_a_reload_naming_a_channel_the_input_lacks_leaves_the_notes_playing(
+    model: Any, melody: np.ndarray
+) -> None:
+    port = RecordingPort()
+    sources = [FakeSource(melody, 22050, speed=1.0), FakeSource(melody, 22050)]
+    daemon = make_daemon(model, settings(midi={"bends": "none"}), sources, [port])
+    daemon._reload_settings = lambda: settings(midi={"bends": "none"}, audio={"channel": 3})
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 60 in note_ons(port))
+    daemon.request_reload()
+    thread.join(60)
+    assert result == [0] and daemon.settings.audio.channel is None
+    all_notes_off = [
+        i for i, m in enumerate(port.messages) if m.type == "control_change" and m.control == 123
+    ]
+    last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
+    assert all_notes_off and min(all_notes_off) > last_on  # one pipeline throughout
     assert note_ons(port) == [60, 64, 67, 72]

@@ -131,3 +131,59 @@ def test_blocks_of_two_seconds_replay_to_the_end_without_a_false_device_loss(tmp
         m.note for m in mido.MidiFile(tmp_path / "s.mid").tracks[0] if m.type == "note_on" and m.velocity
     ]
     assert notes[:2] == [60, 67]  # (at 8 kHz the model also hears G4's octave)
+
+
+def test_outputs_that_would_overwrite_the_replayed_file_are_refused(tmp_path: Path) -> None:
+    wav = tmp_path / "take.wav"
+    soundfile.write(wav, sequence([(0.1, 0.3, 60)], 0.5), 22050)
+    one_line(livepitch("--input-file", wav, "--events-csv", wav), 2, "port.events_csv")
+    one_line(
+        livepitch("--input-file", wav, "--record", tmp_path / "x.mid", "--events-csv", tmp_path / "x.mid"),
+        2,
+        "port.record",
+    )
+    assert soundfile.info(str(wav)).frames == 11025  # untouched
+
+
+def test_a_recording_the_system_refuses_fails_before_the_session(tmp_path: Path) -> None:
+    if not Path("/sys").is_dir():
+        return
+    wav = tmp_path / "take.wav"
+    soundfile.write(wav, sequence([(0.1, 0.3, 60)], 0.5), 22050)
+    result = livepitch(
+        "--input-file", wav, "--record", "/sys/livepitch-test.mid", "--midi-api", "alsa", "--quiet"
+    )
+    assert result.returncode == 5 and "cannot write /sys/livepitch-test.mid" in result.stderr
+    assert "session:" not in result.stderr  # refused before the session, not after it
+
+
+def test_notes_sent_when_the_file_ends_are_printed_and_counted(tmp_path: Path) -> None:
+    wav = tmp_path / "ends_on_a_note.wav"
+    soundfile.write(wav, sequence([(0.2, 0.4, 60), (0.8, 0.4, 67), (1.45, 0.1, 64)], 1.5), 22050)
+    events = tmp_path / "events.csv"
+    result = livepitch("--input-file", wav, "--print-notes", "--quiet", "--events-csv", events)
+    assert result.returncode == 0, result.stderr
+    with open(events, newline="") as handle:
+        sent = [int(row["pitch"]) for row in csv.DictReader(handle) if row["kind"] == "note_on"]
+    printed = [line for line in result.stdout.splitlines() if "velocity" in line]
+    assert sent[-1] == 64 and len(printed) == len(sent)
+    assert f", {len(sent)} notes," in result.stderr
+
+
+def test_an_mp3_replays_the_audio_the_file_mode_reads(tmp_path: Path) -> None:
+    mp3 = tmp_path / "tune.mp3"
+    soundfile.write(mp3, sequence([(0.2, 0.4, 60), (0.8, 0.4, 67), (1.4, 0.4, 64)], 2.2), 22050, format="MP3")
+    live_csv, file_csv = tmp_path / "live.csv", tmp_path / "file.csv"
+    result = livepitch("--input-file", mp3, "--quiet", "--midi-api", "alsa", "--events-csv", live_csv)
+    assert result.returncode == 0, result.stderr
+    subprocess.run(
+        [sys.executable, "-m", "livepitch", "transcribe", str(mp3), "--stream", "-q", "-o", str(tmp_path / "t.mid"),
+         "--events-csv", str(file_csv)],
+        check=True, cwd=REPO,
+    )  # fmt: skip
+
+    def note_ons(path: Path) -> list[int]:
+        with open(path, newline="") as handle:
+            return [int(row["pitch"]) for row in csv.DictReader(handle) if row["kind"] == "note_on"]
+
+    assert note_ons(live_csv) == note_ons(file_csv) == [60, 67, 64]
