@@ -18,6 +18,7 @@ import numpy.typing as npt
 import soundfile
 
 from livepitch.errors import AudioInputError, first_line
+from livepitch.native_output import quiet_native_stderr
 from livepitch.ring_buffer import AudioRing
 
 
@@ -73,7 +74,8 @@ class FileReplaySource:
         if info.format == "MP3":
             # libsndfile (1.2.2) decodes MP3 wrongly when read in blocks: decode it whole, here
             try:
-                self._decoded, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
+                with quiet_native_stderr():  # libmpg123 prints its resync attempts itself
+                    self._decoded, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
             except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
                 raise AudioInputError(f"{path}: cannot read audio ({first_line(err)})") from err
         self.rate_hz = int(info.samplerate)

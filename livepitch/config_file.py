@@ -7,6 +7,7 @@ settings group (``[stream]``, ``[tracker]``, ``[midi]``, ``[port]``, ``[audio]``
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -68,8 +69,7 @@ def _toml_value(value: Any) -> str:
         return _toml_value(value.value)
     if isinstance(value, (int, float)):
         return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return json.dumps(str(value), ensure_ascii=False)  # TOML's basic strings escape as JSON's do
 
 
 def settings_to_toml(settings: BaseModel, documented: bool = True) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
-    """Hide what ALSA and libjack print to stderr while devices are probed.
+    """Hide what ALSA, libjack and libmpg123 print to stderr (devices probed, MP3s decoded).
 
     Probing prints a dozen lines on machines without a sound card or JACK server; livepitch
     reports what matters itself. ``LIVEPITCH_AUDIO_DEBUG=1`` shows them. It swaps file

@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from livepitch.decoder import DecoderParams, ms_to_frames
 from livepitch.errors import ConfigError
@@ -287,6 +287,13 @@ class AudioSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: str | None = Field(None, description="input device: index or part of its name (default device)")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _index_as_text(cls, value: Any) -> Any:
+        """``input = 3`` in a TOML file names device 3, as ``--input 3`` does."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     host_api: str | None = Field(None, description="audio system (host API) to pick the device from, by name")
     channel: int | None = Field(
         None, ge=1, le=256, description="use this input channel (1-based) instead of a downmix"
@@ -355,20 +362,32 @@ def build_settings(model_type: type[BaseModel], values: dict[str, Any]) -> Any:
     try:
         return model_type.model_validate(values)
     except ValidationError as err:
-        raise ConfigError(describe_validation_error(err)) from err
+        raise ConfigError(describe_validation_error(err, model_type)) from err
 
 
-def describe_validation_error(err: ValidationError) -> str:
+def describe_validation_error(err: ValidationError, model_type: type[BaseModel] | None = None) -> str:
     """One line naming the first bad field, the value given and what is allowed."""
     first = err.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "settings"
     given = first.get("input")
     message = first["msg"]
     if first["type"] == "extra_forbidden":
-        return f"unknown setting {field!r}"
+        allowed = _fields_at(model_type, first["loc"][:-1]) if model_type is not None else []
+        return f"unknown setting {field!r}" + (f" (allowed here: {', '.join(allowed)})" if allowed else "")
     if first["type"] == "value_error":  # a check across fields: its own message says it all
         message = message.removeprefix("Value error, ")
         return message if field == "settings" else f"{field}: {message}"
     if isinstance(given, dict):
         return f"{field}: {message}"
     return f"{field} = {given!r}: {message}"
+
+
+def _fields_at(model_type: type[BaseModel], path: tuple[int | str, ...]) -> list[str]:
+    """The field names of the settings group at ``path`` (``()``: the top level)."""
+    group: type[BaseModel] = model_type
+    for part in path:
+        inner = getattr(group.model_fields.get(str(part)), "annotation", None)
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        group = inner
+    return list(group.model_fields)

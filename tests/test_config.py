@@ -59,7 +59,8 @@ def test_flags_override_the_file_which_overrides_defaults(tmp_path: Path) -> Non
             "[tracker]\nonset_threshold = 3\n",
             "tracker.onset_threshold = 3: Input should be less than or equal to 1",
         ),
-        ("[tracker]\nonset_treshold = 0.4\n", "unknown setting 'tracker.onset_treshold'"),
+        ("[tracker]\nonset_treshold = 0.4\n", "unknown setting 'tracker.onset_treshold' (allowed here: "),
+        ("[audoi]\ninput = 1\n", "allowed here: model, stream, tracker, midi, port, audio, ui"),
         ('[midi]\nbends = "wobble"\n', "midi.bends = 'wobble': Input should be 'none', 'single' or 'mpe'"),
         ("[stream\nlookahead_ms = 1\n", "not valid TOML"),
     ],
@@ -78,3 +79,15 @@ def test_a_bad_file_gets_one_line_naming_field_value_and_what_is_allowed(
 def test_a_missing_config_file(tmp_path: Path) -> None:
     result = livepitch("--config", tmp_path / "nope.toml")
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_a_device_index_in_a_file_and_odd_characters_read_back(tmp_path: Path) -> None:
+    config = tmp_path / "device.toml"
+    config.write_text("[audio]\ninput = 3\n")
+    shown = livepitch("config", "--config", config, "--port", 'a\tb "quoted"')
+    assert shown.returncode == 0, shown.stderr
+    again = tmp_path / "again.toml"
+    again.write_text(shown.stdout)
+    result = livepitch("config", "--config", again)
+    assert result.returncode == 0, result.stderr
+    assert 'input = "3"' in result.stdout and 'port = "a\\tb \\"quoted\\""' in result.stdout

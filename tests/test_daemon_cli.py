@@ -187,3 +187,12 @@ def test_an_mp3_replays_the_audio_the_file_mode_reads(tmp_path: Path) -> None:
             return [int(row["pitch"]) for row in csv.DictReader(handle) if row["kind"] == "note_on"]
 
     assert note_ons(live_csv) == note_ons(file_csv) == [60, 67, 64]
+
+
+def test_a_corrupt_mp3_gets_one_line(tmp_path: Path) -> None:
+    mp3 = tmp_path / "broken.mp3"
+    soundfile.write(mp3, sequence([(0.2, 1.5, 60)], 2.0), 22050, format="MP3")
+    data = bytearray(mp3.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 2048] = bytes(2048)  # a stretch of the stream zeroed
+    mp3.write_bytes(bytes(data))
+    one_line(livepitch("--input-file", mp3, "--quiet", "--midi-api", "alsa"), 3, "cannot read audio")
