@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from livepitch import __version__
 from livepitch.errors import ConfigError, DeviceError, LivepitchError, OutputError
+from livepitch.logs import JsonFormatter
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -669,6 +670,11 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
 
 
 def _report(err: LivepitchError) -> None:
+    """The one error line: through the JSON log handler once ``--log-json`` set one up."""
+    handlers = logging.getLogger("livepitch").handlers
+    if any(isinstance(handler.formatter, JsonFormatter) for handler in handlers):
+        logging.getLogger("livepitch").error("%s", err)
+        return
     print(f"livepitch: error: {err}", file=sys.stderr)
 
 

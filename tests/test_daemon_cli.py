@@ -196,3 +196,12 @@ def test_a_corrupt_mp3_gets_one_line(tmp_path: Path) -> None:
     data[len(data) // 3 : len(data) // 3 + 2048] = bytes(2048)  # a stretch of the stream zeroed
     mp3.write_bytes(bytes(data))
     one_line(livepitch("--input-file", mp3, "--quiet", "--midi-api", "alsa"), 3, "cannot read audio")
+
+
+def test_with_log_json_the_error_line_is_json_too(tmp_path: Path) -> None:
+    import json
+
+    result = livepitch("--input-file", tmp_path / "nope.wav", "--log-json")
+    assert result.returncode == 3
+    record = json.loads(result.stderr.strip())
+    assert record["level"] == "error" and "no such file" in record["message"]
