@@ -114,7 +114,8 @@ class FileReplaySource:
         """The file's blocks ``[frames, channels]``, read as they are needed (or cut from the
         whole decoded file)."""
         decoded = self._decoded
-        if decoded is not None:
+        if decoded is not None:  # (all of it in memory: 21 MB a minute of 44.1 kHz stereo)
+            self._decoded = None  # freed once replayed
             for first in range(0, decoded.shape[0], self.block_frames):
                 yield decoded[first : first + self.block_frames]
             return

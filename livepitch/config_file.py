@@ -69,7 +69,8 @@ def _toml_value(value: Any) -> str:
         return _toml_value(value.value)
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)  # TOML's basic strings escape as JSON's do
+    # TOML's basic strings escape as JSON's do, but DEL too
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def settings_to_toml(settings: BaseModel, documented: bool = True) -> str:

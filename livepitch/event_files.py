@@ -136,6 +136,7 @@ def events_to_midi(
     order = sorted(range(len(listed)), key=lambda i: (ticks[i], _ORDER[event_kind(listed[i])], i))
     starts = {(e.channel, e.pitch, ticks[i]) for i, e in enumerate(listed) if isinstance(e, NoteOn)}
     pending_switches = sorted(switches, key=lambda switch: switch.index)
+    mode = bends  # the mode in force, so that leaving MPE ends the zone
     sounding: set[tuple[int, int]] = set()
     file_wheels: dict[int, int] = {}
     newest_sent: dict[int, int] = {}  # per channel: the latest-sent note-on or bend written
@@ -148,7 +149,10 @@ def events_to_midi(
         ):
             switch = pending_switches.pop(0)
             switch_tick = max(samples_to_ticks(switch.time_sample), timed[-1][0] if timed else 0)
-            timed.extend((switch_tick, m) for m in setup_messages(switch.bends, switch.bend_range_semitones))
+            leaving_mpe = mode is BendMode.MPE
+            messages = setup_messages(switch.bends, switch.bend_range_semitones, leaving_mpe)
+            timed.extend((switch_tick, m) for m in messages)
+            mode = switch.bends
         key = (event.channel, event.pitch)
         if isinstance(event, NoteOn):
             sent_wheel = wheel_when_sent[i]
@@ -171,7 +175,9 @@ def events_to_midi(
     for channel, pitch in sorted(sounding):
         timed.append((end_tick, mido.Message("note_off", channel=channel, note=pitch, velocity=0)))
     for switch in pending_switches:
-        timed.extend((end_tick, m) for m in setup_messages(switch.bends, switch.bend_range_semitones))
+        messages = setup_messages(switch.bends, switch.bend_range_semitones, mode is BendMode.MPE)
+        timed.extend((end_tick, m) for m in messages)
+        mode = switch.bends
     return timed_messages_to_midi(timed, bends, bend_range_semitones, in_ticks=True)
 
 

@@ -16,6 +16,7 @@ from livepitch.midi_protocol import (
     bend_range_messages,
     bend_to_pitchwheel,
     mpe_zone_messages,
+    mpe_zone_off_messages,
 )
 from livepitch.notes import Note
 from livepitch.settings import BendMode
@@ -90,13 +91,17 @@ def _end_repeated_pitches(notes: list[Note], channels: list[int]) -> list[Note]:
     return trimmed
 
 
-def setup_messages(bends: BendMode, bend_range_semitones: int) -> list[mido.Message]:
-    """What a file or port sends first: the MPE zone, or the bend range on channel 1, or nothing."""
+def setup_messages(
+    bends: BendMode, bend_range_semitones: int, leaving_mpe: bool = False
+) -> list[mido.Message]:
+    """What a file or port sends first: the MPE zone, or the bend range on channel 1, or nothing;
+    ``leaving_mpe`` (a switch from MPE to another mode) ends the zone first."""
+    ending = mpe_zone_off_messages() if leaving_mpe and bends is not BendMode.MPE else []
     if bends is BendMode.MPE:
         return mpe_zone_messages(bend_range_semitones)
     if bends is BendMode.SINGLE:
-        return bend_range_messages(0, bend_range_semitones)
-    return []
+        return ending + bend_range_messages(0, bend_range_semitones)
+    return ending
 
 
 def notes_to_midi(notes: list[Note], bends: BendMode, bend_range_semitones: int) -> mido.MidiFile:

@@ -49,6 +49,11 @@ def bend_range_messages(channel: int, semitones: int) -> list[mido.Message]:
     return rpn_messages(channel, _RPN_PITCH_BEND_SENSITIVITY, semitones, 0)
 
 
+def mpe_zone_off_messages() -> list[mido.Message]:
+    """An MPE Configuration Message with no member channels: the lower zone ends (leaving MPE)."""
+    return rpn_messages(MPE_MANAGER_CHANNEL, _RPN_MPE_CONFIGURATION, 0)
+
+
 def mpe_zone_messages(member_bend_range_semitones: int) -> list[mido.Message]:
     """Configure an MPE lower zone with 15 member channels and announce their bend range.
 

@@ -77,6 +77,7 @@ class MidiSink:
         self._failures = 0
         self.send_errors = 0
         self.time_offset_samples = 0
+        self._mpe_zone_set = False  # an MPE zone was set up on the synth (ended when leaving MPE)
         self._sounding: set[tuple[int, int]] = set()
         self._used_channels: set[int] = set()
         self._bent_channels: set[int] = set()  # wheel last delivered off centre
@@ -125,9 +126,11 @@ class MidiSink:
         """Use ``port``: send the setup messages; False if it failed on the way."""
         self._port = port
         self.last_api = getattr(port, "api", None)
-        for message in setup_messages(self.bends, self.bend_range_semitones):
+        leaving_mpe = self._mpe_zone_set and self.bends is not BendMode.MPE
+        for message in setup_messages(self.bends, self.bend_range_semitones, leaving_mpe):
             if not self._raw_send(message.bytes()):
                 return False
+        self._mpe_zone_set = self.bends is BendMode.MPE  # (a synth behind --connect keeps it)
         self._failures = 0  # only a port that took its setup resets the backoff
         return True
 
@@ -357,7 +360,7 @@ def _check_writable(path: Path) -> None:
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {parent} is not writable")
-    existed = path.exists()
+    existed = os.path.lexists(path)  # a dangling symlink exists too: never unlink it
     try:  # a read-only or immutable file, or a filesystem refusing it (os.access lets root pass)
         with open(path, "ab"):
             pass

@@ -84,10 +84,10 @@ def test_a_missing_config_file(tmp_path: Path) -> None:
 def test_a_device_index_in_a_file_and_odd_characters_read_back(tmp_path: Path) -> None:
     config = tmp_path / "device.toml"
     config.write_text("[audio]\ninput = 3\n")
-    shown = livepitch("config", "--config", config, "--port", 'a\tb "quoted"')
+    shown = livepitch("config", "--config", config, "--port", 'a\tb "quoted" \x7f')
     assert shown.returncode == 0, shown.stderr
     again = tmp_path / "again.toml"
     again.write_text(shown.stdout)
     result = livepitch("config", "--config", again)
     assert result.returncode == 0, result.stderr
-    assert 'input = "3"' in result.stdout and 'port = "a\\tb \\"quoted\\""' in result.stdout
+    assert 'input = "3"' in result.stdout and 'port = "a\\tb \\"quoted\\" \\u007f"' in result.stdout

@@ -214,3 +214,42 @@ def test_a_reload_that_changes_the_bend_range_keeps_each_bends_range_in_the_reco
         elif message.type == "pitchwheel" and message.pitch:
             bent_semitones.append(round(message.pitch / 8192 * ranges[message.channel], 2))
     assert bent_semitones == [1.0, 1.0]  # each bend read at the range in force when it was sent
+
+
+def test_leaving_mpe_by_reload_ends_the_zone_on_the_synth_and_in_the_recording(tmp_path: Path) -> None:
+    record = tmp_path / "session.mid"
+    ports = [RecordingPort("mpe"), RecordingPort("plain")]
+    sink = MidiSink(ports[0], BendMode.MPE, 48, reopen=lambda: ports[1], record_path=record)
+    sink.send([NoteOn(0, 10, 1, 60, 100), NoteOff(5000, 5010, 1, 60)])
+    sink.release_all()
+    sink.switch_port(BendMode.NONE, 2)
+    sink.time_offset_samples = 6000
+    sink.send([NoteOn(0, 10, 0, 62, 100), NoteOff(5000, 5010, 0, 62)])
+    sink.close()
+
+    def zone_sizes(messages: list[mido.Message]) -> list[int]:
+        sizes, selected = [], (127, 127)
+        for m in messages:
+            if m.type == "control_change" and m.control in (101, 100):
+                selected = (m.value, selected[1]) if m.control == 101 else (selected[0], m.value)
+            elif m.type == "control_change" and m.control == 6 and m.channel == 0 and selected == (0, 6):
+                sizes.append(m.value)
+        return sizes
+
+    assert zone_sizes(ports[1].messages) == [0]  # the zone ends before the plain notes
+    assert zone_sizes(list(mido.MidiFile(record).tracks[0])) == [15, 0]
+
+
+def test_a_recording_through_a_dangling_symlink_keeps_the_link(tmp_path: Path) -> None:
+    link = tmp_path / "latest.mid"
+    link.symlink_to(tmp_path / "take-1.mid")
+    sink = MidiSink(RecordingPort(), BendMode.NONE, 2, record_path=link)
+    assert link.is_symlink()
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOff(2205, 2215, 0, 60)])
+    sink.close()
+    assert link.is_symlink() and [
+        m.type for m in mido.MidiFile(tmp_path / "take-1.mid").tracks[0] if not m.is_meta
+    ] == [
+        "note_on",
+        "note_off",
+    ]
