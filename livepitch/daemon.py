@@ -215,7 +215,8 @@ class Daemon:
     def _check_channel(self, source: AudioSource, settings: DaemonSettings | None = None) -> None:
         channel = (settings or self.settings).audio.channel
         if channel is not None and channel > source.channels:
-            raise DeviceError(f"--channel {channel}: {source.description} has {source.channels} channels")
+            problem = AudioInputError if isinstance(source, FileReplaySource) else DeviceError
+            raise problem(f"--channel {channel}: {source.description} has {source.channels} channels")
 
     def _start_pipeline(self, source: AudioSource) -> None:
         """A fresh ring, converter, engine and worker for ``source``, started."""
