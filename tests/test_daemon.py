@@ -56,6 +56,17 @@ def make_daemon(
     return Daemon(config, Factories(lambda _: model, next_source, next_port), status_line=QuietStatus())
 
 
+def assert_one_pipeline_played_the_melody(port: RecordingPort) -> None:
+    """The melody's four notes, and no release (All Notes Off) before the last: the reload was
+    refused before it stopped anything."""
+    all_notes_off = [
+        i for i, m in enumerate(port.messages) if m.type == "control_change" and m.control == 123
+    ]
+    last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
+    assert all_notes_off and min(all_notes_off) > last_on
+    assert note_ons(port) == [60, 64, 67, 72]
+
+
 def run_in_thread(daemon: Daemon) -> tuple[threading.Thread, list[int]]:
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(daemon.run()), daemon=True)
@@ -400,13 +411,7 @@ def test_a_reload_refused_for_its_block_size_leaves_the_notes_playing(model: Any
     assert result == [0]
     assert daemon.totals["notes"] == len([m for m in port.messages if m.type == "note_on" and m.velocity > 0])
     assert worker is not None and daemon.settings.audio.block_frames == 256
-    # one pipeline throughout: no release (All Notes Off) before the file's last note
-    all_notes_off = [
-        i for i, m in enumerate(port.messages) if m.type == "control_change" and m.control == 123
-    ]
-    last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
-    assert all_notes_off and min(all_notes_off) > last_on
-    assert note_ons(port) == [60, 64, 67, 72]
+    assert_one_pipeline_played_the_melody(port)
 
 
 def test_a_reload_to_the_other_engine_loads_the_model_for_it_before_stopping_the_pipeline(
@@ -437,13 +442,7 @@ def test_a_reload_to_the_other_engine_loads_the_model_for_it_before_stopping_the
     assert result == [0]
     assert asked == ["incremental", "window"]
     assert daemon.settings.stream.engine.value == "incremental"
-    # one pipeline throughout: no release (All Notes Off) before the file's last note
-    all_notes_off = [
-        i for i, m in enumerate(port.messages) if m.type == "control_change" and m.control == 123
-    ]
-    last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
-    assert all_notes_off and min(all_notes_off) > last_on
-    assert note_ons(port) == [60, 64, 67, 72]
+    assert_one_pipeline_played_the_melody(port)
 
 
 def test_a_reload_naming_a_channel_the_input_lacks_leaves_the_notes_playing(
@@ -458,9 +457,4 @@ def test_a_reload_naming_a_channel_the_input_lacks_leaves_the_notes_playing(
     daemon.request_reload()
     thread.join(60)
     assert result == [0] and daemon.settings.audio.channel is None
-    all_notes_off = [
-        i for i, m in enumerate(port.messages) if m.type == "control_change" and m.control == 123
-    ]
-    last_on = max(i for i, m in enumerate(port.messages) if m.type == "note_on")
-    assert all_notes_off and min(all_notes_off) > last_on  # one pipeline throughout
-    assert note_ons(port) == [60, 64, 67, 72]
+    assert_one_pipeline_played_the_melody(port)
