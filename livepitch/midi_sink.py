@@ -88,9 +88,8 @@ class MidiSink:
         self._recorded: list[Event] = []
         self._switches: list[BendSwitch] = []  # bend mode or range changed by a reload
         self._first_bends = (bends, bend_range_semitones)
-        self._logged_sounding: set[tuple[int, int]] = set()  # notes the recording and log leave on
-        self._logged_wheels: dict[int, tuple[int, int]] = {}  # channel -> (value, pitch) recorded
-        self._last_logged: Event | None = None
+        self._recorded_sounding: set[tuple[int, int]] = set()  # notes the recording leaves on
+        self._recorded_wheels: dict[int, tuple[int, int]] = {}  # channel -> (value, pitch) recorded
         self._csv_path = events_csv
         self._csv_error: OutputError | None = None
         self._csv: TextIO | None = None
@@ -206,7 +205,7 @@ class MidiSink:
         with self._lock:
             self._drop_port()
             if (bends, bend_range_semitones) != (self.bends, self.bend_range_semitones):
-                at = self._last_logged.time_sample if self._last_logged is not None else 0
+                at = self._recorded[-1].time_sample if self._recorded else 0
                 self._switches.append(BendSwitch(at, len(self._recorded), bends, bend_range_semitones))
             self.bends, self.bend_range_semitones = bends, bend_range_semitones
             self._retry_at = 0.0
@@ -240,16 +239,15 @@ class MidiSink:
                 time_sample=event.time_sample + self.time_offset_samples,
                 emitted_sample=event.emitted_sample + self.time_offset_samples,
             )
-        self._last_logged = event
-        key = (event.channel, event.pitch)
-        if isinstance(event, NoteOn):
-            self._logged_sounding.add(key)
-        elif isinstance(event, NoteOff):
-            self._logged_sounding.discard(key)
-        elif isinstance(event, PitchBend):
-            self._logged_wheels[event.channel] = (event.value, event.pitch)
         if self._record_path is not None:
             self._recorded.append(event)
+            key = (event.channel, event.pitch)
+            if isinstance(event, NoteOn):
+                self._recorded_sounding.add(key)
+            elif isinstance(event, NoteOff):
+                self._recorded_sounding.discard(key)
+            elif isinstance(event, PitchBend):
+                self._recorded_wheels[event.channel] = (event.value, event.pitch)
         if self._csv is not None:
             self._write_csv_row(event)
 
@@ -258,17 +256,17 @@ class MidiSink:
         wheels it has bent, at the time of its last event, so the file never leaves a note on
         and its next notes start from centred wheels, as the synth's do. (The events log keeps
         the engine's events only, as in the file mode.)"""
-        last = self._last_logged
-        if last is None or self._record_path is None:
+        if not self._recorded or self._record_path is None:
             return
+        last = self._recorded[-1]
         at = {"time_sample": last.time_sample, "emitted_sample": last.emitted_sample}
-        for channel, pitch in sorted(self._logged_sounding):
+        for channel, pitch in sorted(self._recorded_sounding):
             self._recorded.append(NoteOff(channel=channel, pitch=pitch, **at))
-        for channel, (value, pitch) in sorted(self._logged_wheels.items()):
+        for channel, (value, pitch) in sorted(self._recorded_wheels.items()):
             if value:
                 self._recorded.append(PitchBend(channel=channel, pitch=pitch, value=0, cents=0.0, **at))
-        self._logged_sounding.clear()
-        self._logged_wheels.clear()
+        self._recorded_sounding.clear()
+        self._recorded_wheels.clear()
 
     def _write_csv_row(self, event: Event) -> None:
         """One row of the events log; a failing log is closed and reported at ``close``, never
