@@ -115,7 +115,7 @@ def main() -> int:
 
     api = rtmidi.API_UNIX_JACK if args.jack else rtmidi.API_UNSPECIFIED
     try:
-        midi_in = rtmidi.MidiIn(api, name="accompany")
+        midi_in = rtmidi.MidiIn(api, name="accompany-listen")
         out = rtmidi.MidiOut(api, name="accompany")
         ports = midi_in.get_ports()
         matches = [i for i, name in enumerate(ports) if args.listen.lower() in name.lower()]

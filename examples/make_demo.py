@@ -61,9 +61,9 @@ def demo_audio() -> npt.NDArray[np.float32]:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
         print("usage: python examples/make_demo.py OUT.wav", file=sys.stderr)
-        return 2
+        return 0 if sys.argv[1:] in (["-h"], ["--help"]) else 2
     out = Path(sys.argv[1])
     out.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(out, demo_audio(), RATE_HZ)
