@@ -23,7 +23,14 @@ from typing import Any
 
 from livepitch.audio_sources import AudioSource, FileReplaySource
 from livepitch.engine import StreamingEngine, build_engine
-from livepitch.errors import AudioInputError, ConfigError, DeviceError, LivepitchError, MidiPortError
+from livepitch.errors import (
+    AudioInputError,
+    ConfigError,
+    DeviceError,
+    LivepitchError,
+    MidiPortError,
+    first_line,
+)
 from livepitch.events import Event, NoteOn
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.midi_sink import MidiSink, Port
@@ -355,6 +362,8 @@ class Daemon:
                 raise AudioInputError(source.error)  # a broken file does not come back
             if source is not None and self._lost(source):
                 self._recover(source.error or "no audio arrived for a while")
+            if self.sink is not None:
+                self.sink.poll()  # a failed port holding notes is reopened even over silence
             self._flush_printed()
             self._show_status()
             self._stop.wait(tick_s)
@@ -376,8 +385,13 @@ class Daemon:
         worker = self.worker
         assert worker is not None and self.engine is not None and self.sink is not None
         worker.stop()
-        worker.process_available(last=True)
-        worker.deliver(self.engine.finish())  # printed and counted like every other note
+        try:  # the worker's last steps, on this thread: a failure is reported as the worker's
+            worker.process_available(last=True)
+            worker.deliver(self.engine.finish())  # printed and counted like every other note
+        except LivepitchError:
+            raise
+        except Exception as err:
+            raise LivepitchError(f"the worker failed: {first_line(err)}") from err
         self._account(worker)
         self.worker = None  # accounted; _stop_pipeline below only releases and stops the source
         self._stop_pipeline("end of input file")
@@ -401,6 +415,8 @@ class Daemon:
         while not self._stop.is_set():
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
             attempt += 1
+            if self.sink is not None:
+                self.sink.poll()
             if self._stop.wait(delay):
                 return
             try:
@@ -466,7 +482,10 @@ class Daemon:
             self.settings, self._model = old, old_model
             if switching is not None:  # the port and bend mode the engine will use again
                 switching.switch_port(old.midi.bends, old.midi.effective_bend_range_semitones)
-            self._start_pipeline(self.factories.source(old))
+            try:
+                self._start_pipeline(self.factories.source(old))
+            except (DeviceError, MidiPortError) as lost:  # the device went too: wait for it
+                self._recover(first_line(lost))
             return
         log.info("configuration reloaded")
 

@@ -193,6 +193,16 @@ class MidiSink:
         else:
             self._bent_channels.discard(channel)
 
+    def poll(self) -> None:
+        """Reopen a failed port when its backoff has passed if the synth may still hold notes
+        or bent wheels, and end them (main thread, every tick): over silence no event would
+        come to try it."""
+        with self._lock:
+            if self._closed or self._port is not None or not (self._sounding or self._bent_channels):
+                return
+            if self._try_reopen():
+                log.info("MIDI port back: released what it was left holding")
+
     def reconnect(self) -> None:
         """Close and reopen the port now (its server restarted under it)."""
         with self._lock:
@@ -303,12 +313,16 @@ class MidiSink:
             if self._port is None:
                 self._retry_at = 0.0
             self.send(events)
+            self._wheels = dict.fromkeys(self._wheels, 0)  # the next voices start from centred wheels
+            if self._port is None:  # it failed on the way: one more try at once, whatever the backoff
+                self._retry_at = 0.0
             self._end_sounding()
+            if self._port is None:
+                self._retry_at = 0.0
             for channel in sorted(self._used_channels):
                 message = mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0)
                 if self._raw_send(message.bytes()):
                     self._sounding = {(c, p) for c, p in self._sounding if c != channel}
-            self._wheels = dict.fromkeys(self._wheels, 0)  # the next voices start from centred wheels
             for channel in sorted(self._bent_channels):
                 self._send_wheel(channel, 0)
             self._log_release()

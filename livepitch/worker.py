@@ -73,6 +73,9 @@ class Worker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livepitch-worker", daemon=True)
         self._poll_s = POLL_S
+        self.detached = False
+        """True once ``stop`` gave up waiting: the thread, if it ever wakes, sends nothing more
+        (its notes were released without it)."""
 
     @property
     def alive(self) -> bool:
@@ -88,6 +91,7 @@ class Worker:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        self.detached = self._thread.is_alive()
 
     def _run(self) -> None:
         """Worker thread body."""
@@ -149,7 +153,7 @@ class Worker:
     def deliver(self, events: list[Event]) -> None:
         """Count, send and show ``events`` (the worker thread, or the main thread once the
         worker has stopped)."""
-        if not events:
+        if not events or self.detached:
             return
         self.stats.notes_started += sum(1 for event in events if isinstance(event, NoteOn))
         self.stats.sounding_pitches = tuple(sorted(self.engine.tracker.sounding.values()))

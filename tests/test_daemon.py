@@ -458,3 +458,83 @@ def test_a_reload_naming_a_channel_the_input_lacks_leaves_the_notes_playing(
     thread.join(60)
     assert result == [0] and daemon.settings.audio.channel is None
     assert_one_pipeline_played_the_melody(port)
+
+
+def test_a_worker_abandoned_by_stop_sends_nothing_after_the_release(model: Any, melody: np.ndarray) -> None:
+    from livepitch.events import NoteOn as On
+
+    port = RecordingPort()
+    daemon = make_daemon(model, settings(), [FakeSource(melody, 22050, speed=1.0, finish=False)], [port])
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: daemon.worker is not None)
+    worker = daemon.worker
+    assert worker is not None
+    worker.detached = True  # what stop() sets when the thread did not end in time
+    worker.deliver([On(0, 10, 0, 90, 100)])
+    assert 90 not in note_ons(port)
+    daemon._stop.set()
+    thread.join(30)
+    assert result == [0]
+
+
+def test_a_failure_in_the_last_steps_of_a_replay_is_one_error(model: Any, melody: np.ndarray) -> None:
+    from livepitch.errors import LivepitchError
+
+    class FailsOnTheMainThread:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(model, name)
+
+        def run_window(self, window: Any, first: int, count: int) -> Any:
+            if source._done.is_set() and threading.current_thread() is threading.main_thread():
+                raise RuntimeError("onnxruntime: out of memory")
+            return model.run_window(window, first, count)
+
+    port = RecordingPort()
+    source = FakeSource(melody, 22050, speed=3.0)
+    config = settings(
+        stream={"engine": "window"},
+        audio={"ring_ms": 10000.0, "max_backlog_ms": 9000.0, "input_file": "take.wav"},
+    )
+    daemon = Daemon(
+        config,
+        Factories(lambda _: FailsOnTheMainThread(), lambda _: source, lambda _: port),
+        status_line=QuietStatus(),
+    )
+    with pytest.raises(LivepitchError, match="out of memory"):
+        daemon.run()
+    assert sounding_after(port.messages) == set() and port.closed
+
+
+def test_a_device_lost_while_a_failed_reload_goes_back_is_recovered(model: Any, melody: np.ndarray) -> None:
+    from livepitch.errors import DeviceError
+
+    class BusyDevice(FakeSource):
+        def start(self, ring: Any) -> None:
+            raise DeviceError("cannot open fake: device busy")
+
+    queue: list[Any] = [
+        FakeSource(melody, 22050, speed=1.0, finish=False),
+        BusyDevice(melody, 22050),  # the reload's
+        DeviceError("no audio input device matching 'fake' (unplugged)"),  # the old one, gone too
+        FakeSource(melody, 22050, speed=1.0, finish=False),  # back again
+    ]
+
+    def next_source(_: DaemonSettings) -> FakeSource:
+        item = queue.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    port = RecordingPort()
+    daemon = Daemon(
+        settings(), Factories(lambda _: model, next_source, lambda _: port), status_line=QuietStatus()
+    )
+    daemon._reload_settings = lambda: settings(midi={"bends": "none"})
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 60 in note_ons(port))
+    daemon.request_reload()
+    wait_for(lambda: daemon.recoveries == 1, 30)
+    daemon._stop.set()
+    thread.join(30)
+    assert result == [0] and not queue
+    assert sounding_after(port.messages) == set()

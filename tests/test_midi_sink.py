@@ -104,11 +104,10 @@ def test_a_failing_events_log_does_not_lose_the_recording(tmp_path: Path) -> Non
 def test_a_wheel_release_could_not_centre_is_centred_on_the_reopened_port() -> None:
     broken = RecordingPort("first", fail_after=2)  # takes the bend and the note-on, then fails
     spare = RecordingPort("second")
-    ports: list[RecordingPort] = []
+    restarting = [True]
 
     def reopen() -> RecordingPort:
-        if not ports:
-            ports.append(spare)
+        if restarting[0]:
             raise MidiPortError("the MIDI system is restarting")
         return spare
 
@@ -116,7 +115,8 @@ def test_a_wheel_release_could_not_centre_is_centred_on_the_reopened_port() -> N
     sink._port = broken
     sink.send([PitchBend(0, 10, 0, 64, 1471, 36.0), NoteOn(0, 10, 0, 64, 100)])
     sink.send([NoteOff(9, 20, 0, 64)])  # the port fails here
-    sink.release_all()  # the reopen fails too: note and wheel left on the synth
+    sink.release_all()  # every reopen fails too: note and wheel left on the synth
+    restarting[0] = False
     sink.reconnect()
     sink.send([NoteOn(50, 60, 0, 67, 100)])  # a new session's in-tune note, no bend of its own
     sent = [
@@ -253,3 +253,33 @@ def test_a_recording_through_a_dangling_symlink_keeps_the_link(tmp_path: Path) -
         "note_on",
         "note_off",
     ]
+
+
+def test_a_port_that_fails_on_a_release_is_reopened_at_once_for_the_rest_of_it() -> None:
+    broken = RecordingPort("first", fail_after=1)  # takes the note-on, fails on the release's note-off
+    spare = RecordingPort("second")
+    sink = MidiSink(broken, BendMode.NONE, 2, reopen=lambda: spare)
+    sink.send([NoteOn(0, 10, 0, 60, 100)])
+    sink.release_all([NoteOff(100, 110, 0, 60)])
+    assert sounding_after(broken.messages + spare.messages) == set() and sink.sounding == []
+
+
+def test_a_port_left_holding_notes_is_reopened_by_the_poll_over_silence() -> None:
+    broken = RecordingPort("first", fail_after=1)
+    spare = RecordingPort("second")
+    opened: list[RecordingPort] = []
+
+    def reopen() -> RecordingPort:
+        opened.append(spare)
+        if len(opened) < 4:  # still away during the release's tries
+            raise MidiPortError("the MIDI system is restarting")
+        return spare
+
+    sink = MidiSink(broken, BendMode.NONE, 2, reopen=reopen)
+    sink.send([NoteOn(0, 10, 0, 60, 100)])
+    sink.release_all([NoteOff(100, 110, 0, 60)])
+    assert sink.sounding == [(0, 60)]
+    while not spare.messages:  # the daemon's main loop polls every tick; no event comes
+        sink._retry_at = 0.0
+        sink.poll()
+    assert sounding_after(broken.messages + spare.messages) == set() and sink.sounding == []
