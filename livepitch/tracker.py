@@ -336,6 +336,7 @@ class NoteTracker:
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
         self._frames_seen = 0
+        self._ended_at: dict[int, int] = {}  # pitch -> when its last note ended [samples]
         self._note_history = np.zeros((3, N_PITCHES), dtype=np.float32)  # t-1, t-2, t-3
         self._strength_history = np.zeros((2, N_PITCHES), dtype=np.float32)  # t-1, t-2
         self._onset_prev = np.zeros(N_PITCHES, dtype=np.float32)
@@ -361,6 +362,9 @@ class NoteTracker:
         strength = self._onset_strength(note, onset)
 
         intents: list[Intent] = []
+        # no onset peak at frame 0: a stream that starts inside a sound (the daemon started
+        # while the room or an instrument sounds; a recording's first samples) has no frame
+        # before it to rise from, and one spurious note came of allowing it (guitar recording)
         if self._frames_seen >= 2:
             candidate = self._strength_history[0]
             peaks = (
@@ -661,6 +665,7 @@ class NoteTracker:
         intents: list[Intent],
         support: float,
     ) -> None:
+        onset_sample = self._after_its_last_end(pitch, onset_sample)
         centre_bin = float(contour_bin_of_pitch(pitch))
         tracked = self._peak_near(frame.contour, centre_bin)
         bend = 0.0 if tracked is None else (tracked - centre_bin) / CONTOUR_BINS_PER_SEMITONE
@@ -678,7 +683,13 @@ class NoteTracker:
         self._voices[voice.note_id] = voice
         intents.append(NoteStart(voice.note_id, pitch, velocity, bend, onset_sample, frame.emitted_sample))
 
+    def _after_its_last_end(self, pitch: int, start_sample: int) -> int:
+        """A note dated back (its onset, a pitch move) starts no earlier than the last note of
+        its pitch ended: the two never overlap in time, on one channel or in a file."""
+        return max(start_sample, self._ended_at.get(pitch, start_sample))
+
     def _end(self, voice: _Voice, time_sample: int, emitted_sample: int, intents: list[Intent]) -> None:
+        self._ended_at[voice.pitch] = time_sample
         del self._voices[voice.note_id]
         intents.append(NoteEnd(voice.note_id, voice.pitch, time_sample, emitted_sample))
 
@@ -755,6 +766,7 @@ class NoteTracker:
             return True  # another note already sounds there
         if not self._in_range[new_pitch - LOWEST_MIDI_PITCH]:
             return True
+        since = self._after_its_last_end(new_pitch, since)
         moved = _Voice(
             note_id=self._next_id,
             pitch=new_pitch,

@@ -565,3 +565,20 @@ def test_a_softer_re_struck_octave_is_a_note_again() -> None:
     gram.add_note(72, 44, 90, level=0.4, onset=0.7)
     starts = [(e.pitch, e.time_sample // 256) for e in note_ons(run(gram, BendMode.MPE))]
     assert starts == [(60, 10), (72, 20), (72, 44)]
+
+
+def test_a_note_dated_back_never_starts_before_the_last_note_of_its_pitch_ended() -> None:
+    gram = Posteriogram(80)
+    gram.add_note(60, 10, 30)
+    gram.onset[28:31, 60 - 21] = [0.3, 0.9, 0.3]  # struck again as the note fades: peak at 29
+    gram.note[29, 60 - 21] = 0.8
+    events = run(gram, BendMode.SINGLE, release_ms=0.0, probation_ms=0.0)
+    check_event_stream(events)
+    by_time = sorted(
+        (e.time_sample, type(e).__name__) for e in events if e.pitch == 60 and not isinstance(e, PitchBend)
+    )
+    sounding = 0
+    for _, kind in by_time:  # in musical time, as a MIDI file lays them out
+        sounding += 1 if kind == "NoteOn" else -1
+        assert 0 <= sounding <= 1
+    assert [kind for _, kind in by_time].count("NoteOn") == 2
