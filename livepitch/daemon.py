@@ -349,7 +349,7 @@ class Daemon:
                 self._reload()
             worker, source = self.worker, self.source
             if worker is not None and worker.error is not None:
-                raise LivepitchError(f"the worker failed: {worker.error}")
+                raise _worker_failed(worker.error)
             if (
                 source is not None
                 and source.finished
@@ -391,7 +391,7 @@ class Daemon:
         except LivepitchError:
             raise
         except Exception as err:
-            raise LivepitchError(f"the worker failed: {first_line(err)}") from err
+            raise _worker_failed(err) from err
         self._account(worker)
         self.worker = None  # accounted; _stop_pipeline below only releases and stops the source
         self._stop_pipeline("end of input file")
@@ -531,6 +531,12 @@ class Daemon:
                 )
             )
         )
+
+
+def _worker_failed(err: BaseException) -> LivepitchError:
+    """The one error line for a failure in the worker's steps (its thread, or the last ones of
+    a replay on the main thread)."""
+    return LivepitchError(f"the worker failed: {first_line(err)}")
 
 
 def _midi_output_of(settings: DaemonSettings) -> tuple[object, ...]:

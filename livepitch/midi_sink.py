@@ -193,10 +193,17 @@ class MidiSink:
         else:
             self._bent_channels.discard(channel)
 
+    def _retry_now_if_down(self) -> None:
+        """A release tries a port that is down at once, whatever the backoff."""
+        if self._port is None:
+            self._retry_at = 0.0
+
     def poll(self) -> None:
         """Reopen a failed port when its backoff has passed if the synth may still hold notes
         or bent wheels, and end them (main thread, every tick): over silence no event would
         come to try it."""
+        if self._port is not None:  # the usual case, without taking the worker's lock
+            return
         with self._lock:
             if self._closed or self._port is not None or not (self._sounding or self._bent_channels):
                 return
@@ -310,15 +317,12 @@ class MidiSink:
         with self._lock:
             if self._closed:
                 return
-            if self._port is None:
-                self._retry_at = 0.0
+            self._retry_now_if_down()
             self.send(events)
             self._wheels = dict.fromkeys(self._wheels, 0)  # the next voices start from centred wheels
-            if self._port is None:  # it failed on the way: one more try at once, whatever the backoff
-                self._retry_at = 0.0
+            self._retry_now_if_down()  # it failed on the way: one more try at once
             self._end_sounding()
-            if self._port is None:
-                self._retry_at = 0.0
+            self._retry_now_if_down()
             for channel in sorted(self._used_channels):
                 message = mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0)
                 if self._raw_send(message.bytes()):
