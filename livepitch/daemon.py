@@ -47,6 +47,9 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 GIL_SWITCH_INTERVAL_S = 0.0005
 MIN_CHUNK_FRAMES = 64
 """The worker reads at least this many device frames at once."""
+RELOAD_POLL_S = 0.05
+"""How often a wait for devices to return looks for a SIGHUP [s]."""
+
 STALL_S = 1.5
 STALL_BLOCKS = 3
 """No audio for ``STALL_S``, or for this many device blocks if longer, from a device that
@@ -190,11 +193,13 @@ class Daemon:
                 self._start_pipeline(self.factories.source(self.settings))
                 log.info("audio input back (restart %d)", self.resumed)
                 return True
-            except (DeviceError, MidiPortError) as err:
+            except (DeviceError, MidiPortError, ConfigError) as err:
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                 attempt += 1
-                log.info("devices not back yet (%s); next try in %.1f s", err, delay)
-                self._stop.wait(delay)
+                level = logging.ERROR if isinstance(err, ConfigError) else logging.INFO
+                log.log(level, "devices not back yet (%s); next try in %.1f s", err, delay)
+                if not self._wait_to_retry(delay):
+                    return False
         return False
 
     def _open_sink(self) -> None:
@@ -276,12 +281,16 @@ class Daemon:
                 f"block of {block}: raise it or lower block_frames"
             )
 
-    def _account(self, worker: Worker) -> None:
-        """Add a finished pipeline's counters to the session totals."""
-        self.totals["drops"] += worker.stats.drops
-        self.totals["overflows"] += worker.ring.overflows + int(getattr(self.source, "overflows", 0))
-        self.totals["notes"] += worker.stats.notes_started
-        self.totals["audio_frames"] += self.source.frames_delivered if self.source is not None else 0
+    def _account(self, worker: Worker | None, source: AudioSource | None) -> None:
+        """Add a stopped pipeline's counters to the session totals (after its worker stopped,
+        so that notes it sent while the source closed are counted)."""
+        if worker is not None:
+            self.totals["drops"] += worker.stats.drops
+            self.totals["overflows"] += worker.ring.overflows
+            self.totals["notes"] += worker.stats.notes_started
+        if source is not None:
+            self.totals["overflows"] += int(getattr(source, "overflows", 0))
+            self.totals["audio_frames"] += source.frames_delivered
 
     def _log_session(self) -> None:
         """One line at exit: what the session did and cost (CPU counted from the first start)."""
@@ -317,6 +326,7 @@ class Daemon:
                 self.audio_wedged = True
         if worker is not None:
             worker.stop()
+        self._account(worker, source)
         events: list[Event] = []
         try:
             if self.engine is not None and (worker is None or not worker.alive):
@@ -330,8 +340,6 @@ class Daemon:
 
     def _shutdown(self) -> None:
         try:
-            if self.worker is not None:
-                self._account(self.worker)
             self._stop_pipeline("shutdown")
             self._log_session()
             self.status_line.clear()
@@ -392,16 +400,12 @@ class Daemon:
             raise
         except Exception as err:
             raise _worker_failed(err) from err
-        self._account(worker)
-        self.worker = None  # accounted; _stop_pipeline below only releases and stops the source
         self._stop_pipeline("end of input file")
 
     def _recover(self, reason: str) -> None:
         """Release the notes, then reopen the audio source (and a JACK MIDI port) with backoff."""
         log.warning("audio input lost (%s): notes released, retrying", reason)
         lost = self.source
-        if self.worker is not None:
-            self._account(self.worker)
         self._stop_pipeline(reason)
         if getattr(lost, "wedged", False):
             if self._restart_process is None:
@@ -417,7 +421,7 @@ class Daemon:
             attempt += 1
             if self.sink is not None:
                 self.sink.poll()
-            if self._stop.wait(delay):
+            if not self._wait_to_retry(delay):
                 return
             try:
                 self._reinitialise_audio_system()
@@ -428,9 +432,55 @@ class Daemon:
             except (DeviceError, MidiPortError) as err:
                 log.info("audio input still unavailable (%s); next try in %.1f s", err, delay)
                 continue
+            except ConfigError as err:  # a configuration reloaded meanwhile that does not fit the device
+                log.error("%s; retrying (send SIGHUP after fixing the configuration)", err)
+                continue
             self.recoveries += 1
             log.info("audio input back after %d tries", attempt)
             return
+
+    def _wait_to_retry(self, delay_s: float) -> bool:
+        """Wait ``delay_s`` before the next try to open the devices (main thread). A SIGHUP
+        meanwhile adopts the new configuration and ends the wait, so a device named by the
+        new configuration is tried at once. False if asked to stop."""
+        deadline = time.monotonic() + delay_s
+        while not self._stop.is_set():
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload_while_down()
+                return True
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                return True
+            self._stop.wait(min(left_s, RELOAD_POLL_S))
+        return False
+
+    def _read_reloaded(self) -> tuple[DaemonSettings, WindowFramesModel | None]:
+        """The configuration file read again, and the model it needs: the running one, or for
+        a new model or the other engine (the incremental engine's model has no onnxruntime
+        session) one loaded and checked now. ``LivepitchError`` if either fails."""
+        assert self._reload_settings is not None
+        new = self._reload_settings()
+        old = self.settings
+        reuse = new.model == old.model and new.stream.engine == old.stream.engine
+        return new, self._model if reuse else self.factories.model(new)
+
+    def _reload_while_down(self) -> None:
+        """SIGHUP while no pipeline runs (waiting for devices): read the configuration again
+        and keep it for the next try; a bad file or model leaves the previous one in place."""
+        if self._reload_settings is None:
+            log.info("SIGHUP: no configuration file to reload")
+            return
+        old = self.settings
+        try:
+            new, model = self._read_reloaded()
+        except LivepitchError as err:
+            log.error("configuration not reloaded: %s", err)
+            return
+        self.settings, self._model = new, model
+        if self.sink is not None and _midi_output_of(new) != _midi_output_of(old):
+            self.sink.switch_port(new.midi.bends, new.midi.effective_bend_range_semitones)
+        log.info("configuration reloaded while waiting for the devices: trying them now")
 
     def _reinitialise_audio_system(self) -> None:
         if self.settings.audio.input_file is None:
@@ -455,20 +505,13 @@ class Daemon:
             return
         old = self.settings
         try:
-            new = self._reload_settings()
-            # a new model, or the same one opened for the other engine (the incremental
-            # engine's model has no onnxruntime session), is loaded and checked here, before
-            # the running pipeline stops
-            reuse = new.model == old.model and new.stream.engine == old.stream.engine
-            model = self._model if reuse else self.factories.model(new)
+            new, model = self._read_reloaded()  # before the running pipeline stops
             source = self.factories.source(new)
             self._check_blocks(source, new)
             self._check_channel(source, new)
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return
-        if self.worker is not None:
-            self._account(self.worker)
         self._stop_pipeline("reload")
         old_model = self._model
         self.settings, self._model = new, model

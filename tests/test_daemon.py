@@ -524,3 +524,69 @@ def test_a_device_lost_while_a_failed_reload_goes_back_is_recovered(model: Any, 
     thread.join(30)
     assert result == [0] and not queue
     assert sounding_after(port.messages) == set()
+
+
+def test_a_sighup_while_waiting_for_a_lost_device_tries_the_newly_configured_one_at_once(
+    model: Any, melody: np.ndarray
+) -> None:
+    from livepitch.errors import DeviceError
+
+    first = FakeSource(melody, 22050, speed=1.0, vanish_after_s=0.6)
+    replacement = FakeSource(melody, 22050, speed=4.0)
+
+    def next_source(config: DaemonSettings) -> FakeSource:
+        if config.audio.input == "other mic":
+            return replacement
+        if first.frames_delivered == 0:
+            return first
+        raise DeviceError("no audio input device matching 'fake' (unplugged for good)")
+
+    port = RecordingPort()
+    daemon = Daemon(
+        settings(), Factories(lambda _: model, next_source, lambda _: port), status_line=QuietStatus()
+    )
+    daemon._reload_settings = lambda: settings(
+        audio={"input": "other mic", "ring_ms": 10000.0, "max_backlog_ms": 9000.0}
+    )
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: daemon.source is None and first.error is not None)  # recovering
+    time.sleep(2.0)  # past the first retries: the wait between them is growing
+    asked = time.monotonic()
+    daemon.request_reload()
+    wait_for(lambda: daemon.recoveries == 1, 10)
+    assert time.monotonic() - asked < 0.5  # not after the current wait (2 s, then 5 s)
+    thread.join(30)
+    assert result == [0] and daemon.settings.audio.input == "other mic"
+    assert note_ons(port)[-4:] == [60, 64, 67, 72]
+    assert sounding_after(port.messages) == set()
+
+
+class FlushingSource(FakeSource):
+    """A device whose stop delivers what it still buffered, then takes a while to close."""
+
+    def start(self, ring: Any) -> None:
+        self._ring = ring
+        super().start(ring)
+
+    def stop(self) -> None:
+        super().stop()
+        self._ring.write(self.audio[self.frames_delivered :])
+        deadline = time.monotonic() + 20.0
+        while self._ring.available_frames and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def test_notes_sent_while_the_source_closes_are_counted_in_the_session_total(
+    model: Any, melody: np.ndarray
+) -> None:
+    port = RecordingPort()
+    source = FlushingSource(melody, 22050, speed=1.0, finish=False)
+    daemon = make_daemon(model, settings(), [source], [port])
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 60 in note_ons(port))
+    daemon.request_stop()
+    thread.join(60)
+    assert result == [0]
+    assert note_ons(port) == [60, 64, 67, 72]  # three of them sent while the source closed
+    sent = [m for m in port.messages if m.type == "note_on" and m.velocity > 0]
+    assert daemon.totals["notes"] == len(sent)
