@@ -18,7 +18,9 @@ class FakeSource:
 
     ``speed`` is the pace relative to real time (large: as fast as the worker keeps up).
     ``vanish_after_s``: stop delivering at that point of the audio and report an error (a lost
-    device). ``burst_frames``: deliver that much at once at the start (to overflow the ring).
+    device); with ``drained_before_vanishing``, only once the worker has read everything
+    delivered (so a loaded machine loses no audio the test counts on). ``burst_frames``: deliver
+    that much at once at the start (to overflow the ring).
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class FakeSource:
         vanish_after_s: float | None = None,
         burst_frames: int = 0,
         finish: bool = True,
+        drained_before_vanishing: bool = False,
     ) -> None:
         self.audio = audio if audio.ndim == 2 else audio[:, None]
         self.rate_hz = rate_hz
@@ -39,6 +42,7 @@ class FakeSource:
         self.vanish_after_s = vanish_after_s
         self.burst_frames = burst_frames
         self.finish = finish
+        self.drained_before_vanishing = drained_before_vanishing
         self.description = f"fake ({rate_hz} Hz, {self.channels} ch)"
         self.overflows = 0
         self._delivered = 0
@@ -77,6 +81,8 @@ class FakeSource:
             position = self.burst_frames
         while position < self.audio.shape[0] and not self._stop.is_set():
             if self.vanish_after_s is not None and position >= self.vanish_after_s * self.rate_hz:
+                while self.drained_before_vanishing and ring.available_frames and not self._stop.is_set():
+                    time.sleep(0.005)
                 self._error = "fake device unplugged"
                 return
             block = self.audio[position : position + self.block_frames]

@@ -340,7 +340,9 @@ def test_a_recording_continues_in_time_across_a_device_recovery(
 
     record = tmp_path / "session.mid"
     port = RecordingPort()
-    first = FakeSource(melody, 22050, speed=4.0, vanish_after_s=1.8)
+    # a loss drops the audio the worker has not read yet: on a loaded machine that could be
+    # the first run's notes, so this device vanishes only once the worker has caught up
+    first = FakeSource(melody, 22050, speed=4.0, vanish_after_s=1.8, drained_before_vanishing=True)
     second = FakeSource(melody, 22050, speed=4.0)
     daemon = make_daemon(model, settings(port={"record": record}), [first, second], [port])
     assert daemon.run() == 0
