@@ -12,8 +12,8 @@
     for event in stream_file("take.wav"):       # the same engine over a file, as fast as the CPU allows
         print(event)
 
-Audio fed to ``feed`` is mono float32 at 22050 Hz (``engine.rate_hz``); ``convert_block`` helps
-with other rates and channel counts. Events carry ``time_sample`` (when the note happened, as
+Audio fed to ``feed`` is mono float32 at 22050 Hz (``engine.rate_hz``); ``DeviceToModel`` converts
+other rates and channel counts (as the daemon does). Events carry ``time_sample`` (when the note happened, as
 the tracker believes) and ``emitted_sample`` (how much audio had been fed when it was emitted),
 both model-rate sample indices.
 """

@@ -37,8 +37,8 @@ def check_finite(samples: npt.NDArray[np.float32], what: str) -> None:
         raise AudioInputError(f"{what}: {bad} samples are NaN or infinite")
 
 
-def read_audio(path: str | Path) -> npt.NDArray[np.float32]:
-    """Read ``path`` and return its audio as mono float32 at ``MODEL_RATE_HZ``.
+def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
+    """Read ``path`` as it is: float32 ``[frames, channels]`` and its sample rate [Hz].
 
     Raises ``AudioInputError`` for a missing, unreadable or corrupt file, a file with no
     samples, or NaN/Inf samples (float formats can hold them).
@@ -54,6 +54,14 @@ def read_audio(path: str | Path) -> npt.NDArray[np.float32]:
         raise AudioInputError(f"{path}: cannot read audio ({first_line(err)})") from err
     if data.shape[0] == 0:
         raise AudioInputError(f"{path}: the file holds no audio samples")
-    mono = downmix_to_mono(data)
-    check_finite(mono, str(path))
-    return resample_to_model_rate(mono, int(source_rate_hz))
+    check_finite(data, str(path))
+    return data, int(source_rate_hz)
+
+
+def read_audio(path: str | Path) -> npt.NDArray[np.float32]:
+    """Read ``path`` and return its audio as mono float32 at ``MODEL_RATE_HZ`` (soxr HQ).
+
+    Raises ``AudioInputError`` as ``read_audio_frames`` does.
+    """
+    data, source_rate_hz = read_audio_frames(path)
+    return resample_to_model_rate(downmix_to_mono(data), source_rate_hz)

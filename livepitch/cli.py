@@ -375,9 +375,12 @@ def daemon_settings_from_args(args: argparse.Namespace) -> Any:
 
 def run_daemon_command(args: argparse.Namespace) -> int:
     """``livepitch [run]``: the live daemon."""
+    from livepitch.logs import configure_logging
+
+    if args.log_json:  # a bad configuration's one line is JSON too, for the service's journal
+        configure_logging("warning", True)
     settings = daemon_settings_from_args(args)
     from livepitch.daemon import Daemon
-    from livepitch.logs import configure_logging
     from livepitch.status import StatusLine
 
     status_line = StatusLine()
@@ -627,13 +630,15 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
     if args.posteriors is not None:
         raise ConfigError("--posteriors applies to the offline run, not to --stream")
 
-    from livepitch.audio_file import read_audio
+    from livepitch.audio_file import read_audio_frames
     from livepitch.engine import build_engine, stream_audio
     from livepitch.event_files import events_to_notes, write_events_csv, write_events_midi
     from livepitch.events import NoteOn
     from livepitch.model_file import resolve_model_path
     from livepitch.notes_csv import write_notes_csv
     from livepitch.onnx_model import BasicPitchModel
+    from livepitch.resample_stream import DeviceToModel
+    from livepitch.settings import AudioSettings
 
     model = BasicPitchModel(resolve_model_path(settings.model.path), threads=settings.model.threads)
     exit_code = EXIT_OK
@@ -641,7 +646,11 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
         args.inputs, midi_paths, csv_paths, events_paths, strict=True
     ):
         try:
-            audio = read_audio(input_path)
+            # converted as the daemon converts a replayed file: its streaming resampler
+            frames, rate_hz = read_audio_frames(input_path)
+            audio = DeviceToModel(rate_hz, frames.shape[1], quality=AudioSettings().resample_quality).convert(
+                frames, last=True
+            )
             engine = build_engine(model, settings)
             events = list(stream_audio(audio, engine, settings.stream.block_samples))
             bend_range = settings.midi.effective_bend_range_semitones

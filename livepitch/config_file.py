@@ -24,9 +24,9 @@ else:  # pragma: no cover - Python 3.10
 
 
 DEFAULT_CONFIG_HEADER = """\
-# livepitch configuration: every setting with its default (this file is `livepitch config`
-# with no flags). Pass a file with `livepitch --config FILE`; flags override it; SIGHUP
-# reloads it. Presets beside this file change only what differs from these defaults.
+# livepitch configuration: every setting with its default (below this header, this file is
+# what `livepitch config` prints with no flags). Pass a file with `livepitch --config FILE`;
+# flags override it; SIGHUP reloads it. Presets beside this file set what they tune.
 """
 
 

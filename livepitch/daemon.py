@@ -253,9 +253,9 @@ class Daemon:
             on_events=self._note_printer if settings.ui.print_notes else None,
         )
         self._ring = ring
-        if self._started is None:
-            self._started = (time.monotonic(), time.process_time())
         source.start(ring)
+        if self._started is None:  # the session starts when audio first flows, not on a failed open
+            self._started = (time.monotonic(), time.process_time())
         self.source = source
         self.worker.start()
         self._last_delivered = source.frames_delivered

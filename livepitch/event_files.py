@@ -30,24 +30,26 @@ def event_to_message(event: Event) -> mido.Message:
     return mido.Message("pitchwheel", channel=event.channel, pitch=event.value)
 
 
+def event_csv_row(event: Event) -> list[str]:
+    """The events log's row for ``event`` (columns ``EVENTS_CSV_COLUMNS``)."""
+    return [
+        event_kind(event),
+        f"{event.time_sample / MODEL_RATE_HZ:.6f}",
+        f"{event.emitted_sample / MODEL_RATE_HZ:.6f}",
+        str(event.pitch),
+        str(event.velocity) if isinstance(event, NoteOn) else "",
+        str(event.channel + 1),
+        f"{event.cents:.1f}" if isinstance(event, PitchBend) else "",
+    ]
+
+
 def write_events_csv(path: str | Path, events: Iterable[Event]) -> None:
     """Write one row an event, in emission order, with a header row."""
     try:
         with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(EVENTS_CSV_COLUMNS)
-            for event in events:
-                writer.writerow(
-                    [
-                        event_kind(event),
-                        f"{event.time_sample / MODEL_RATE_HZ:.6f}",
-                        f"{event.emitted_sample / MODEL_RATE_HZ:.6f}",
-                        event.pitch,
-                        event.velocity if isinstance(event, NoteOn) else "",
-                        event.channel + 1,
-                        f"{event.cents:.1f}" if isinstance(event, PitchBend) else "",
-                    ]
-                )
+            writer.writerows(event_csv_row(event) for event in events)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {first_line(err)}") from err
 

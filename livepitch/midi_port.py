@@ -129,8 +129,12 @@ def open_output(port_name: str, api: MidiApi, connect: str | None) -> MidiOutput
         except MidiPortError as err:
             if preferred is not MidiApi.ALSA or MidiApi.JACK not in compiled_apis():
                 raise
+            try:
+                output = open_output(port_name, MidiApi.JACK, connect)
+            except MidiPortError as jack_err:  # one message for both
+                raise MidiPortError(f"{err}; and {jack_err}") from jack_err
             log.info("ALSA MIDI unavailable (%s); using JACK", err)
-            return open_output(port_name, MidiApi.JACK, connect)
+            return output
     midi_out = _midi_out(api)
     try:
         if connect is not None:

@@ -23,9 +23,14 @@ from typing import Protocol, TextIO
 import mido
 
 from livepitch.errors import MidiPortError, OutputError, first_line
-from livepitch.event_files import EVENTS_CSV_COLUMNS, BendSwitch, event_to_message, write_events_midi
-from livepitch.events import Event, NoteOff, NoteOn, PitchBend, event_kind
-from livepitch.geometry import MODEL_RATE_HZ
+from livepitch.event_files import (
+    EVENTS_CSV_COLUMNS,
+    BendSwitch,
+    event_csv_row,
+    event_to_message,
+    write_events_midi,
+)
+from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_file import setup_messages
 from livepitch.settings import BendMode
 
@@ -289,13 +294,8 @@ class MidiSink:
         """One row of the events log; a failing log is closed and reported at ``close``, never
         allowed to stop the MIDI (a full disk must not leave notes sounding)."""
         assert self._csv is not None
-        velocity = str(event.velocity) if isinstance(event, NoteOn) else ""
-        cents = f"{event.cents:.1f}" if isinstance(event, PitchBend) else ""
         try:
-            self._csv.write(
-                f"{event_kind(event)},{event.time_sample / MODEL_RATE_HZ:.6f},{event.emitted_sample / MODEL_RATE_HZ:.6f},"
-                f"{event.pitch},{velocity},{event.channel + 1},{cents}\n"
-            )
+            self._csv.write(",".join(event_csv_row(event)) + "\n")
         except OSError as err:
             self._fail_csv(err)
 

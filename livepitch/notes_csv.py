@@ -16,7 +16,7 @@ def write_notes_csv(path: str | Path, notes: list[Note]) -> None:
     rows = sorted(notes, key=lambda n: (n.start_sample, n.pitch))
     try:
         with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(NOTES_CSV_COLUMNS)
             for note in rows:
                 bend = f"{float(note.bend_semitones.mean()) * 100:.1f}" if note.has_bends else ""

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from livepitch.decoder import DecoderParams, ms_to_frames
 from livepitch.errors import ConfigError
 from livepitch.geometry import MODEL_RATE_HZ
-from livepitch.tracker import TrackerParams
+from livepitch.tracker import GATE_OFF_DBFS, TrackerParams
 from livepitch.windowing import Windowing
 
 
@@ -184,7 +184,7 @@ class TrackerSettings(BaseModel):
     )
     gate_dbfs: float = Field(
         DEFAULT_GATE_DBFS,
-        ge=-120.0,
+        ge=GATE_OFF_DBFS,
         le=0.0,
         description="no note starts unless the input's level near its onset reaches this [dBFS RMS per 11.6 ms; -120: off]",
     )

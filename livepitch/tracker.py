@@ -87,6 +87,8 @@ from livepitch.geometry import (
 )
 
 FRAME_MS = 1000.0 * FRAME_HOP_SAMPLES / MODEL_RATE_HZ
+GATE_OFF_DBFS = -120.0
+"""A ``gate_dbfs`` this low turns the noise gate off [dBFS]."""
 ONSET_VELOCITY_WEIGHT = 0.8
 """How much the onset peak counts towards the velocity relative to the note posterior."""
 
@@ -603,6 +605,8 @@ class NoteTracker:
     def _gate_open(self, onset_frame: int) -> bool:
         """Whether the input's level of a frame from ``onset_frame`` on reached ``gate_dbfs``."""
         gate = self.params.gate_dbfs
+        if gate <= GATE_OFF_DBFS:  # the documented "off": even a quieter input plays
+            return True
         return any(level >= gate for index, level in self._recent_levels_db if index >= onset_frame)
 
     def _probation_held(

@@ -91,3 +91,13 @@ def test_a_device_index_in_a_file_and_odd_characters_read_back(tmp_path: Path) -
     result = livepitch("config", "--config", again)
     assert result.returncode == 0, result.stderr
     assert 'input = "3"' in result.stdout and 'port = "a\\tb \\"quoted\\" \\u007f"' in result.stdout
+
+
+def test_the_bass_preset_keeps_e1_to_g4_as_its_comment_says() -> None:
+    from livepitch.decoder import pitch_bin_range
+    from livepitch.geometry import LOWEST_MIDI_PITCH
+
+    tracker = DaemonSettings.model_validate(read_config_file(CONFIG_DIR / "bass.toml")).tracker
+    first, stop = pitch_bin_range(tracker.min_hz, tracker.max_hz)
+    assert first + LOWEST_MIDI_PITCH <= 28  # E1
+    assert stop + LOWEST_MIDI_PITCH - 1 == 67  # G4 is the highest kept; G#4 is not

@@ -592,3 +592,14 @@ def test_notes_sent_while_the_source_closes_are_counted_in_the_session_total(
     assert note_ons(port) == [60, 64, 67, 72]  # three of them sent while the source closed
     sent = [m for m in port.messages if m.type == "note_on" and m.velocity > 0]
     assert daemon.totals["notes"] == len(sent)
+
+
+def test_a_device_that_fails_to_start_ends_with_its_error_and_no_session_line(
+    model: Any, melody: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    from livepitch.errors import DeviceError
+
+    daemon = make_daemon(model, settings(), [BusyDevice(melody, 22050)], [RecordingPort()])
+    with caplog.at_level("INFO", logger="livepitch"), pytest.raises(DeviceError, match="device busy"):
+        daemon.run()
+    assert not [r for r in caplog.records if "session:" in r.getMessage()]

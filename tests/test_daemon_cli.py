@@ -205,3 +205,41 @@ def test_with_log_json_the_error_line_is_json_too(tmp_path: Path) -> None:
     assert result.returncode == 3
     record = json.loads(result.stderr.strip())
     assert record["level"] == "error" and "no such file" in record["message"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[tracker]\nmax_hz = -1\n")
+    result = livepitch("--config", bad, "--log-json")  # a configuration error, before the daemon starts
+    assert result.returncode == 2
+    record = json.loads(result.stderr.strip())
+    assert record["level"] == "error" and "max_hz" in record["message"]
+
+
+def test_transcribe_stream_logs_exactly_the_events_a_replay_sends(tmp_path: Path) -> None:
+    """At a rate the model does not use (44.1 kHz stereo), ``transcribe --stream`` converts the
+    file as the daemon does (its streaming resampler), so the two events logs are the same bytes."""
+    import numpy as np
+
+    tune = sequence([(0.2, 0.4, 60), (0.7, 0.5, 64), (1.3, 0.5, 67)], 2.0, rate_hz=44100)
+    wav = tmp_path / "tune.wav"
+    soundfile.write(wav, np.stack([tune, 0.5 * tune], axis=1), 44100)
+    live_csv, file_csv = tmp_path / "live.csv", tmp_path / "file.csv"
+    result = livepitch(
+        "--input-file", wav, "--quiet", "--midi-api", "alsa", "--bends", "mpe", "--events-csv", live_csv
+    )
+    assert result.returncode == 0, result.stderr
+    result = livepitch(
+        "transcribe",
+        wav,
+        "--stream",
+        "-q",
+        "--bends",
+        "mpe",
+        "-o",
+        tmp_path / "t.mid",
+        "--events-csv",
+        file_csv,
+    )
+    assert result.returncode == 0, result.stderr
+    assert live_csv.read_bytes() == file_csv.read_bytes()
+    assert b"\r" not in file_csv.read_bytes()
+    with open(file_csv, newline="") as handle:
+        assert [int(r["pitch"]) for r in csv.DictReader(handle) if r["kind"] == "note_on"] == [60, 64, 67]

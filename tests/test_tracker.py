@@ -373,6 +373,10 @@ def test_the_noise_gate_keeps_quiet_onsets_out_and_never_ends_a_note() -> None:
     quiet = np.full(120, -60.0)
     assert note_ons(run(gram, BendMode.NONE, levels_db=quiet, gate_dbfs=-48.0)) == []
     assert len(note_ons(run(gram, BendMode.NONE, levels_db=quiet, gate_dbfs=-61.0))) == 2
+    # -120 is "off": an input quieter still (the level meter's floor is lower) plays
+    quieter = np.full(120, -125.0)
+    assert note_ons(run(gram, BendMode.NONE, levels_db=quieter, gate_dbfs=-119.0)) == []
+    assert len(note_ons(run(gram, BendMode.NONE, levels_db=quieter, gate_dbfs=-120.0))) == 2
     # loud from the onset frame on (the level covers the audio after the frame); then quiet:
     # the note plays, lasts until its posterior ends, and the quiet second onset does not play
     levels = quiet.copy()
