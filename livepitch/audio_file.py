@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,14 @@ import soxr
 
 from livepitch.errors import AudioInputError, first_line
 from livepitch.geometry import MODEL_RATE_HZ
+from livepitch.native_output import quiet_native_stderr
+
+MAX_SAMPLE_MAGNITUDE = 1.0e4
+"""Larger samples are not audio (a float file's full scale is 1.0; the model's log spectrum
+overflows near 1e19): files holding them are refused, live input is clipped."""
+
+SHORT_DECODE_TOLERANCE_FRAMES = 4096
+"""How many frames fewer than it declares a file may decode before it counts as damaged."""
 
 
 def downmix_to_mono(samples: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
@@ -30,31 +39,67 @@ def resample_to_model_rate(mono: npt.NDArray[np.float32], source_rate_hz: int) -
     return np.ascontiguousarray(resampled, dtype=np.float32)
 
 
-def check_finite(samples: npt.NDArray[np.float32], what: str) -> None:
-    """Raise ``AudioInputError`` if ``samples`` holds NaN or infinite values."""
+def check_samples(samples: npt.NDArray[np.float32], what: str) -> None:
+    """Raise ``AudioInputError`` if ``samples`` holds NaN or infinite values, or values
+    beyond ``MAX_SAMPLE_MAGNITUDE``."""
     if not np.isfinite(samples).all():
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise AudioInputError(f"{what}: {bad} samples are NaN or infinite")
+    if samples.size and float(np.abs(samples).max()) > MAX_SAMPLE_MAGNITUDE:
+        bad = int(np.count_nonzero(np.abs(samples) > MAX_SAMPLE_MAGNITUDE))
+        raise AudioInputError(
+            f"{what}: {bad} samples lie beyond ±{MAX_SAMPLE_MAGNITUDE:g} (full scale is 1.0): not audio"
+        )
+
+
+def native_path(path: Path) -> bytes:
+    """``path`` as the bytes the system knows it by (libsndfile takes any file name that way)."""
+    return os.fsencode(path)
+
+
+def check_audio_path(path: Path) -> None:
+    """``AudioInputError`` for a path that is missing or a directory."""
+    if not path.exists():
+        raise AudioInputError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioInputError(f"{path}: is a directory, not an audio file")
+
+
+def unreadable(path: Path, err: Exception) -> AudioInputError:
+    """The one message for a file libsndfile could not open or read."""
+    if path.exists() and not os.access(path, os.R_OK):
+        return AudioInputError(f"{path}: cannot read audio (permission denied)")
+    return AudioInputError(f"{path}: cannot read audio ({first_line(err)})")
+
+
+def check_decoded_length(path: Path, decoded_frames: int, declared_frames: int, rate_hz: int) -> None:
+    """``AudioInputError`` if a file decoded to fewer frames than it declares (damaged or cut)."""
+    if decoded_frames < declared_frames - SHORT_DECODE_TOLERANCE_FRAMES:
+        raise AudioInputError(
+            f"{path}: damaged or cut short: only {decoded_frames / rate_hz:.2f} s of its "
+            f"{declared_frames / rate_hz:.2f} s could be decoded"
+        )
 
 
 def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
     """Read ``path`` as it is: float32 ``[frames, channels]`` and its sample rate [Hz].
 
-    Raises ``AudioInputError`` for a missing, unreadable or corrupt file, a file with no
-    samples, or NaN/Inf samples (float formats can hold them).
+    Raises ``AudioInputError`` for a missing, unreadable, corrupt or damaged file, a file with
+    no samples, or samples that are not audio (NaN, infinite, or absurdly large).
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioInputError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioInputError(f"{path}: is a directory, not an audio file")
+    check_audio_path(path)
     try:
-        data, source_rate_hz = soundfile.read(str(path), dtype="float32", always_2d=True)
+        with quiet_native_stderr():  # libmpg123 prints its resync attempts itself
+            declared = soundfile.info(native_path(path)).frames if path.is_file() else None
+            data, source_rate_hz = soundfile.read(native_path(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
-        raise AudioInputError(f"{path}: cannot read audio ({first_line(err)})") from err
+        raise unreadable(path, err) from err
     if data.shape[0] == 0:
         raise AudioInputError(f"{path}: the file holds no audio samples")
-    check_finite(data, str(path))
+    if declared is not None:
+        check_decoded_length(path, data.shape[0], declared, int(source_rate_hz))
+    check_samples(data, str(path))
     return data, int(source_rate_hz)
 
 

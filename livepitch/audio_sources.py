@@ -17,6 +17,13 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
+from livepitch.audio_file import (
+    SHORT_DECODE_TOLERANCE_FRAMES,
+    check_audio_path,
+    check_decoded_length,
+    native_path,
+    unreadable,
+)
 from livepitch.errors import AudioInputError, first_line
 from livepitch.native_output import quiet_native_stderr
 from livepitch.ring_buffer import AudioRing
@@ -61,23 +68,28 @@ class FileReplaySource:
     """
 
     def __init__(self, path: Path, block_frames: int, speed: float = 1.0) -> None:
+        check_audio_path(path)
+        if not path.is_file():  # a pipe or a device: it cannot be opened twice, nor read ahead
+            raise AudioInputError(
+                f"{path}: not a regular file (a pipe or a device); --input-file replays a file"
+            )
         try:
-            info = soundfile.info(str(path))
-        except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
-            if not path.exists():
-                raise AudioInputError(f"{path}: no such file") from err
-            raise AudioInputError(f"{path}: cannot read audio ({first_line(err)})") from err
+            info = soundfile.info(native_path(path))
+        except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+            raise unreadable(path, err) from err
         if info.frames == 0:
             raise AudioInputError(f"{path}: the file holds no audio samples")
         self.path = path
+        self._declared_frames = int(info.frames)
         self._decoded: npt.NDArray[np.float32] | None = None
         if info.format == "MP3":
             # libsndfile (1.2.2) decodes MP3 wrongly when read in blocks: decode it whole, here
             try:
                 with quiet_native_stderr():  # libmpg123 prints its resync attempts itself
-                    self._decoded, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
-            except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
-                raise AudioInputError(f"{path}: cannot read audio ({first_line(err)})") from err
+                    self._decoded, _ = soundfile.read(native_path(path), dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+                raise unreadable(path, err) from err
+            check_decoded_length(path, self._decoded.shape[0], self._declared_frames, int(info.samplerate))
         self.rate_hz = int(info.samplerate)
         self.channels = int(info.channels)
         self.block_frames = block_frames
@@ -119,8 +131,18 @@ class FileReplaySource:
             for first in range(0, decoded.shape[0], self.block_frames):
                 yield decoded[first : first + self.block_frames]
             return
-        with soundfile.SoundFile(str(self.path)) as audio:
-            yield from audio.blocks(blocksize=self.block_frames, dtype="float32", always_2d=True)
+        with soundfile.SoundFile(native_path(self.path)) as audio:
+            while True:  # read until the data ends (``blocks`` would repeat its last block
+                # for the frames a file cut while it plays no longer has)
+                block = audio.read(self.block_frames, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                yield block
+        if self._delivered < self._declared_frames - SHORT_DECODE_TOLERANCE_FRAMES:
+            raise AudioInputError(
+                f"{self.path}: the file ended after {self._delivered / self.rate_hz:.2f} s of its "
+                f"{self._declared_frames / self.rate_hz:.2f} s (cut or damaged while it played?)"
+            )
 
     def _replay(self, ring: AudioRing) -> None:
         """Producer thread: read a block, wait until its real-time due date, write it."""
@@ -135,7 +157,9 @@ class FileReplaySource:
                     return
                 ring.write(block)
                 self._delivered += block.shape[0]
-        except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
-            self._error = f"{self.path}: {first_line(err)}"
+        except AudioInputError as err:
+            self._error = str(err)
+        except Exception as err:  # whatever the file does, the daemon reports it: no silent dead thread
+            self._error = f"{self.path}: cannot read audio ({first_line(err)})"
         finally:
             self._done.set()

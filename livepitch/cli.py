@@ -577,6 +577,20 @@ def plan_outputs(
     return list(paths)
 
 
+def check_outputs_apart(inputs: Sequence[Path], outputs: dict[str, list[Path | None]]) -> None:
+    """``ConfigError`` if two outputs, or an output and an input, are the same file: one would
+    silently replace the other."""
+    taken = {path.resolve(): "an input" for path in inputs}
+    for flag, paths in outputs.items():
+        for path in paths:
+            if path is None:
+                continue
+            other = taken.get(path.resolve())
+            if other is not None:
+                raise ConfigError(f"{flag} {path} is also {other}: it would be overwritten")
+            taken[path.resolve()] = flag
+
+
 def _check_parent(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -594,6 +608,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
     csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)
     npz_paths = plan_outputs(args.inputs, args.posteriors, (".npz",), default_here=False)
+    check_outputs_apart(args.inputs, {"-o": midi_paths, "--csv": csv_paths, "--posteriors": npz_paths})
 
     from livepitch.model_file import resolve_model_path
     from livepitch.onnx_model import BasicPitchModel
@@ -627,6 +642,7 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
     midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
     csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)
     events_paths = plan_outputs(args.inputs, args.events_csv, (".csv",), default_here=False)
+    check_outputs_apart(args.inputs, {"-o": midi_paths, "--csv": csv_paths, "--events-csv": events_paths})
     if args.posteriors is not None:
         raise ConfigError("--posteriors applies to the offline run, not to --stream")
 

@@ -40,8 +40,8 @@ def default_config_text() -> str:
 def read_config_file(path: Path) -> dict[str, Any]:
     """The tables of a TOML file; ``ConfigError`` for a missing or malformed one."""
     try:
-        with open(path, "rb") as handle:
-            tables: dict[str, Any] = tomllib.load(handle)
+        with open(path, encoding="utf-8-sig") as handle:  # -sig: a BOM (Windows editors) is no error
+            tables: dict[str, Any] = tomllib.loads(handle.read())
             return tables
     except FileNotFoundError as err:
         raise ConfigError(f"config file {path} does not exist") from err

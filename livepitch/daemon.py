@@ -369,6 +369,10 @@ class Daemon:
             if source is not None and source.error is not None and self.settings.audio.input_file is not None:
                 raise AudioInputError(source.error)  # a broken file does not come back
             if source is not None and self._lost(source):
+                if (
+                    self.settings.audio.input_file is not None
+                ):  # a file that stalls is not a device to wait for
+                    raise AudioInputError(f"{source.description}: no audio arrived for a while")
                 self._recover(source.error or "no audio arrived for a while")
             if self.sink is not None:
                 self.sink.poll()  # a failed port holding notes is reopened even over silence

@@ -85,7 +85,8 @@ def pitch_bin_range(min_hz: float | None, max_hz: float | None) -> tuple[int, in
     """The half-open range of note bins ``[first, stop)`` kept by the frequency limits."""
     first = 0 if min_hz is None else round(hz_to_midi(min_hz) - LOWEST_MIDI_PITCH)
     stop = N_PITCHES if max_hz is None else round(hz_to_midi(max_hz) - LOWEST_MIDI_PITCH)
-    return max(first, 0), min(stop, N_PITCHES)
+    # limits outside the model's range keep everything or nothing, never a negative index
+    return min(max(first, 0), N_PITCHES), min(max(stop, 0), N_PITCHES)
 
 
 def infer_onsets(onset: npt.NDArray[np.float32], note: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from livepitch.audio_file import check_finite, read_audio
+from livepitch.audio_file import check_samples, read_audio
 from livepitch.decoder import decode_notes
+from livepitch.errors import OutputError, first_line
 from livepitch.midi_file import write_midi_file
 from livepitch.notes import Note
 from livepitch.notes_csv import write_notes_csv
@@ -30,7 +31,7 @@ def transcribe_audio(
     audio: npt.NDArray[np.float32], model: WindowModel, settings: TranscribeSettings
 ) -> Transcription:
     """Transcribe mono float32 audio at 22050 Hz."""
-    check_finite(audio, "audio")
+    check_samples(audio, "audio")
     posteriors = compute_posteriors(audio, model, settings.windowing)
     params = settings.decoder.decoder_params(estimate_bends=settings.midi.bends is not BendMode.NONE)
     return Transcription(posteriors=posteriors, notes=decode_notes(posteriors, params))
@@ -59,4 +60,7 @@ def write_transcription(
     if csv_path is not None:
         write_notes_csv(csv_path, transcription.notes)
     if posteriors_path is not None:
-        transcription.posteriors.save_npz(str(posteriors_path))
+        try:
+            transcription.posteriors.save_npz(str(posteriors_path))
+        except OSError as err:
+            raise OutputError(f"cannot write {posteriors_path}: {first_line(err)}") from err

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from livepitch.audio_file import MAX_SAMPLE_MAGNITUDE
 from livepitch.engine import StreamingEngine
 from livepitch.events import Event, NoteOn
 from livepitch.midi_sink import MidiSink
@@ -139,11 +140,19 @@ class Worker:
         self.converter.reset()
 
     def _feed(self, block: np.ndarray, last: bool) -> None:
-        if block.size and not np.isfinite(block).all():
+        if block.size and not float(np.abs(block).max()) <= MAX_SAMPLE_MAGNITUDE:  # NaN fails too
             self.stats.non_finite_blocks += 1
             if self.stats.non_finite_blocks == 1 or self.stats.non_finite_blocks % 1000 == 0:
-                log.warning("the input delivered NaN or infinite samples; they are replaced by silence")
-            block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+                log.warning(
+                    "the input delivered NaN, infinite or absurd samples (beyond ±%g); "
+                    "they are replaced by silence or clipped",
+                    MAX_SAMPLE_MAGNITUDE,
+                )
+            block = np.clip(
+                np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0),
+                -MAX_SAMPLE_MAGNITUDE,
+                MAX_SAMPLE_MAGNITUDE,
+            )
         mono = self.converter.convert(block, last=last)
         self.stats.blocks += 1
         self.deliver(self.engine.feed(mono))

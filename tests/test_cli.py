@@ -265,3 +265,32 @@ def test_ctrl_c_while_the_command_starts_is_one_line(
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["--version"]) == cli.EXIT_INTERRUPTED
     assert capsys.readouterr().err == "livepitch: interrupted\n"
+
+
+def test_outputs_that_would_overwrite_each_other_or_an_input_are_refused(
+    two_tones: Path, tmp_path: Path
+) -> None:
+    same = tmp_path / "same.csv"
+    assert_one_line_error(
+        run_cli(
+            "transcribe", two_tones, "--stream", "-o", tmp_path / "o.mid", "--csv", same, "--events-csv", same
+        ),
+        2,
+        "--events-csv " + str(same) + " is also --csv: it would be overwritten",
+    )
+    assert not same.exists()
+
+
+def test_posteriors_that_cannot_be_written_get_one_line(two_tones: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full.npz"
+    full.symlink_to("/dev/full")  # a disk with no space left
+    result = run_cli("transcribe", two_tones, "-o", tmp_path / "x.mid", "--posteriors", full)
+    assert_one_line_error(result, 5, f"cannot write {full}")
+
+
+def test_a_config_file_saved_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    config = tmp_path / "notepad.toml"
+    config.write_bytes(b"\xef\xbb\xbf[tracker]\nmax_hz = 900.0\n")
+    result = run_cli("config", "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert "max_hz = 900.0" in result.stdout

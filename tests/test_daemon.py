@@ -603,3 +603,20 @@ def test_a_device_that_fails_to_start_ends_with_its_error_and_no_session_line(
     with caplog.at_level("INFO", logger="livepitch"), pytest.raises(DeviceError, match="device busy"):
         daemon.run()
     assert not [r for r in caplog.records if "session:" in r.getMessage()]
+
+
+def test_a_replayed_file_that_stalls_is_an_error_not_a_device_to_wait_for(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    from livepitch.errors import AudioInputError
+
+    wav = tmp_path / "take.wav"
+    wav.write_bytes(b"")  # named only: the fake source below stands for its replay
+    config = settings(audio={"input_file": wav, "ring_ms": 10000.0, "max_backlog_ms": 9000.0})
+    port = RecordingPort()
+    stalling = FakeSource(melody[: 22050 // 2], 22050, speed=4.0, finish=False)  # delivers, then nothing
+    daemon = make_daemon(model, config, [stalling], [port])
+    with pytest.raises(AudioInputError, match="no audio arrived for a while"):
+        daemon.run()
+    assert daemon.recoveries == 0
+    assert sounding_after(port.messages) == set() and port.closed

@@ -243,3 +243,18 @@ def test_transcribe_stream_logs_exactly_the_events_a_replay_sends(tmp_path: Path
     assert b"\r" not in file_csv.read_bytes()
     with open(file_csv, newline="") as handle:
         assert [int(r["pitch"]) for r in csv.DictReader(handle) if r["kind"] == "note_on"] == [60, 64, 67]
+
+
+def test_a_replay_with_absurd_samples_clips_them_logs_once_and_plays_on(tmp_path: Path) -> None:
+    audio = sequence([(0.2, 0.5, 60), (0.9, 0.5, 67)], 1.6)
+    audio[8000] = 1e25  # finite: unclipped, the model's log spectrum overflows and the tracker met NaN
+    wav = tmp_path / "spike.wav"
+    soundfile.write(wav, audio, 22050, subtype="FLOAT")
+    events = tmp_path / "events.csv"
+    result = livepitch("--input-file", wav, "--quiet", "--midi-api", "alsa", "--events-csv", events)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("beyond ±10000") == 1 and "Traceback" not in result.stderr
+    with open(events, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 67 in [int(r["pitch"]) for r in rows if r["kind"] == "note_on"]
+    assert sum(r["kind"] == "note_on" for r in rows) == sum(r["kind"] == "note_off" for r in rows)

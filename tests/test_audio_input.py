@@ -1,0 +1,100 @@
+"""Audio files that are not what they seem: cut, damaged, unnamed in UTF-8, pipes, or not audio."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from livepitch.audio_file import MAX_SAMPLE_MAGNITUDE, read_audio, read_audio_frames
+from livepitch.audio_sources import FileReplaySource
+from livepitch.decoder import pitch_bin_range
+from livepitch.errors import AudioInputError
+from livepitch.ring_buffer import AudioRing
+from tests.synth import sequence
+
+
+def replay_to_the_end(source: FileReplaySource, capacity_frames: int) -> AudioRing:
+    ring = AudioRing(capacity_frames, source.channels)
+    source.start(ring)
+    deadline = time.monotonic() + 20.0
+    while not (source.finished or source.error) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    source.stop()
+    return ring
+
+
+def test_a_file_cut_while_it_replays_ends_with_an_error_not_its_last_block_repeated(tmp_path: Path) -> None:
+    audio = sequence([(0.1, 1.5, 60)], 2.0)
+    wav = tmp_path / "take.wav"
+    soundfile.write(wav, audio, 22050)
+    source = FileReplaySource(wav, 1024, speed=1000.0)  # opened whole: 44100 frames declared
+    os.truncate(wav, 44 + 2 * 10_000)  # then cut to 10000 frames (16-bit mono after a 44-byte header)
+    ring = replay_to_the_end(source, 50_000)
+    assert source.error is not None and "ended after 0.45 s of its 2.00 s" in source.error
+    assert not source.finished
+    assert source.frames_delivered == ring.available_frames == 10_000
+
+
+def test_pipes_and_devices_are_refused_for_replay_but_read_by_transcribe(tmp_path: Path) -> None:
+    fifo = tmp_path / "live.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioInputError, match="not a regular file"):
+        FileReplaySource(fifo, 1024)
+    with pytest.raises(AudioInputError, match="is a directory"):
+        FileReplaySource(tmp_path, 1024)
+
+
+def test_a_damaged_mp3_that_decodes_short_is_refused_whole_and_in_replay(tmp_path: Path) -> None:
+    mp3 = tmp_path / "tune.mp3"
+    soundfile.write(mp3, sequence([(0.2, 3.0, 60)], 4.0), 22050, format="MP3")
+    data = bytearray(mp3.read_bytes())
+    third = len(data) // 3
+    noise = np.random.default_rng(3).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    data[third : third + 3000] = noise  # garbage the decoder stops at (other garbage fails it outright)
+    mp3.write_bytes(bytes(data))
+    with pytest.raises(AudioInputError, match="damaged or cut short"):
+        read_audio(mp3)
+    with pytest.raises(AudioInputError, match="damaged or cut short"):
+        FileReplaySource(mp3, 1024)
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_replayed(tmp_path: Path) -> None:
+    name = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"take\xff.wav")))
+    soundfile.write(os.fsencode(name), sequence([(0.1, 0.3, 60)], 0.5), 22050)
+    frames, rate_hz = read_audio_frames(name)
+    assert frames.shape == (11025, 1) and rate_hz == 22050
+    ring = replay_to_the_end(FileReplaySource(name, 1024, speed=1000.0), 20_000)
+    assert ring.available_frames == 11025
+
+
+def test_samples_far_beyond_full_scale_are_refused_naming_the_file(tmp_path: Path) -> None:
+    audio = sequence([(0.1, 0.5, 60)], 1.0)
+    audio[5000] = 1e25  # finite, but the model's log spectrum would overflow into NaN
+    wav = tmp_path / "spike.wav"
+    soundfile.write(wav, audio, 22050, subtype="FLOAT")
+    with pytest.raises(AudioInputError, match=r"spike.wav: 1 samples lie beyond ±10000"):
+        read_audio(wav)
+    audio[5000] = 0.9 * MAX_SAMPLE_MAGNITUDE  # hot, but a float file may hold it
+    soundfile.write(wav, audio, 22050, subtype="FLOAT")
+    assert read_audio(wav).shape[0] == 22050
+
+
+@pytest.mark.parametrize(
+    ("min_hz", "max_hz", "expected"),
+    [
+        (None, 20.0, (0, 0)),
+        (None, 1.0, (0, 0)),
+        (5000.0, None, (88, 88)),
+        (None, 410.0, (0, 47)),
+        (1.0, None, (0, 88)),
+    ],
+)
+def test_frequency_limits_beyond_the_models_range_keep_all_or_nothing(
+    min_hz: float | None, max_hz: float | None, expected: tuple[int, int]
+) -> None:
+    assert pitch_bin_range(min_hz, max_hz) == expected
