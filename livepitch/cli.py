@@ -727,7 +727,13 @@ def _main(argv: Sequence[str] | None) -> int:
     rest = arguments[head:]
     if not rest or (rest[0] not in commands and rest[0] not in ("-h", "--help", "--version")):
         arguments.insert(head, "run")
-    args = parser.parse_args(arguments)
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown:
+        misplaced = [word for word in unknown if word in commands]
+        if misplaced:  # e.g. ``livepitch --config x.toml config``: the run command was implied
+            others = " ".join(word for word in rest if word != misplaced[0])
+            parser.error(f"the command comes first: livepitch {misplaced[0]} {others}")
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="livepitch: %(levelname)s: %(message)s",

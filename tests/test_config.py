@@ -101,3 +101,14 @@ def test_the_bass_preset_keeps_e1_to_g4_as_its_comment_says() -> None:
     first, stop = pitch_bin_range(tracker.min_hz, tracker.max_hz)
     assert first + LOWEST_MIDI_PITCH <= 28  # E1
     assert stop + LOWEST_MIDI_PITCH - 1 == 67  # G4 is the highest kept; G#4 is not
+
+
+def test_a_command_after_the_options_gets_a_hint_not_a_puzzle() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "livepitch", "--config", str(CONFIG_DIR / "bass.toml"), "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "the command comes first: livepitch config --config" in result.stderr
