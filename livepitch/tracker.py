@@ -116,6 +116,12 @@ GLIDE_MIN_SEMITONES = 0.15
 GLIDE_SPAN_FRAMES = 12
 """Frames (140 ms) a steady run is traced back to measure how far a slide moved."""
 
+RAMP_FRAMES = 2
+"""Frames after a fresh onset (no note sounding within a semitone) in which the note
+posterior may still be rising to the threshold: a clean sine's takes two frames to pass 0.3
+after its onset peaks (0.20, 0.29, 0.49), which Basic Pitch's own decoder tolerates (it
+walks on over weak frames). Such an onset waits in probation instead of being dropped."""
+
 GLIDE_MAX_STEP_SEMITONES = 0.25
 """Most a gliding pitch moves in one frame (21 semitones a second; a legato step moves faster)."""
 
@@ -539,7 +545,16 @@ class NoteTracker:
         """
         p = self.params
         onset_frame = frame.index - frames_ago
-        if support < p.frame_threshold or not self._gate_open(onset_frame):
+        # a posterior still rising after the onset may pass the threshold a frame later: it
+        # waits in probation (whose published frames decide) rather than being dropped
+        ramping = (
+            frames_ago == 1
+            and self._probation_frames > 0
+            and self._rising(note, pitch_bin)
+            and self._holder_near(pitch_bin + LOWEST_MIDI_PITCH) is None
+            and not self._above_a_note(pitch_bin + LOWEST_MIDI_PITCH)
+        )
+        if (support < p.frame_threshold and not ramping) or not self._gate_open(onset_frame):
             return
         onset_sample = FRAME_HOP_SAMPLES * onset_frame
         pitch = pitch_bin + LOWEST_MIDI_PITCH
@@ -620,10 +635,23 @@ class NoteTracker:
         where it dips, the note waits for the published frames.
         """
         if frame.index > onset_frame and float(note[pitch_bin]) < self.params.frame_threshold:
-            return False
+            ramping = frame.index <= onset_frame + RAMP_FRAMES and self._rising(note, pitch_bin)
+            if not ramping:
+                return False
         return (
             frame.index + self._preview_run(frame, pitch_bin) >= onset_frame + self._probation_frames or None
         )
+
+    def _above_a_note(self, pitch: int) -> bool:
+        """Whether ``pitch`` is a low harmonic (``OVERTONE_INTERVALS``) of a sounding note or of
+        an onset in probation: a slowly rising posterior there is that note's overtone."""
+        lower = [v.pitch for v in self._voices.values()] + list(self._pending)
+        return any(pitch - other in OVERTONE_INTERVALS for other in lower)
+
+    def _rising(self, note: npt.NDArray[np.float32], pitch_bin: int) -> bool:
+        """Whether the note posterior at ``pitch_bin`` rose into this (published) frame: an
+        attack still ramping up. (The preview cannot tell: with less lookahead it lags the rise.)"""
+        return float(self._note_history[0][pitch_bin]) < float(note[pitch_bin])
 
     def _preview_run(self, frame: Frame, pitch_bin: int) -> int:
         """How many of the frame's first preview frames (at most the probation length) have the

@@ -108,3 +108,22 @@ def test_a_melody_under_the_noise_gate_plays_nothing_and_over_it_plays(model: An
     assert [e.pitch for e in note_ons(events_for(model, quiet, ungated))] == [48, 55, 60]
     assert events_for(model, quiet, LiveSettings()) == []  # the default gate, -48 dBFS
     assert [e.pitch for e in note_ons(events_for(model, quiet * 100, LiveSettings()))] == [48, 55, 60]
+
+
+@pytest.mark.parametrize("engine", ["incremental", "window"])
+def test_a_clean_sine_whose_note_posterior_ramps_up_slowly_plays(model: Any, engine: str) -> None:
+    """A float 440 Hz sine from 0.3 s: its note posterior passes 0.3 only two frames after the
+    onset peak (0.20, 0.29, 0.49 with the incremental engine), which once dropped the note."""
+    from livepitch.resample_stream import DeviceToModel
+
+    seconds = np.arange(round(2.0 * 44100)) / 44100
+    sine = np.where(seconds >= 0.3, 0.3 * np.sin(2 * np.pi * 440.0 * seconds), 0.0).astype(np.float32)
+    audio = DeviceToModel(44100, 1).convert(sine[:, None], last=True)
+    events = list(
+        stream_audio(
+            audio, build_engine(model, LiveSettings.model_validate({"stream": {"engine": engine}})), 1024
+        )
+    )
+    check_event_stream(events)
+    (on,) = note_ons(events)
+    assert on.pitch == 69 and abs(on.time_sample / 22050 - 0.3) < 0.03
