@@ -347,6 +347,7 @@ class NoteTracker:
         self._ended_at: dict[int, int] = {}  # pitch -> when its last note ended [samples]
         self._note_history = np.zeros((3, N_PITCHES), dtype=np.float32)  # t-1, t-2, t-3
         self._strength_history = np.zeros((2, N_PITCHES), dtype=np.float32)  # t-1, t-2
+        self._strength_now = np.zeros(N_PITCHES, dtype=np.float32)  # this frame's, while it is processed
         self._onset_prev = np.zeros(N_PITCHES, dtype=np.float32)
         self._onset_level = ONSET_LEVEL_PRIOR
         self._rise_level = RISE_LEVEL_PRIOR
@@ -368,6 +369,7 @@ class NoteTracker:
         note = np.where(self._in_range, frame.note, 0.0).astype(np.float32)
         onset = np.where(self._in_range, frame.onset, 0.0).astype(np.float32)
         strength = self._onset_strength(note, onset)
+        self._strength_now = strength
 
         intents: list[Intent] = []
         # no onset peak at frame 0: a stream that starts inside a sound (the daemon started
@@ -643,9 +645,14 @@ class NoteTracker:
         )
 
     def _above_a_note(self, pitch: int) -> bool:
-        """Whether ``pitch`` is a low harmonic (``OVERTONE_INTERVALS``) of a sounding note or of
-        an onset in probation: a slowly rising posterior there is that note's overtone."""
+        """Whether ``pitch`` is a low harmonic (``OVERTONE_INTERVALS``) of a sounding note, of
+        an onset in probation, or of an onset peaking in this frame or the one before (an
+        overtone's onset can come a frame before its fundamental's): a slowly rising posterior
+        there is that note's overtone."""
+        threshold = self.params.onset_threshold
+        attacking = np.maximum(self._strength_history[0], self._strength_now) >= threshold
         lower = [v.pitch for v in self._voices.values()] + list(self._pending)
+        lower += (np.flatnonzero(attacking) + LOWEST_MIDI_PITCH).tolist()
         return any(pitch - other in OVERTONE_INTERVALS for other in lower)
 
     def _rising(self, note: npt.NDArray[np.float32], pitch_bin: int) -> bool:
