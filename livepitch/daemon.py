@@ -86,6 +86,17 @@ def default_factories() -> Factories:
     def source(settings: DaemonSettings) -> AudioSource:
         audio = settings.audio
         if audio.input_file is not None:
+            unused = [
+                name
+                for name, value in (
+                    ("input", audio.input),
+                    ("host_api", audio.host_api),
+                    ("sample_rate_hz", audio.sample_rate_hz),
+                )
+                if value is not None
+            ]
+            if unused:  # set for live use (a config file), not for a replay: say so, once per start
+                log.info("replaying %s: audio.%s not used", audio.input_file, ", audio.".join(unused))
             return FileReplaySource(audio.input_file, audio.block_frames)
         from livepitch.audio_device import DeviceSource
 

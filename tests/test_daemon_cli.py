@@ -258,3 +258,13 @@ def test_a_replay_with_absurd_samples_clips_them_logs_once_and_plays_on(tmp_path
         rows = list(csv.DictReader(handle))
     assert 67 in [int(r["pitch"]) for r in rows if r["kind"] == "note_on"]
     assert sum(r["kind"] == "note_on" for r in rows) == sum(r["kind"] == "note_off" for r in rows)
+
+
+def test_device_settings_a_replay_does_not_use_are_named(tmp_path: Path) -> None:
+    wav = tmp_path / "short.wav"
+    soundfile.write(wav, sequence([(0.1, 0.2, 60)], 0.4), 22050)
+    result = livepitch(
+        "--input-file", wav, "--quiet", "--midi-api", "alsa", "--sample-rate", "48000", "--input", "USB"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "audio.input, audio.sample_rate_hz not used" in result.stderr
