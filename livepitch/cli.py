@@ -594,7 +594,8 @@ def check_outputs_apart(inputs: Sequence[Path], outputs: dict[str, list[Path | N
 def _check_parent(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
+        problem = "is a file, not a directory" if parent.exists() else "does not exist"
+        raise OutputError(f"cannot write {path}: {parent} {problem}")
 
 
 def run_transcribe(args: argparse.Namespace) -> int:

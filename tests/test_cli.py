@@ -107,6 +107,9 @@ def test_nan_and_inf_samples(tmp_path: Path) -> None:
 def test_unwritable_output(two_tones: Path, tmp_path: Path) -> None:
     result = run_cli("transcribe", two_tones, "-o", tmp_path / "no" / "such" / "dir.mid")
     assert_one_line_error(result, 5, "does not exist")
+    (tmp_path / "a_file").write_text("")
+    result = run_cli("transcribe", two_tones, "-o", tmp_path / "a_file" / "x.mid")
+    assert_one_line_error(result, 5, "a_file is a file, not a directory")
 
 
 @pytest.mark.parametrize(
