@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -72,13 +73,21 @@ def unreadable(path: Path, err: Exception) -> AudioInputError:
     return AudioInputError(f"{path}: cannot read audio ({first_line(err)})")
 
 
-def check_decoded_length(path: Path, decoded_frames: int, declared_frames: int, rate_hz: int) -> None:
-    """``AudioInputError`` if a file decoded to fewer frames than it declares (damaged or cut)."""
+def check_decoded_length(
+    path: Path, decoded_frames: int, declared_frames: int, rate_hz: int, estimated: bool = False
+) -> None:
+    """``AudioInputError`` if a file decoded to fewer frames than it declares (damaged or cut).
+
+    ``estimated``: the count is the decoder's guess (an MP3 without a VBR header guesses from
+    its first frame's bitrate), so a shortfall is only logged as a warning."""
     if decoded_frames < declared_frames - SHORT_DECODE_TOLERANCE_FRAMES:
-        raise AudioInputError(
+        message = (
             f"{path}: damaged or cut short: only {decoded_frames / rate_hz:.2f} s of its "
             f"{declared_frames / rate_hz:.2f} s could be decoded"
         )
+        if not estimated:
+            raise AudioInputError(message)
+        logging.getLogger("livepitch").warning("%s (an estimate for this format: going on)", message)
 
 
 def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
@@ -91,14 +100,15 @@ def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
     check_audio_path(path)
     try:
         with quiet_native_stderr():  # libmpg123 prints its resync attempts itself
-            declared = soundfile.info(native_path(path)).frames if path.is_file() else None
+            info = soundfile.info(native_path(path)) if path.is_file() else None
             data, source_rate_hz = soundfile.read(native_path(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
         raise unreadable(path, err) from err
     if data.shape[0] == 0:
         raise AudioInputError(f"{path}: the file holds no audio samples")
-    if declared is not None:
-        check_decoded_length(path, data.shape[0], declared, int(source_rate_hz))
+    if info is not None:
+        estimated = info.format == "MP3"
+        check_decoded_length(path, data.shape[0], info.frames, int(source_rate_hz), estimated)
     check_samples(data, str(path))
     return data, int(source_rate_hz)
 

@@ -89,7 +89,10 @@ class FileReplaySource:
                     self._decoded, _ = soundfile.read(native_path(path), dtype="float32", always_2d=True)
             except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
                 raise unreadable(path, err) from err
-            check_decoded_length(path, self._decoded.shape[0], self._declared_frames, int(info.samplerate))
+            check_decoded_length(
+                path, self._decoded.shape[0], self._declared_frames, int(info.samplerate), estimated=True
+            )
+            self._declared_frames = self._decoded.shape[0]
         self.rate_hz = int(info.samplerate)
         self.channels = int(info.channels)
         self.block_frames = block_frames

@@ -148,6 +148,9 @@ class Daemon:
         self._stall_s = STALL_S
         self.recoveries = 0
         self.totals = {"drops": 0, "overflows": 0, "notes": 0, "audio_frames": 0}
+        self._fallback: tuple[DaemonSettings, WindowFramesModel | None] | None = None
+        """While a configuration adopted during a wait for the devices is untried: the last
+        one that worked, and its model."""
         self._started: tuple[float, float] | None = None
         """(monotonic, process CPU) time when audio first started flowing."""
 
@@ -202,13 +205,15 @@ class Daemon:
                 if self.sink is None:
                     self._open_sink()
                 self._start_pipeline(self.factories.source(self.settings))
+                self._fallback = None
                 log.info("audio input back (restart %d)", self.resumed)
                 return True
-            except (DeviceError, MidiPortError, ConfigError) as err:
+            except (DeviceError, MidiPortError, ConfigError, AudioInputError) as err:
+                if isinstance(err, (ConfigError, AudioInputError)):
+                    self._fall_back(err)  # a configuration reloaded meanwhile: back to the last good one
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                 attempt += 1
-                level = logging.ERROR if isinstance(err, ConfigError) else logging.INFO
-                log.log(level, "devices not back yet (%s); next try in %.1f s", err, delay)
+                log.info("devices not back yet (%s); next try in %.1f s", err, delay)
                 if not self._wait_to_retry(delay):
                     return False
         return False
@@ -447,9 +452,10 @@ class Daemon:
             except (DeviceError, MidiPortError) as err:
                 log.info("audio input still unavailable (%s); next try in %.1f s", err, delay)
                 continue
-            except ConfigError as err:  # a configuration reloaded meanwhile that does not fit the device
-                log.error("%s; retrying (send SIGHUP after fixing the configuration)", err)
+            except (ConfigError, AudioInputError) as err:
+                self._fall_back(err)  # a configuration reloaded meanwhile: back to the last good one
                 continue
+            self._fallback = None
             self.recoveries += 1
             log.info("audio input back after %d tries", attempt)
             return
@@ -475,10 +481,32 @@ class Daemon:
         a new model or the other engine (the incremental engine's model has no onnxruntime
         session) one loaded and checked now. ``LivepitchError`` if either fails."""
         assert self._reload_settings is not None
-        new = self._reload_settings()
         old = self.settings
+        new = self._reload_settings()
+        # the recording and the events log go on in the files they started in (after a restart
+        # to reconnect, renamed ones): a reload never points them elsewhere
+        new = new.model_copy(
+            update={
+                "port": new.port.model_copy(
+                    update={"record": old.port.record, "events_csv": old.port.events_csv}
+                )
+            }
+        )
         reuse = new.model == old.model and new.stream.engine == old.stream.engine
         return new, self._model if reuse else self.factories.model(new)
+
+    def _fall_back(self, err: LivepitchError) -> None:
+        """A configuration adopted while waiting for the devices failed with them (``err``): go
+        back to the last one that worked. Without one, ``err`` ends the daemon, as it would
+        have at start."""
+        if self._fallback is None:
+            raise err
+        old = self.settings
+        self.settings, self._model = self._fallback
+        self._fallback = None
+        if self.sink is not None and _midi_output_of(old) != _midi_output_of(self.settings):
+            self.sink.switch_port(self.settings.midi.bends, self.settings.midi.effective_bend_range_semitones)
+        log.error("the reloaded configuration failed (%s); back to the previous one", err)
 
     def _reload_while_down(self) -> None:
         """SIGHUP while no pipeline runs (waiting for devices): read the configuration again
@@ -492,6 +520,8 @@ class Daemon:
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return
+        if self._fallback is None:  # the last configuration that worked, kept until one works again
+            self._fallback = (old, self._model)
         self.settings, self._model = new, model
         if self.sink is not None and _midi_output_of(new) != _midi_output_of(old):
             self.sink.switch_port(new.midi.bends, new.midi.effective_bend_range_semitones)

@@ -226,6 +226,8 @@ class _Pending:
     support: float
     restrike: bool = False
     """It re-attacked a note at its own pitch (never an overtone's echo)."""
+    ramped: bool = False
+    """It entered probation with its note posterior still rising below the threshold."""
 
 
 @dataclass
@@ -518,6 +520,9 @@ class NoteTracker:
             if held is False or pitch in {v.pitch for v in self._voices.values()}:
                 del self._pending[pitch]
                 continue
+            if pending.ramped and (self._holder_near(pitch) is not None or self._harmonic_of_a_note(pitch)):
+                del self._pending[pitch]  # a neighbour or its fundamental started meanwhile
+                continue
             pending.support = max(pending.support, float(note[pitch_bin]))
             if held:
                 del self._pending[pitch]
@@ -554,7 +559,7 @@ class NoteTracker:
             and self._probation_frames > 0
             and self._rising(note, pitch_bin)
             and self._holder_near(pitch_bin + LOWEST_MIDI_PITCH) is None
-            and not self._above_a_note(pitch_bin + LOWEST_MIDI_PITCH)
+            and not self._harmonic_of_a_note(pitch_bin + LOWEST_MIDI_PITCH)
         )
         if (support < p.frame_threshold and not ramping) or not self._gate_open(onset_frame):
             return
@@ -604,7 +609,10 @@ class NoteTracker:
                 return
             if held is None:
                 if pitch not in self._pending:
-                    self._pending[pitch] = _Pending(pitch, onset_sample, onset_frame, peak, support, restrike)
+                    ramped = support < p.frame_threshold
+                    self._pending[pitch] = _Pending(
+                        pitch, onset_sample, onset_frame, peak, support, restrike, ramped
+                    )
                 return
         self._pending.pop(pitch, None)
         if weak and not restrike and self._overtone_of_louder(pitch, support):
@@ -644,16 +652,16 @@ class NoteTracker:
             frame.index + self._preview_run(frame, pitch_bin) >= onset_frame + self._probation_frames or None
         )
 
-    def _above_a_note(self, pitch: int) -> bool:
-        """Whether ``pitch`` is a low harmonic (``OVERTONE_INTERVALS``) of a sounding note, of
-        an onset in probation, or of an onset peaking in this frame or the one before (an
-        overtone's onset can come a frame before its fundamental's): a slowly rising posterior
-        there is that note's overtone."""
+    def _harmonic_of_a_note(self, pitch: int) -> bool:
+        """Whether ``pitch`` is a low harmonic (``OVERTONE_INTERVALS``) of, or an octave below,
+        a sounding note, an onset in probation (other than its own), or an onset peaking in
+        this frame or the one before (an overtone's onset can come a frame before its
+        fundamental's): a slowly rising posterior there belongs to that note."""
         threshold = self.params.onset_threshold
         attacking = np.maximum(self._strength_history[0], self._strength_now) >= threshold
-        lower = [v.pitch for v in self._voices.values()] + list(self._pending)
-        lower += (np.flatnonzero(attacking) + LOWEST_MIDI_PITCH).tolist()
-        return any(pitch - other in OVERTONE_INTERVALS for other in lower)
+        others = [v.pitch for v in self._voices.values()] + [q for q in self._pending if q != pitch]
+        others += (np.flatnonzero(attacking) + LOWEST_MIDI_PITCH).tolist()
+        return any(pitch - other in OVERTONE_INTERVALS or other - pitch == 12 for other in others)
 
     def _rising(self, note: npt.NDArray[np.float32], pitch_bin: int) -> bool:
         """Whether the note posterior at ``pitch_bin`` rose into this (published) frame: an

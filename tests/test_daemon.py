@@ -620,3 +620,78 @@ def test_a_replayed_file_that_stalls_is_an_error_not_a_device_to_wait_for(
         daemon.run()
     assert daemon.recoveries == 0
     assert sounding_after(port.messages) == set() and port.closed
+
+
+def test_a_configuration_reloaded_while_down_that_fails_falls_back_to_the_last_good_one(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    """Reloaded while the device is away: a replay of a missing file (refused as input), then
+    blocks too long for the device (refused when it returns). Each time the daemon goes back
+    to the configuration that worked and resumes when the device is back."""
+    from livepitch.daemon import default_factories
+    from livepitch.errors import DeviceError
+
+    first = FakeSource(melody, 22050, speed=1.0, vanish_after_s=0.6)
+    back = FakeSource(melody, 22050, speed=4.0)
+    tries: list[int] = []
+
+    def next_source(config: DaemonSettings) -> Any:
+        if config.audio.input_file is not None:
+            return default_factories().source(config)  # the real replay source: the file is missing
+        if first.frames_delivered == 0:
+            return first
+        tries.append(config.audio.block_frames)
+        if len(tries) < 3:
+            raise DeviceError("no audio input device matching 'fake' (unplugged)")
+        return back
+
+    port = RecordingPort()
+    daemon = Daemon(
+        settings(), Factories(lambda _: model, next_source, lambda _: port), status_line=QuietStatus()
+    )
+    reloads = [
+        settings(
+            audio={"input_file": tmp_path / "missing.wav", "ring_ms": 10000.0, "max_backlog_ms": 9000.0}
+        ),
+        settings(audio={"block_frames": 16384, "ring_ms": 2000.0, "max_backlog_ms": 1000.0}),
+    ]
+    daemon._reload_settings = lambda: reloads.pop(0)
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: daemon.source is None and first.error is not None)
+    daemon.request_reload()
+    wait_for(lambda: len(reloads) == 1)
+    daemon.request_reload()
+    wait_for(lambda: daemon.recoveries == 1, 30)
+    thread.join(30)
+    assert result == [0] and not reloads
+    assert daemon.settings.audio.block_frames == settings().audio.block_frames  # the working one
+    assert note_ons(port)[-4:] == [60, 64, 67, 72]
+    assert sounding_after(port.messages) == set()
+
+
+def test_a_reload_keeps_the_recording_in_the_file_it_started_in(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    """After a restart to reconnect the recording goes to a renamed file; a SIGHUP before the
+    MIDI port is back must not point it at the first run's file."""
+    from livepitch.errors import MidiPortError
+
+    first_take, resumed_take = tmp_path / "take.mid", tmp_path / "take-resumed1.mid"
+    ports: list[RecordingPort] = []
+
+    def next_port(_: DaemonSettings) -> RecordingPort:
+        if not ports:
+            ports.append(RecordingPort())
+            raise MidiPortError("JACK is not back yet")
+        return ports[0]
+
+    daemon = Daemon(
+        settings(port={"record": resumed_take}),
+        Factories(lambda _: model, lambda _: FakeSource(melody, 22050, speed=4.0), next_port),
+        status_line=QuietStatus(),
+        resumed=1,
+    )
+    daemon._reload_settings = lambda: settings(port={"record": first_take})  # as the command line gives it
+    daemon.request_reload()
+    assert daemon.run() == 0
+    assert resumed_take.exists() and not first_take.exists()
