@@ -582,13 +582,13 @@ def check_outputs_apart(inputs: Sequence[Path], outputs: dict[str, list[Path | N
     silently replace the other."""
     taken = {path.resolve(): "an input" for path in inputs}
     for flag, paths in outputs.items():
-        for path in paths:
+        for source, path in zip(inputs, paths, strict=True):
             if path is None:
                 continue
             other = taken.get(path.resolve())
             if other is not None:
-                raise ConfigError(f"{flag} {path} is also {other}: it would be overwritten")
-            taken[path.resolve()] = flag
+                raise ConfigError(f"{flag} {path} (for {source}) is also {other}: it would be overwritten")
+            taken[path.resolve()] = f"{flag} for {source}"
 
 
 def _check_parent(path: Path) -> None:
@@ -732,8 +732,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if unknown:
         misplaced = [word for word in unknown if word in commands]
         if misplaced:  # e.g. ``livepitch --config x.toml config``: the run command was implied
-            others = " ".join(word for word in rest if word != misplaced[0])
-            parser.error(f"the command comes first: livepitch {misplaced[0]} {others}")
+            parser.error(f"the command comes first, its options after it: livepitch {misplaced[0]} ...")
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

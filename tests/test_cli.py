@@ -279,7 +279,15 @@ def test_outputs_that_would_overwrite_each_other_or_an_input_are_refused(
             "transcribe", two_tones, "--stream", "-o", tmp_path / "o.mid", "--csv", same, "--events-csv", same
         ),
         2,
-        "--events-csv " + str(same) + " is also --csv: it would be overwritten",
+        f"--events-csv {same} (for {two_tones}) is also --csv for {two_tones}: it would be overwritten",
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    twins = [tmp_path / "a" / "x.wav", tmp_path / "b" / "x.wav"]
+    for twin in twins:
+        twin.write_bytes(two_tones.read_bytes())
+    assert_one_line_error(
+        run_cli("transcribe", *twins, cwd=tmp_path), 2, f"(for {twins[1]}) is also -o for {twins[0]}"
     )
     assert not same.exists()
 

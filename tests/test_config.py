@@ -111,4 +111,4 @@ def test_a_command_after_the_options_gets_a_hint_not_a_puzzle() -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "the command comes first: livepitch config --config" in result.stderr
+    assert "the command comes first, its options after it: livepitch config ..." in result.stderr
