@@ -495,17 +495,22 @@ class Daemon:
         reuse = new.model == old.model and new.stream.engine == old.stream.engine
         return new, self._model if reuse else self.factories.model(new)
 
+    def _adopt(self, settings: DaemonSettings, model: WindowFramesModel | None) -> None:
+        """Make ``settings`` and ``model`` the current ones; a changed MIDI output (port, bend
+        mode or range) takes effect through the sink's reopening."""
+        changed = _midi_output_of(settings) != _midi_output_of(self.settings)
+        self.settings, self._model = settings, model
+        if changed and self.sink is not None:
+            self.sink.switch_port(settings.midi.bends, settings.midi.effective_bend_range_semitones)
+
     def _fall_back(self, err: LivepitchError) -> None:
         """A configuration adopted while waiting for the devices failed with them (``err``): go
         back to the last one that worked. Without one, ``err`` ends the daemon, as it would
         have at start."""
         if self._fallback is None:
             raise err
-        old = self.settings
-        self.settings, self._model = self._fallback
+        self._adopt(*self._fallback)
         self._fallback = None
-        if self.sink is not None and _midi_output_of(old) != _midi_output_of(self.settings):
-            self.sink.switch_port(self.settings.midi.bends, self.settings.midi.effective_bend_range_semitones)
         log.error("the reloaded configuration failed (%s); back to the previous one", err)
 
     def _reload_while_down(self) -> None:
@@ -522,9 +527,7 @@ class Daemon:
             return
         if self._fallback is None:  # the last configuration that worked, kept until one works again
             self._fallback = (old, self._model)
-        self.settings, self._model = new, model
-        if self.sink is not None and _midi_output_of(new) != _midi_output_of(old):
-            self.sink.switch_port(new.midi.bends, new.midi.effective_bend_range_semitones)
+        self._adopt(new, model)
         log.info("configuration reloaded while waiting for the devices: trying them now")
 
     def _reinitialise_audio_system(self) -> None:
@@ -559,17 +562,12 @@ class Daemon:
             return
         self._stop_pipeline("reload")
         old_model = self._model
-        self.settings, self._model = new, model
-        switching = self.sink if _midi_output_of(new) != _midi_output_of(old) else None
-        if switching is not None:
-            switching.switch_port(new.midi.bends, new.midi.effective_bend_range_semitones)
+        self._adopt(new, model)
         try:
             self._start_pipeline(source)
         except LivepitchError as err:
             log.error("the reloaded configuration failed (%s); back to the previous one", err)
-            self.settings, self._model = old, old_model
-            if switching is not None:  # the port and bend mode the engine will use again
-                switching.switch_port(old.midi.bends, old.midi.effective_bend_range_semitones)
+            self._adopt(old, old_model)  # and the port and bend mode the engine will use again
             try:
                 self._start_pipeline(self.factories.source(old))
             except (DeviceError, MidiPortError) as lost:  # the device went too: wait for it
