@@ -33,7 +33,7 @@ fi
 [[ -x .venv/bin/python ]] || "$python_bin" -m venv .venv
 
 stamp=.venv/.livepitch-setup
-want="$(sha256sum pyproject.toml .ci/setup-env.sh | sha256sum | cut -c1-16)"
+want="$(sha256sum pyproject.toml setup.py livepitch/_capture_native.c .ci/setup-env.sh | sha256sum | cut -c1-16)"
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: installing Python packages into .venv (log: .venv/setup.log)" >&2
   {

@@ -1,21 +1,27 @@
 """Microphone capture with sounddevice (PortAudio): the only module that imports sounddevice.
 
-``DeviceSource`` opens an ``InputStream`` whose callback (PortAudio's audio thread) copies
-each block into the capture ring and counts input overflows — nothing else.
+``DeviceSource`` opens an input stream whose callback (PortAudio's audio thread) copies each
+block into the capture ring and counts input overflows — nothing else. The callback is the C
+function of ``livepitch.native_capture`` where it was built, so it never waits for Python's GIL;
+otherwise a Python function that does the same.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+from livepitch import native_capture
 from livepitch.errors import DeviceError, first_line
 from livepitch.native_output import quiet_native_stderr
-from livepitch.ring_buffer import AudioRing
+from livepitch.ring_buffer import COUNTER_DELIVERED, COUNTER_DEVICE_OVERFLOWS, AudioRing
 
 with quiet_native_stderr():
     import sounddevice
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,9 @@ def reinitialise_portaudio() -> None:
 
 STOP_TIMEOUT_S = 1.0
 
+_ABANDONED_CALLBACKS: list[native_capture.NativeCallback] = []
+"""Native callbacks of streams PortAudio would not close, kept alive for the process's life."""
+
 
 class DeviceSource:
     """An input device delivering into the capture ring via PortAudio's callback thread."""
@@ -127,18 +136,34 @@ class DeviceSource:
         self.description = (
             f"{self.device.name} [{self.device.host_api}] ({self.rate_hz} Hz, {self.channels} ch)"
         )
-        self.overflows = 0
-        """Input overflows PortAudio reported (counted in the callback)."""
+        self._overflows = 0  # Python callback only; the native one counts in the ring
         self._delivered = 0
         self._error: str | None = None
-        self._stream: sounddevice.InputStream | None = None
+        self._stream: sounddevice._StreamBase | None = None
         self._ring: AudioRing | None = None
+        self._native: native_capture.NativeCallback | None = None
         self._stopping = False
         self.wedged = False
         """True when PortAudio would not let go of the stream (see ``stop``)."""
 
     @property
+    def overflows(self) -> int:
+        """Input overflows PortAudio reported (counted in the callback)."""
+        native = self._native
+        if native is not None:
+            return int(native.ring.counters[COUNTER_DEVICE_OVERFLOWS])
+        return self._overflows
+
+    @property
+    def native_callback(self) -> bool:
+        """True while the stream runs livepitch's C callback (no GIL) rather than Python's."""
+        return self._native is not None
+
+    @property
     def frames_delivered(self) -> int:
+        native = self._native
+        if native is not None:
+            return int(native.ring.counters[COUNTER_DELIVERED])
         return self._delivered
 
     @property
@@ -152,25 +177,41 @@ class DeviceSource:
     def start(self, ring: AudioRing) -> None:
         """Open and start the stream; ``DeviceError`` if PortAudio refuses."""
         self._ring = ring
+        options: dict[str, Any] = {
+            "device": self.device.index,
+            "channels": self.channels,
+            "samplerate": self.rate_hz,
+            "blocksize": self.block_frames,
+            "dtype": "float32",
+            "finished_callback": self._finished,
+        }
         try:
-            self._stream = sounddevice.InputStream(
-                device=self.device.index,
-                channels=self.channels,
-                samplerate=self.rate_hz,
-                blocksize=self.block_frames,
-                dtype="float32",
-                callback=self._callback,
-                finished_callback=self._finished,
-            )
+            if native_capture.available():
+                native = native_capture.NativeCallback(ring)
+                # sounddevice takes a C function pointer as the callback of its stream base
+                # class (its docstring says so), with the user data as a cffi void pointer.
+                self._stream = sounddevice._StreamBase(
+                    "input",
+                    callback=native.callback_address,
+                    userdata=sounddevice._ffi.cast("void *", native.user_data_address),
+                    **options,
+                )
+                self._native = native
+            else:
+                self._stream = sounddevice.InputStream(callback=self._callback, **options)
             self._stream.start()
         except (sounddevice.PortAudioError, ValueError) as err:
             self._stream = None
             raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err
+        if self._native is not None:
+            log.info("audio callback: C (never waits for the worker's Python)")
+        else:
+            log.info("audio callback: Python (livepitch's C callback was not built with this install)")
 
     def _callback(self, indata: Any, frames: int, time: Any, status: sounddevice.CallbackFlags) -> None:
         """PortAudio's audio thread: copy into the ring, count overflows, return."""
         if status.input_overflow:
-            self.overflows += 1
+            self._overflows += 1
         ring = self._ring
         if ring is not None:
             ring.write(indata)
@@ -205,3 +246,6 @@ class DeviceSource:
         closer.join(STOP_TIMEOUT_S)
         if closer.is_alive():
             self.wedged = True
+            if self._native is not None:
+                # PortAudio may still call the C callback: its ring must outlive this source.
+                _ABANDONED_CALLBACKS.append(self._native)

@@ -1,10 +1,11 @@
 """A preallocated single-producer / single-consumer ring of audio frames.
 
-The producer is the audio callback (PortAudio's thread, or a file-replay thread): ``write``
-copies a block in and returns; when the ring is full it drops the block and counts an
-overflow — no locks, no allocation, no logging. The consumer is the worker thread
-(``read``). Each side only advances its own counter, and a Python int store is atomic, so
-the two never need a lock.
+The producer is the audio callback (PortAudio's thread: livepitch/_capture_native.c, or
+``write`` from a Python callback or a file-replay thread): it copies a block in and returns;
+when the ring is full it drops the block and counts an overflow — no locks, no allocation, no
+logging. The consumer is the worker thread (``read``). Each side only advances its own
+counters, each an aligned int64 whose store is atomic, and the producer publishes frames by
+advancing its count after copying them, so the two never need a lock.
 """
 
 from __future__ import annotations
@@ -12,62 +13,94 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+# Slots of ``AudioRing.counters``; livepitch/_capture_native.c uses the same indices.
+COUNTER_WRITTEN = 0
+"""Frames written, ever (producer)."""
+COUNTER_READ = 1
+"""Frames read or skipped, ever (consumer)."""
+COUNTER_OVERFLOWS = 2
+"""Blocks dropped because the ring was full (producer)."""
+COUNTER_DROPPED = 3
+"""Frames in those blocks (producer)."""
+COUNTER_DEVICE_OVERFLOWS = 4
+"""Blocks the device flagged as overflowed (the native callback; Python callbacks count their own)."""
+COUNTER_DELIVERED = 5
+"""Frames the native callback received, kept or dropped."""
+COUNTER_SLOTS = 8
+
 
 class AudioRing:
-    """Ring of ``capacity_frames`` frames of ``channels`` float32 samples at the device rate."""
+    """Ring of ``capacity_frames`` frames of ``channels`` float32 samples at the device rate.
+
+    ``frames`` and ``counters`` are plain numpy arrays so that a producer written in C (the
+    native audio callback) can share them by address; each counter is an aligned int64 that
+    only one side ever stores.
+    """
 
     def __init__(self, capacity_frames: int, channels: int) -> None:
         if capacity_frames < 1 or channels < 1:
             raise ValueError("capacity_frames and channels must be >= 1")
         self.capacity_frames = capacity_frames
         self.channels = channels
-        self._buffer = np.zeros((capacity_frames, channels), dtype=np.float32)
-        self._written = 0  # total frames written; advanced only by the producer
-        self._read = 0  # total frames read; advanced only by the consumer
-        self.overflows = 0
+        self.frames = np.zeros((capacity_frames, channels), dtype=np.float32)
+        self.counters = np.zeros(COUNTER_SLOTS, dtype=np.int64)
+
+    @property
+    def overflows(self) -> int:
         """Blocks dropped because the ring was full (producer side)."""
-        self.dropped_frames = 0
+        return int(self.counters[COUNTER_OVERFLOWS])
+
+    @property
+    def dropped_frames(self) -> int:
         """Frames in those blocks."""
+        return int(self.counters[COUNTER_DROPPED])
 
     @property
     def available_frames(self) -> int:
         """Frames written and not yet read."""
-        return self._written - self._read
+        counters = self.counters
+        return int(counters[COUNTER_WRITTEN] - counters[COUNTER_READ])
 
     def write(self, block: npt.NDArray[np.float32]) -> bool:
         """Copy ``block`` (``[frames, channels]``) in; False (and an overflow) if it does not fit.
 
-        Called on the producer thread only (the audio callback).
+        Called on the producer thread only (a Python audio callback or a file replay).
         """
+        counters = self.counters
         frames = block.shape[0]
-        if frames > self.capacity_frames - (self._written - self._read):
-            self.overflows += 1
-            self.dropped_frames += frames
+        written = int(counters[COUNTER_WRITTEN])
+        if frames > self.capacity_frames - (written - int(counters[COUNTER_READ])):
+            counters[COUNTER_OVERFLOWS] += 1
+            counters[COUNTER_DROPPED] += frames
             return False
-        start = self._written % self.capacity_frames
+        start = written % self.capacity_frames
         first = min(frames, self.capacity_frames - start)
-        self._buffer[start : start + first] = block[:first]
+        self.frames[start : start + first] = block[:first]
         if first < frames:
-            self._buffer[: frames - first] = block[first:]
-        self._written += frames
+            self.frames[: frames - first] = block[first:]
+        counters[COUNTER_WRITTEN] = written + frames
         return True
 
     def read(self, max_frames: int | None = None) -> npt.NDArray[np.float32]:
         """Take up to ``max_frames`` (all available by default) frames out; consumer thread only."""
-        frames = self._written - self._read
+        counters = self.counters
+        read = int(counters[COUNTER_READ])
+        frames = int(counters[COUNTER_WRITTEN]) - read
         if max_frames is not None:
             frames = min(frames, max_frames)
-        start = self._read % self.capacity_frames
+        start = read % self.capacity_frames
         first = min(frames, self.capacity_frames - start)
         out = np.empty((frames, self.channels), dtype=np.float32)
-        out[:first] = self._buffer[start : start + first]
+        out[:first] = self.frames[start : start + first]
         if first < frames:
-            out[first:] = self._buffer[: frames - first]
-        self._read += frames
+            out[first:] = self.frames[: frames - first]
+        counters[COUNTER_READ] = read + frames
         return out
 
     def skip(self, frames: int) -> int:
         """Discard up to ``frames`` unread frames (consumer thread); return how many."""
-        frames = min(frames, self._written - self._read)
-        self._read += frames
+        counters = self.counters
+        read = int(counters[COUNTER_READ])
+        frames = min(frames, int(counters[COUNTER_WRITTEN]) - read)
+        counters[COUNTER_READ] = read + frames
         return frames

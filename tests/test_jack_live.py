@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from livepitch import native_capture
 from tests.synth import sequence, vibrato
 
 RATE_HZ = 48000
@@ -179,7 +180,10 @@ def test_notes_and_mpe_bends_arrive_and_sigterm_releases_everything(jack_server:
         assert harness.wait(60) == 0
     finally:
         code = stop_process(livepitch)
-    assert code == 0, (tmp_path / "livepitch.log").read_text()
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 0, log
+    # PortAudio's thread ran the C callback wherever it was built (it never waits for the GIL)
+    assert ("audio callback: C" in log) == native_capture.available(), log
     report = read_report(tmp_path / "report.json")
     events = note_events(report)
     ons = held_notes(events)

@@ -1,0 +1,116 @@
+/*
+ * livepitch's audio callback in C: PortAudio's audio thread copies each input block into the
+ * capture ring and counts overflows, without taking Python's GIL.
+ *
+ * A Python callback must take the GIL from the worker thread on every device block; with a
+ * short device period that wait (milliseconds while the worker runs numpy) made the callback
+ * late and JACK counted an xrun (docs/benchmarks.md, run N). This function does what
+ * livepitch.ring_buffer.AudioRing.write does, on the same memory: the ring's float32 frames
+ * and its int64 counters are numpy arrays that livepitch.native_capture hands over by
+ * address in a CaptureRing. The worker (Python) only advances COUNTER_READ; this callback
+ * only advances the others.
+ *
+ * Built as an optional extension (pyproject.toml); without it livepitch uses its Python callback.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Indices into the ring's counters; livepitch/ring_buffer.py names the same slots. */
+enum {
+    COUNTER_WRITTEN = 0,   /* frames written, ever */
+    COUNTER_READ = 1,      /* frames read, ever (the worker's) */
+    COUNTER_OVERFLOWS = 2, /* blocks dropped because the ring was full */
+    COUNTER_DROPPED = 3,   /* frames in those blocks */
+    COUNTER_DEVICE_OVERFLOWS = 4, /* blocks PortAudio flagged paInputOverflow */
+    COUNTER_DELIVERED = 5, /* frames the device delivered, kept or dropped */
+    COUNTER_SLOTS = 8
+};
+
+#define PA_CONTINUE 0
+#define PA_INPUT_OVERFLOW 0x00000002UL /* paInputOverflow in portaudio.h */
+
+typedef struct {
+    float *frames;        /* capacity_frames * channels samples, interleaved */
+    int64_t *counters;    /* COUNTER_SLOTS int64 */
+    int64_t capacity_frames;
+    int64_t channels;
+} CaptureRing;
+
+/* PortAudio's PaStreamCallback, on its audio thread: interleaved float32 input in, nothing out. */
+static int capture_callback(const void *input, void *output, unsigned long frame_count,
+                            const void *time_info, unsigned long status_flags, void *user_data)
+{
+    CaptureRing *ring = (CaptureRing *)user_data;
+    int64_t *counters = ring->counters;
+    int64_t frames = (int64_t)frame_count;
+    (void)output;
+    (void)time_info;
+
+    if (status_flags & PA_INPUT_OVERFLOW) {
+        __atomic_store_n(&counters[COUNTER_DEVICE_OVERFLOWS],
+                         counters[COUNTER_DEVICE_OVERFLOWS] + 1, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&counters[COUNTER_DELIVERED], counters[COUNTER_DELIVERED] + frames,
+                     __ATOMIC_RELAXED);
+    if (input == NULL || frames <= 0) {
+        return PA_CONTINUE;
+    }
+
+    int64_t written = counters[COUNTER_WRITTEN]; /* only this thread writes it */
+    int64_t read = __atomic_load_n(&counters[COUNTER_READ], __ATOMIC_ACQUIRE);
+    if (frames > ring->capacity_frames - (written - read)) {
+        __atomic_store_n(&counters[COUNTER_OVERFLOWS], counters[COUNTER_OVERFLOWS] + 1,
+                         __ATOMIC_RELAXED);
+        __atomic_store_n(&counters[COUNTER_DROPPED], counters[COUNTER_DROPPED] + frames,
+                         __ATOMIC_RELAXED);
+        return PA_CONTINUE;
+    }
+    int64_t start = written % ring->capacity_frames;
+    int64_t first = ring->capacity_frames - start;
+    if (first > frames) {
+        first = frames;
+    }
+    size_t frame_bytes = (size_t)ring->channels * sizeof(float);
+    const char *source = (const char *)input;
+    memcpy(ring->frames + start * ring->channels, source, (size_t)first * frame_bytes);
+    if (first < frames) {
+        memcpy(ring->frames, source + (size_t)first * frame_bytes, (size_t)(frames - first) * frame_bytes);
+    }
+    /* Publish the frames only after they are in place. */
+    __atomic_store_n(&counters[COUNTER_WRITTEN], written + frames, __ATOMIC_RELEASE);
+    return PA_CONTINUE;
+}
+
+static PyObject *callback_address(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromVoidPtr((void *)&capture_callback);
+}
+
+static PyMethodDef methods[] = {
+    {"callback_address", callback_address, METH_NOARGS,
+     "The address of the C function to pass to Pa_OpenStream as its PaStreamCallback."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_capture_native",
+    "livepitch's PortAudio input callback in C (copies into the capture ring without the GIL).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__capture_native(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "COUNTER_SLOTS", COUNTER_SLOTS) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

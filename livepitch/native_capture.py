@@ -1,0 +1,62 @@
+"""The native audio callback: livepitch/_capture_native.c, handed a capture ring by address.
+
+PortAudio calls the C function on its audio thread for every device block; it copies the block
+into the ring and counts overflows exactly as ``AudioRing.write`` does, without Python's GIL,
+so the worker's numpy work can never make the callback late. The extension is optional
+(pyproject.toml): ``available()`` says whether it was built, and without it the daemon uses its
+Python callback. This module only computes addresses; ``livepitch.audio_device`` gives them to
+PortAudio.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+from types import ModuleType
+
+from livepitch.ring_buffer import COUNTER_SLOTS, AudioRing
+
+_native: ModuleType | None
+try:
+    _native = importlib.import_module("livepitch._capture_native")
+except ImportError:  # not compiled here (no C compiler at install time)
+    _native = None
+
+
+def available() -> bool:
+    """True when the C callback was built with this install."""
+    return _native is not None and int(_native.COUNTER_SLOTS) == COUNTER_SLOTS
+
+
+class _CaptureRing(ctypes.Structure):
+    """The C side's view of an ``AudioRing`` (``CaptureRing`` in _capture_native.c)."""
+
+    _fields_ = (
+        ("frames", ctypes.c_void_p),
+        ("counters", ctypes.c_void_p),
+        ("capacity_frames", ctypes.c_int64),
+        ("channels", ctypes.c_int64),
+    )
+
+
+class NativeCallback:
+    """The C callback's address and the user-data pointer that points it at ``ring``.
+
+    Holds ``ring`` (and so its arrays) for as long as PortAudio may call the function: keep
+    this object until the stream is closed.
+    """
+
+    def __init__(self, ring: AudioRing) -> None:
+        if _native is None:
+            raise RuntimeError("livepitch's native audio callback is not built")
+        for array in (ring.frames, ring.counters):
+            if not array.flags.c_contiguous or not array.flags.writeable:
+                raise ValueError("the ring's arrays must be contiguous and writeable")
+        self.ring = ring
+        self._view = _CaptureRing(
+            ring.frames.ctypes.data, ring.counters.ctypes.data, ring.capacity_frames, ring.channels
+        )
+        self.callback_address: int = int(_native.callback_address())
+        """Address of the ``PaStreamCallback``."""
+        self.user_data_address: int = ctypes.addressof(self._view)
+        """The ``void *userData`` PortAudio passes it."""

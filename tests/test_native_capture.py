@@ -1,0 +1,107 @@
+"""The C audio callback (livepitch/_capture_native.c) fills the capture ring as AudioRing.write does."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livepitch import native_capture
+from livepitch.ring_buffer import (
+    COUNTER_DELIVERED,
+    COUNTER_DEVICE_OVERFLOWS,
+    COUNTER_DROPPED,
+    COUNTER_OVERFLOWS,
+    COUNTER_READ,
+    COUNTER_WRITTEN,
+    AudioRing,
+)
+
+PA_INPUT_OVERFLOW = 0x2
+PA_CONTINUE = 0
+
+_PA_STREAM_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_ulong,
+    ctypes.c_void_p,
+    ctypes.c_ulong,
+    ctypes.c_void_p,
+)
+
+
+def can_compile() -> bool:
+    include = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    return shutil.which("cc") is not None and include.exists()
+
+
+def test_the_c_callback_is_built_wherever_it_can_be() -> None:
+    """An install on a machine with a compiler and Python's headers has the C callback (CI does)."""
+    if not can_compile():
+        pytest.skip("no C compiler or Python headers here: livepitch runs its Python callback")
+    assert native_capture.available()
+
+
+def call(native: native_capture.NativeCallback, block: np.ndarray | None, frames: int, flags: int = 0) -> int:
+    """Call the C function as PortAudio's audio thread does."""
+    function = _PA_STREAM_CALLBACK(native.callback_address)
+    data = None if block is None else block.ctypes.data
+    return int(function(data, None, frames, None, flags, native.user_data_address))
+
+
+@pytest.mark.skipif(not native_capture.available(), reason="the C callback is not built")
+def test_the_c_callback_writes_wraps_and_overflows_exactly_like_the_python_ring() -> None:
+    rng = np.random.default_rng(7)
+    native_ring, python_ring = AudioRing(1000, 2), AudioRing(1000, 2)
+    native = native_capture.NativeCallback(native_ring)
+    blocks = [rng.standard_normal((frames, 2)).astype(np.float32) for frames in (300, 512, 256, 100, 700, 64)]
+    # write, read some, write past the end (wrap), fill up (overflow), read, write again
+    plan: list[tuple[str, int | None]] = [
+        ("write", 0),
+        ("write", 1),
+        ("read", 600),
+        ("write", 2),
+        ("write", 3),
+        ("write", 4),
+        ("read", 250),
+    ]
+    plan += [("write", 5), ("read", None)]
+    outputs: list[tuple[np.ndarray, np.ndarray]] = []
+    for action, argument in plan:
+        if action == "write":
+            assert argument is not None
+            block = np.ascontiguousarray(blocks[argument])
+            assert call(native, block, block.shape[0]) == PA_CONTINUE
+            python_ring.write(block)
+        else:
+            outputs.append((native_ring.read(argument), python_ring.read(argument)))
+        np.testing.assert_array_equal(
+            native_ring.counters[[COUNTER_WRITTEN, COUNTER_READ, COUNTER_OVERFLOWS, COUNTER_DROPPED]],
+            python_ring.counters[[COUNTER_WRITTEN, COUNTER_READ, COUNTER_OVERFLOWS, COUNTER_DROPPED]],
+        )
+    for from_c, from_python in outputs:
+        np.testing.assert_array_equal(from_c, from_python)
+    assert native_ring.overflows == 1 and native_ring.dropped_frames == 700  # the 700-frame block did not fit
+    assert native_ring.counters[COUNTER_WRITTEN] == 300 + 512 + 256 + 100 + 64
+    assert native_ring.counters[COUNTER_DELIVERED] == sum(b.shape[0] for b in blocks)
+    # the last block wrapped: its frames are where the ring continues, in order
+    np.testing.assert_array_equal(outputs[-1][0][-64:], blocks[5])
+
+
+@pytest.mark.skipif(not native_capture.available(), reason="the C callback is not built")
+def test_the_c_callback_counts_device_overflows_and_survives_a_block_without_input() -> None:
+    ring = AudioRing(4096, 1)
+    native = native_capture.NativeCallback(ring)
+    block = np.arange(256, dtype=np.float32)
+    assert call(native, block, 256, PA_INPUT_OVERFLOW) == PA_CONTINUE
+    assert call(native, None, 256) == PA_CONTINUE  # PortAudio may pass no input while it sets up
+    assert call(native, block, 256) == PA_CONTINUE
+    assert ring.counters[COUNTER_DEVICE_OVERFLOWS] == 1
+    assert ring.counters[COUNTER_DELIVERED] == 768
+    assert ring.available_frames == 512 and ring.overflows == 0
+    np.testing.assert_array_equal(ring.read()[:, 0], np.concatenate([block, block]))
