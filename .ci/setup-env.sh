@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Set up everything livepitch and its tests need on a fresh machine; safe to run again.
-#  - system packages (as root, with apt): libportaudio2 (sounddevice), jackd2 (live tests), and
+#  - system packages (as root, with apt): libportaudio2 (sounddevice), jackd2 (live tests),
 #    JACK's and ALSA's headers, pkg-config and g++ to build python-rtmidi against the system
-#    libjack (below)
+#    libjack (below), and Python's headers for livepitch's C audio callback
 #  - a virtual environment in .venv with livepitch (editable) and its dev/bench tools
 #  - the Basic Pitch weights: basic-pitch 0.4.0 installed with --no-deps (no TensorFlow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python_bin=${PYTHON:-python3}
-apt_packages=(libportaudio2 jackd2 libjack-jackd2-dev libasound2-dev pkg-config g++)
+apt_packages=(libportaudio2 jackd2 libjack-jackd2-dev libasound2-dev pkg-config g++ python3-dev)
 
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
@@ -33,7 +33,9 @@ fi
 [[ -x .venv/bin/python ]] || "$python_bin" -m venv .venv
 
 stamp=.venv/.livepitch-setup
-want="$(sha256sum pyproject.toml setup.py livepitch/_capture_native.c .ci/setup-env.sh | sha256sum | cut -c1-16)"
+# what the C audio callback's build needs, so that the install runs again once they are here
+c_build_tools="$(command -v cc || true) $(.venv/bin/python -c 'import os, sysconfig; print(os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))')"
+want="$({ sha256sum pyproject.toml setup.py livepitch/_capture_native.c .ci/setup-env.sh; echo "$c_build_tools"; } | sha256sum | cut -c1-16)"
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: installing Python packages into .venv (log: .venv/setup.log)" >&2
   {
@@ -41,6 +43,9 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     .venv/bin/python -m pip install -e ".[dev,bench]" &&
     .venv/bin/python -m pip install --no-deps "basic-pitch==0.4.0"
   } > .venv/setup.log 2>&1 || { tail -n 30 .venv/setup.log >&2; echo "setup: pip failed" >&2; exit 1; }
+  # The C audio callback is optional: pip goes on without it, so say so here.
+  .venv/bin/python -c 'from livepitch import native_capture as n; raise SystemExit(not n.available())' ||
+    echo "setup: livepitch's C audio callback did not build (it needs a C compiler and Python's headers; see .venv/setup.log): the daemon uses its Python callback" >&2
   echo "$want" > "$stamp"
 fi
 

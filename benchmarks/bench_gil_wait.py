@@ -2,8 +2,9 @@
 
     python benchmarks/bench_gil_wait.py [--seconds 20] [--repeats 2]
 
-The live daemon's audio callback is Python code on PortAudio's thread: each device block it
-must take the GIL from the worker, which runs the engine. This replays the first ``--seconds``
+With ``--audio-callback python`` (or where its C callback was not built) the live daemon's
+audio callback is Python code on PortAudio's thread: each device block it must take the GIL
+from the worker, which runs the engine. This replays the first ``--seconds``
 of vocadito_1 through each engine in 512-sample blocks, pausing a quarter of a block's
 duration between blocks as a live worker idles, while a second thread stands in for the
 callback: it sleeps 2 ms, then measures how late it woke (the wait for the GIL, plus the

@@ -10,7 +10,7 @@
  * address in a CaptureRing. The worker (Python) only advances COUNTER_READ; this callback
  * only advances the others.
  *
- * Built as an optional extension (pyproject.toml); without it livepitch uses its Python callback.
+ * Built as an optional extension (setup.py); without it livepitch uses its Python callback.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,6 +27,10 @@ enum {
     COUNTER_DELIVERED = 5, /* frames the device delivered, kept or dropped */
     COUNTER_SLOTS = 8
 };
+
+/* Bumped whenever CaptureRing or the counter slots change: livepitch.native_capture refuses a
+ * binary built from another version (an editable install keeps the old one until rebuilt). */
+#define ABI_VERSION 2
 
 #define PA_CONTINUE 0
 #define PA_INPUT_OVERFLOW 0x00000002UL /* paInputOverflow in portaudio.h */
@@ -90,16 +94,30 @@ static PyObject *callback_address(PyObject *self, PyObject *unused)
     return PyLong_FromVoidPtr((void *)&capture_callback);
 }
 
+/* A full fence, for the Python reader: after loading COUNTER_WRITTEN and before copying the
+ * frames it covers, and after the copy and before storing COUNTER_READ (numpy's loads and
+ * stores carry no ordering of their own; x86 needs none, ARM does). */
+static PyObject *fence(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"callback_address", callback_address, METH_NOARGS,
      "The address of the C function to pass to Pa_OpenStream as its PaStreamCallback."},
+    {"fence", fence, METH_NOARGS, "A full memory fence (the ring's reader calls it around its copy)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_capture_native",
-    "livepitch's PortAudio input callback in C (copies into the capture ring without the GIL).",
-    -1, methods,
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_capture_native",
+    .m_doc = "livepitch's PortAudio input callback in C (copies into the capture ring without the GIL).",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__capture_native(void)
@@ -108,7 +126,9 @@ PyMODINIT_FUNC PyInit__capture_native(void)
     if (m == NULL) {
         return NULL;
     }
-    if (PyModule_AddIntConstant(m, "COUNTER_SLOTS", COUNTER_SLOTS) < 0) {
+    if (PyModule_AddIntConstant(m, "COUNTER_SLOTS", COUNTER_SLOTS) < 0 ||
+        PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0 ||
+        PyModule_AddIntConstant(m, "RING_STRUCT_BYTES", (long)sizeof(CaptureRing)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

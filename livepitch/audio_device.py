@@ -110,9 +110,6 @@ def reinitialise_portaudio() -> None:
 
 STOP_TIMEOUT_S = 1.0
 
-_ABANDONED_CALLBACKS: list[native_capture.NativeCallback] = []
-"""Native callbacks of streams PortAudio would not close, kept alive for the process's life."""
-
 
 class DeviceSource:
     """An input device delivering into the capture ring via PortAudio's callback thread."""
@@ -124,8 +121,11 @@ class DeviceSource:
         rate_hz: int | None,
         block_frames: int,
         channels: int | None = None,
+        callback: str = "c",
     ) -> None:
+        """``callback``: "c" for livepitch's C function where it was built, "python" for the Python one."""
         self.device = find_input_device(wanted, host_api)
+        self.callback = callback
         self.rate_hz = rate_hz or self.device.default_rate_hz
         if channels is not None and channels > self.device.max_input_channels:
             raise DeviceError(
@@ -185,28 +185,42 @@ class DeviceSource:
             "dtype": "float32",
             "finished_callback": self._finished,
         }
-        try:
+        native: native_capture.NativeCallback | None = None
+        why_python = "asked for (callback = python)"
+        if self.callback == "c":
             if native_capture.available():
                 native = native_capture.NativeCallback(ring)
-                # sounddevice takes a C function pointer as the callback of its stream base
-                # class (its docstring says so), with the user data as a cffi void pointer.
-                self._stream = sounddevice._StreamBase(
-                    "input",
-                    callback=native.callback_address,
-                    userdata=sounddevice._ffi.cast("void *", native.user_data_address),
-                    **options,
-                )
-                self._native = native
             else:
-                self._stream = sounddevice.InputStream(callback=self._callback, **options)
-            self._stream.start()
+                why_python = native_capture.unavailable_reason()
+        try:
+            stream: sounddevice._StreamBase | None = None
+            if native is not None:
+                try:
+                    # sounddevice's stream base class takes a C function pointer as its callback
+                    # (its docstring says so), with the user data as a cffi void pointer.
+                    stream = sounddevice._StreamBase(
+                        "input",
+                        callback=sounddevice._ffi.cast("PaStreamCallback *", native.callback_address),
+                        userdata=sounddevice._ffi.cast("void *", native.user_data_address),
+                        **options,
+                    )
+                except (AttributeError, TypeError) as err:  # a sounddevice without that form
+                    native = None
+                    why_python = f"this sounddevice does not take a C callback: {first_line(err)}"
+            if stream is None:
+                stream = sounddevice.InputStream(callback=self._callback, **options)
+            try:
+                stream.start()
+            except sounddevice.PortAudioError:
+                stream.close(ignore_errors=True)
+                raise
         except (sounddevice.PortAudioError, ValueError) as err:
-            self._stream = None
             raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err
-        if self._native is not None:
+        self._stream, self._native = stream, native
+        if native is not None:
             log.info("audio callback: C (never waits for the worker's Python)")
         else:
-            log.info("audio callback: Python (livepitch's C callback was not built with this install)")
+            log.info("audio callback: Python (%s)", why_python)
 
     def _callback(self, indata: Any, frames: int, time: Any, status: sounddevice.CallbackFlags) -> None:
         """PortAudio's audio thread: copy into the ring, count overflows, return."""
@@ -247,5 +261,6 @@ class DeviceSource:
         if closer.is_alive():
             self.wedged = True
             if self._native is not None:
-                # PortAudio may still call the C callback: its ring must outlive this source.
-                _ABANDONED_CALLBACKS.append(self._native)
+                # PortAudio may still call the C callback: its ring must outlive this source,
+                # and this process's interpreter if it ends some other way than os._exit.
+                self._native.keep_forever()

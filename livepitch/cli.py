@@ -260,6 +260,11 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
     )
     audio.add_argument("--block-frames", type=int, metavar="N", help="device frames per audio callback (256)")
     audio.add_argument(
+        "--audio-callback",
+        choices=("c", "python"),
+        help="c: livepitch's C callback, which never waits for Python (the default, where it was built); python: the Python one",
+    )
+    audio.add_argument(
         "--input-file", type=Path, metavar="FILE", help="replay a file in real time instead of a device"
     )
     audio.add_argument("--ring-ms", type=float, metavar="MS", help="capture ring capacity (2000)")
@@ -320,6 +325,7 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "channel": args.channel,
             "sample_rate_hz": args.sample_rate,
             "block_frames": args.block_frames,
+            "callback": args.audio_callback,
             "input_file": args.input_file,
             "ring_ms": args.ring_ms,
             "max_backlog_ms": args.max_backlog_ms,

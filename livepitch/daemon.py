@@ -101,7 +101,12 @@ def default_factories() -> Factories:
         from livepitch.audio_device import DeviceSource
 
         return DeviceSource(
-            audio.input, audio.host_api, audio.sample_rate_hz, audio.block_frames, audio.channel
+            audio.input,
+            audio.host_api,
+            audio.sample_rate_hz,
+            audio.block_frames,
+            audio.channel,
+            audio.callback,
         )
 
     def port(settings: DaemonSettings) -> Port:
@@ -179,8 +184,9 @@ class Daemon:
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
         """Start everything, loop until stopped or the input file ends, release, close."""
-        # The audio callback is Python code: it needs the GIL within a fraction of an audio
-        # period, not after the default 5 ms switch interval while the worker runs the tracker.
+        # Python threads beside the worker (the Python audio callback, where the C one is not
+        # built or not wanted; the main thread's signals and status line) need the GIL within
+        # a fraction of an audio period, not after the default 5 ms while the worker runs.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         try:
             self._model = self.factories.model(self.settings)

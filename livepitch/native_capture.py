@@ -3,7 +3,7 @@
 PortAudio calls the C function on its audio thread for every device block; it copies the block
 into the ring and counts overflows exactly as ``AudioRing.write`` does, without Python's GIL,
 so the worker's numpy work can never make the callback late. The extension is optional
-(pyproject.toml): ``available()`` says whether it was built, and without it the daemon uses its
+(setup.py): ``available()`` says whether it was built, and without it the daemon uses its
 Python callback. This module only computes addresses; ``livepitch.audio_device`` gives them to
 PortAudio.
 """
@@ -23,11 +23,6 @@ except ImportError:  # not compiled here (no C compiler at install time)
     _native = None
 
 
-def available() -> bool:
-    """True when the C callback was built with this install."""
-    return _native is not None and int(_native.COUNTER_SLOTS) == COUNTER_SLOTS
-
-
 class _CaptureRing(ctypes.Structure):
     """The C side's view of an ``AudioRing`` (``CaptureRing`` in _capture_native.c)."""
 
@@ -39,6 +34,27 @@ class _CaptureRing(ctypes.Structure):
     )
 
 
+ABI_VERSION = 2
+"""The version of livepitch/_capture_native.c this module speaks (its ``ABI_VERSION``)."""
+
+
+def available() -> bool:
+    """True when the C callback was built with this install, from this version of its source."""
+    return (
+        _native is not None
+        and getattr(_native, "ABI_VERSION", None) == ABI_VERSION
+        and int(_native.COUNTER_SLOTS) == COUNTER_SLOTS
+        and int(_native.RING_STRUCT_BYTES) == ctypes.sizeof(_CaptureRing)
+    )
+
+
+def unavailable_reason() -> str:
+    """Why ``available()`` is False, for one log line."""
+    if _native is None:
+        return "livepitch's C callback was not built with this install"
+    return "livepitch's C callback was built from another version: reinstall livepitch"
+
+
 class NativeCallback:
     """The C callback's address and the user-data pointer that points it at ``ring``.
 
@@ -47,8 +63,8 @@ class NativeCallback:
     """
 
     def __init__(self, ring: AudioRing) -> None:
-        if _native is None:
-            raise RuntimeError("livepitch's native audio callback is not built")
+        if _native is None or not available():
+            raise RuntimeError(unavailable_reason())
         for array in (ring.frames, ring.counters):
             if not array.flags.c_contiguous or not array.flags.writeable:
                 raise ValueError("the ring's arrays must be contiguous and writeable")
@@ -60,3 +76,8 @@ class NativeCallback:
         """Address of the ``PaStreamCallback``."""
         self.user_data_address: int = ctypes.addressof(self._view)
         """The ``void *userData`` PortAudio passes it."""
+        ring.fence = _native.fence
+
+    def keep_forever(self) -> None:
+        """Never free this ring: for a stream PortAudio would not close, which may still call back."""
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self))

@@ -10,6 +10,8 @@ advancing its count after copying them, so the two never need a lock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -29,6 +31,10 @@ COUNTER_DELIVERED = 5
 COUNTER_SLOTS = 8
 
 
+def _no_fence() -> None:
+    """A Python producer holds the GIL to write, which orders its stores for the reader."""
+
+
 class AudioRing:
     """Ring of ``capacity_frames`` frames of ``channels`` float32 samples at the device rate.
 
@@ -44,6 +50,8 @@ class AudioRing:
         self.channels = channels
         self.frames = np.zeros((capacity_frames, channels), dtype=np.float32)
         self.counters = np.zeros(COUNTER_SLOTS, dtype=np.int64)
+        self.fence: Callable[[], None] = _no_fence
+        """A memory fence around the reader's copy; a producer in C sets a real one."""
 
     @property
     def overflows(self) -> int:
@@ -86,6 +94,7 @@ class AudioRing:
         counters = self.counters
         read = int(counters[COUNTER_READ])
         frames = int(counters[COUNTER_WRITTEN]) - read
+        self.fence()  # the frames counted are in place before they are copied
         if max_frames is not None:
             frames = min(frames, max_frames)
         start = read % self.capacity_frames
@@ -94,6 +103,7 @@ class AudioRing:
         out[:first] = self.frames[start : start + first]
         if first < frames:
             out[first:] = self.frames[: frames - first]
+        self.fence()  # and copied before the producer may overwrite them
         counters[COUNTER_READ] = read + frames
         return out
 

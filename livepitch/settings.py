@@ -302,6 +302,11 @@ class AudioSettings(BaseModel):
         None, ge=8000, le=384_000, description="device rate (default: the device's)"
     )
     block_frames: int = Field(256, ge=16, le=16384, description="device frames per audio callback")
+    callback: str = Field(
+        "c",
+        pattern="^(c|python)$",
+        description="audio callback: c (livepitch's C function, never waits for Python; the Python one where it was not built) | python",
+    )
     input_file: Path | None = Field(
         None, description="replay this audio file at real-time pace instead of a device"
     )

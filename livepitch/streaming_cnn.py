@@ -15,8 +15,9 @@ the newest ``depth`` columns, what the full graph would give on a window ending 
 feature column — the window engine's contract — at a fraction of its cost.
 
 **Other threads.** A frame is a few milliseconds of short numpy calls, each releasing the GIL
-and taking it back before a thread woken by the release can run, so a live audio callback
-waiting for the GIL could wait for most of a frame (measured beside the default engine: p99
+and taking it back before a thread woken by the release can run, so a Python audio callback
+(``--audio-callback python``, or where the C one was not built) waiting for the GIL could
+wait for most of a frame (measured beside the default engine: p99
 3.8 ms, up to 7). So between layers ``CnnStream`` yields the processor (``time.sleep(0)``)
 whenever ``YIELD_EVERY_S`` has passed since it last did, bounding that wait.
 """
@@ -338,7 +339,7 @@ class CnnStream:
 
     def _let_others_run(self) -> None:
         """Yield the processor if ``YIELD_EVERY_S`` passed since the last yield: releasing the
-        GIL for a moment lets a thread waiting for it (the audio callback's) run."""
+        GIL for a moment lets a thread waiting for it (a Python audio callback's) run."""
         now = time.perf_counter()
         if now - self._yielded_at >= YIELD_EVERY_S:
             time.sleep(0)

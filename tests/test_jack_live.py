@@ -170,10 +170,13 @@ def write_wav(path: Path, audio: np.ndarray) -> Path:
     return path
 
 
-def test_notes_and_mpe_bends_arrive_and_sigterm_releases_everything(jack_server: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("callback", ["c", "python"])
+def test_notes_and_mpe_bends_arrive_and_sigterm_releases_everything(
+    jack_server: str, tmp_path: Path, callback: str
+) -> None:
     melody = sequence([(0.5, 0.5, 60), (1.1, 0.5, 64), (1.7, 0.5, 67)], 2.4, rate_hz=RATE_HZ)
     wav = write_wav(tmp_path / "melody.wav", np.concatenate([melody, vibrato(69, 1.5, 0.5, rate_hz=RATE_HZ)]))
-    livepitch = start_livepitch(jack_server, tmp_path, "--bends", "mpe")
+    livepitch = start_livepitch(jack_server, tmp_path, "--bends", "mpe", "--audio-callback", callback)
     harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
     try:
         wait_playing(harness)
@@ -182,8 +185,11 @@ def test_notes_and_mpe_bends_arrive_and_sigterm_releases_everything(jack_server:
         code = stop_process(livepitch)
     log = (tmp_path / "livepitch.log").read_text()
     assert code == 0, log
-    # PortAudio's thread ran the C callback wherever it was built (it never waits for the GIL)
-    assert ("audio callback: C" in log) == native_capture.available(), log
+    # PortAudio's thread ran the C callback wherever it was built (it never waits for the GIL),
+    # and the Python one when asked
+    native = callback == "c" and native_capture.available()
+    assert ("audio callback: C" in log) == native, log
+    assert ("audio callback: Python" in log) == (not native), log
     report = read_report(tmp_path / "report.json")
     events = note_events(report)
     ons = held_notes(events)

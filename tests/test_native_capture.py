@@ -105,3 +105,12 @@ def test_the_c_callback_counts_device_overflows_and_survives_a_block_without_inp
     assert ring.counters[COUNTER_DELIVERED] == 768
     assert ring.available_frames == 512 and ring.overflows == 0
     np.testing.assert_array_equal(ring.read()[:, 0], np.concatenate([block, block]))
+
+
+@pytest.mark.skipif(not native_capture.available(), reason="the C callback is not built")
+def test_a_c_callback_built_from_another_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable install keeps its old binary until it is rebuilt: its ring layout may differ."""
+    monkeypatch.setattr(native_capture, "ABI_VERSION", native_capture.ABI_VERSION + 1)
+    assert not native_capture.available()
+    with pytest.raises(RuntimeError, match="another version"):
+        native_capture.NativeCallback(AudioRing(1024, 1))
