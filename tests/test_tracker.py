@@ -586,3 +586,25 @@ def test_a_note_dated_back_never_starts_before_the_last_note_of_its_pitch_ended(
         sounding += 1 if kind == "NoteOn" else -1
         assert 0 <= sounding <= 1
     assert [kind for _, kind in by_time].count("NoteOn") == 2
+
+
+def test_a_chord_note_whose_posterior_ramps_up_plays_though_its_octave_has_an_onset_too() -> None:
+    """A low chord's D3 (50): its onset peaks (0.85) while its note posterior is still rising
+    (0.2, 0.27, then 0.45), and its 2nd harmonic (62) has an onset peak of its own with a weak
+    note posterior. An octave below an *onset* is the fundamental, so it waits in probation and
+    plays; only an octave below a sounding *note* is taken for a ghost (guitar chords)."""
+
+    def note_ons_of(octave_onset: float, octave_sounds: bool) -> list[int]:
+        gram = Posteriogram(80)
+        gram.onset[19:22, 50 - 21] = [0.3, 0.85, 0.5]
+        gram.note[20:23, 50 - 21] = [0.2, 0.27, 0.45]
+        gram.add_sustain(50, 23, 60, level=0.6)
+        gram.onset[19:22, 62 - 21] = [0.2, octave_onset, 0.2]
+        gram.note[20:60, 62 - 21] = 0.15
+        if octave_sounds:
+            gram.add_note(62, 10, 60, level=0.8)
+        return [e.pitch for e in note_ons(run(gram, BendMode.MPE))]
+
+    assert note_ons_of(0.0, False) == [50]  # alone: the rising rule
+    assert note_ons_of(0.65, False) == [50]  # its octave's onset peaks with it: still its own note
+    assert note_ons_of(0.0, True) == [62]  # an octave below a note already sounding: a ghost
