@@ -212,7 +212,7 @@ class DeviceSource:
             try:
                 stream.start()
             except sounddevice.PortAudioError:
-                stream.close(ignore_errors=True)
+                self._close(stream, native)  # a server that just died may hang PortAudio
                 raise
         except (sounddevice.PortAudioError, ValueError) as err:
             raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err
@@ -245,8 +245,13 @@ class DeviceSource:
         """
         self._stopping = True
         stream, self._stream = self._stream, None
-        if stream is None:
-            return
+        if stream is not None:
+            self._close(stream, self._native)
+
+    def _close(self, stream: Any, native: native_capture.NativeCallback | None) -> None:
+        """Abort and close ``stream`` on a helper thread; after ``STOP_TIMEOUT_S`` give up on
+        it (``wedged``), keeping the C callback's ring alive for good, as PortAudio may still
+        call it (this process's interpreter may end some other way than ``os._exit``)."""
 
         def close() -> None:
             try:
@@ -260,7 +265,5 @@ class DeviceSource:
         closer.join(STOP_TIMEOUT_S)
         if closer.is_alive():
             self.wedged = True
-            if self._native is not None:
-                # PortAudio may still call the C callback: its ring must outlive this source,
-                # and this process's interpreter if it ends some other way than os._exit.
-                self._native.keep_forever()
+            if native is not None:
+                native.keep_forever()

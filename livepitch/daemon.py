@@ -92,6 +92,7 @@ def default_factories() -> Factories:
                     ("input", audio.input),
                     ("host_api", audio.host_api),
                     ("sample_rate_hz", audio.sample_rate_hz),
+                    ("callback", None if audio.callback == "c" else audio.callback),
                 )
                 if value is not None
             ]

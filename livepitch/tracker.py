@@ -656,15 +656,15 @@ class NoteTracker:
         """Whether ``pitch`` is a low harmonic (``OVERTONE_INTERVALS``) of a sounding note, an
         onset in probation (other than its own), or an onset peaking in this frame or the one
         before (an overtone's onset can come a frame before its fundamental's), or an octave
-        below a sounding note: a slowly rising posterior there belongs to that note. An octave
-        below an onset is not excluded: a chord's fundamental and its 2nd harmonic peak together."""
+        below a sounding note or an onset in probation: a slowly rising posterior there belongs
+        to that note. An octave below an onset peaking now is not excluded: a chord's
+        fundamental and its 2nd harmonic peak together."""
         threshold = self.params.onset_threshold
         attacking = np.maximum(self._strength_history[0], self._strength_now) >= threshold
-        sounding = [v.pitch for v in self._voices.values()]
-        others = sounding + [q for q in self._pending if q != pitch]
-        others += (np.flatnonzero(attacking) + LOWEST_MIDI_PITCH).tolist()
+        held = [v.pitch for v in self._voices.values()] + [q for q in self._pending if q != pitch]
+        others = held + (np.flatnonzero(attacking) + LOWEST_MIDI_PITCH).tolist()
         return any(pitch - other in OVERTONE_INTERVALS for other in others) or any(
-            other - pitch == 12 for other in sounding
+            other - pitch == 12 for other in held
         )
 
     def _rising(self, note: npt.NDArray[np.float32], pitch_bin: int) -> bool:

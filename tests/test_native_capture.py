@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import shutil
+import sys
 import sysconfig
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from livepitch import native_capture
+from livepitch.errors import DeviceError
 from livepitch.ring_buffer import (
     COUNTER_DELIVERED,
     COUNTER_DEVICE_OVERFLOWS,
@@ -20,6 +25,13 @@ from livepitch.ring_buffer import (
     COUNTER_WRITTEN,
     AudioRing,
 )
+
+try:
+    import sounddevice
+
+    from livepitch import audio_device
+except OSError as err:  # no PortAudio library here
+    pytest.skip(f"sounddevice cannot load PortAudio: {err}", allow_module_level=True)
 
 PA_INPUT_OVERFLOW = 0x2
 PA_CONTINUE = 0
@@ -89,7 +101,7 @@ def test_the_c_callback_writes_wraps_and_overflows_exactly_like_the_python_ring(
     assert native_ring.overflows == 1 and native_ring.dropped_frames == 700  # the 700-frame block did not fit
     assert native_ring.counters[COUNTER_WRITTEN] == 300 + 512 + 256 + 100 + 64
     assert native_ring.counters[COUNTER_DELIVERED] == sum(b.shape[0] for b in blocks)
-    # the last block wrapped: its frames are where the ring continues, in order
+    # the 256-frame block wrapped (812 + 256 > 1000); the last block follows it, in order
     np.testing.assert_array_equal(outputs[-1][0][-64:], blocks[5])
 
 
@@ -114,3 +126,103 @@ def test_a_c_callback_built_from_another_version_is_refused(monkeypatch: pytest.
     assert not native_capture.available()
     with pytest.raises(RuntimeError, match="another version"):
         native_capture.NativeCallback(AudioRing(1024, 1))
+
+
+class FakeStream:
+    """Stands in for a sounddevice stream: records calls; ``start`` or ``abort`` may fail or hang."""
+
+    def __init__(self, fail_start: bool = False, hang_abort: bool = False, **options: Any) -> None:
+        self.options = options
+        self.fail_start = fail_start
+        self.hang_abort = hang_abort
+        self.calls: list[str] = []
+        self.release = threading.Event()
+
+    def start(self) -> None:
+        self.calls.append("start")
+        if self.fail_start:
+            raise sounddevice.PortAudioError("Unanticipated host error")
+
+    def abort(self, ignore_errors: bool = True) -> None:
+        self.calls.append("abort")
+        if self.hang_abort:
+            self.release.wait(10.0)
+
+    def close(self, ignore_errors: bool = True) -> None:
+        self.calls.append("close")
+
+
+@pytest.fixture
+def fake_portaudio(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeStream]:
+    """A DeviceSource on a made-up JACK device whose streams are FakeStreams (by kind)."""
+    device = audio_device.InputDevice(3, "system", "JACK Audio Connection Kit", 2, 48000)
+    monkeypatch.setattr(audio_device, "find_input_device", lambda wanted, host_api: device)
+    made: dict[str, FakeStream] = {}
+
+    def input_stream(callback: object, **options: Any) -> FakeStream:
+        made["python"] = FakeStream(**options)
+        return made["python"]
+
+    monkeypatch.setattr(sounddevice, "InputStream", input_stream)
+    monkeypatch.setattr(audio_device, "STOP_TIMEOUT_S", 0.2)
+    return made
+
+
+@pytest.mark.skipif(not native_capture.available(), reason="the C callback is not built")
+def test_a_sounddevice_that_refuses_a_c_callback_gets_the_python_one(
+    fake_portaudio: dict[str, FakeStream], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*args: object, **options: object) -> FakeStream:
+        raise TypeError("callback must be callable")
+
+    monkeypatch.setattr(sounddevice, "_StreamBase", refuse)
+    source = audio_device.DeviceSource(None, "JACK", None, 256, 1)
+    with caplog.at_level(logging.INFO, logger="livepitch"):
+        source.start(AudioRing(4096, 1))
+    assert not source.native_callback
+    assert fake_portaudio["python"].calls == ["start"]
+    assert "audio callback: Python (this sounddevice does not take a C callback" in caplog.text
+    source.stop()
+    assert fake_portaudio["python"].calls == ["start", "abort", "close"]
+
+
+@pytest.mark.skipif(not native_capture.available(), reason="the C callback is not built")
+def test_a_stream_that_fails_to_start_is_closed_and_not_taken_for_native(
+    fake_portaudio: dict[str, FakeStream], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[FakeStream] = []
+
+    def stream_base(kind: str, callback: object, userdata: object, **options: Any) -> FakeStream:
+        made.append(FakeStream(fail_start=True, **options))
+        return made[-1]
+
+    monkeypatch.setattr(sounddevice, "_StreamBase", stream_base)
+    source = audio_device.DeviceSource(None, "JACK", None, 256, 1)
+    with pytest.raises(DeviceError, match="cannot open system"):
+        source.start(AudioRing(4096, 1))
+    assert made[0].calls == ["start", "abort", "close"]
+    assert not source.native_callback and not source.wedged
+
+
+@pytest.mark.skipif(not native_capture.available(), reason="the C callback is not built")
+def test_a_stream_portaudio_will_not_close_keeps_its_ring_for_good(
+    fake_portaudio: dict[str, FakeStream], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PortAudio may still call the C callback of a stream it would not close: its ring is
+    never freed, though the source that owned it goes."""
+    made: list[FakeStream] = []
+
+    def stream_base(kind: str, callback: object, userdata: object, **options: Any) -> FakeStream:
+        made.append(FakeStream(hang_abort=True, **options))
+        return made[-1]
+
+    monkeypatch.setattr(sounddevice, "_StreamBase", stream_base)
+    source = audio_device.DeviceSource(None, "JACK", None, 256, 1)
+    source.start(AudioRing(4096, 1))
+    assert source.native_callback
+    native = source._native
+    references_before = sys.getrefcount(native)
+    source.stop()
+    assert source.wedged
+    assert sys.getrefcount(native) == references_before + 1  # one reference nobody will drop
+    made[0].release.set()
