@@ -149,10 +149,7 @@ class DeviceSource:
     @property
     def overflows(self) -> int:
         """Input overflows PortAudio reported (counted in the callback)."""
-        native = self._native
-        if native is not None:
-            return int(native.ring.counters[COUNTER_DEVICE_OVERFLOWS])
-        return self._overflows
+        return self._counted(COUNTER_DEVICE_OVERFLOWS, self._overflows)
 
     @property
     def native_callback(self) -> bool:
@@ -161,10 +158,12 @@ class DeviceSource:
 
     @property
     def frames_delivered(self) -> int:
+        return self._counted(COUNTER_DELIVERED, self._delivered)
+
+    def _counted(self, slot: int, python_count: int) -> int:
+        """A count the C callback keeps in the ring's ``slot``, or the Python callback's own."""
         native = self._native
-        if native is not None:
-            return int(native.ring.counters[COUNTER_DELIVERED])
-        return self._delivered
+        return python_count if native is None else int(native.ring.counters[slot])
 
     @property
     def finished(self) -> bool:

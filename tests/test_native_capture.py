@@ -168,6 +168,18 @@ def fake_portaudio(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeStream]:
     return made
 
 
+def fake_native_streams(monkeypatch: pytest.MonkeyPatch, **behaviour: bool) -> list[FakeStream]:
+    """Make sounddevice's stream base class (the C callback's) build FakeStreams; the list of them."""
+    made: list[FakeStream] = []
+
+    def stream_base(kind: str, callback: object, userdata: object, **options: Any) -> FakeStream:
+        made.append(FakeStream(**behaviour, **options))
+        return made[-1]
+
+    monkeypatch.setattr(sounddevice, "_StreamBase", stream_base)
+    return made
+
+
 @pytest.mark.skipif(not native_capture.available(), reason="the C callback is not built")
 def test_a_sounddevice_that_refuses_a_c_callback_gets_the_python_one(
     fake_portaudio: dict[str, FakeStream], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -190,13 +202,7 @@ def test_a_sounddevice_that_refuses_a_c_callback_gets_the_python_one(
 def test_a_stream_that_fails_to_start_is_closed_and_not_taken_for_native(
     fake_portaudio: dict[str, FakeStream], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made: list[FakeStream] = []
-
-    def stream_base(kind: str, callback: object, userdata: object, **options: Any) -> FakeStream:
-        made.append(FakeStream(fail_start=True, **options))
-        return made[-1]
-
-    monkeypatch.setattr(sounddevice, "_StreamBase", stream_base)
+    made = fake_native_streams(monkeypatch, fail_start=True)
     source = audio_device.DeviceSource(None, "JACK", None, 256, 1)
     with pytest.raises(DeviceError, match="cannot open system"):
         source.start(AudioRing(4096, 1))
@@ -210,13 +216,7 @@ def test_a_stream_portaudio_will_not_close_keeps_its_ring_for_good(
 ) -> None:
     """PortAudio may still call the C callback of a stream it would not close: its ring is
     never freed, though the source that owned it goes."""
-    made: list[FakeStream] = []
-
-    def stream_base(kind: str, callback: object, userdata: object, **options: Any) -> FakeStream:
-        made.append(FakeStream(hang_abort=True, **options))
-        return made[-1]
-
-    monkeypatch.setattr(sounddevice, "_StreamBase", stream_base)
+    made = fake_native_streams(monkeypatch, hang_abort=True)
     source = audio_device.DeviceSource(None, "JACK", None, 256, 1)
     source.start(AudioRing(4096, 1))
     assert source.native_callback
