@@ -122,6 +122,15 @@ posterior may still be rising to the threshold: a clean sine's takes two frames 
 after its onset peaks (0.20, 0.29, 0.49), which Basic Pitch's own decoder tolerates (it
 walks on over weak frames). Such an onset waits in probation instead of being dropped."""
 
+LOW_RAMP_FRAMES = 4
+"""``RAMP_FRAMES`` for notes below ``LOW_RAMP_BELOW_PITCH``: the CQT's low octaves reach
+further in time (docs/incremental-engine.md), and a low note's posterior rises more slowly
+after its onset peaks (a synthetic F2: 0.18, 0.18, 0.22, 0.24, 0.31)."""
+
+LOW_RAMP_BELOW_PITCH = 48
+"""MIDI pitch (C3, 131 Hz) below which a rising posterior gets ``LOW_RAMP_FRAMES``."""
+
+
 GLIDE_MAX_STEP_SEMITONES = 0.25
 """Most a gliding pitch moves in one frame (21 semitones a second; a legato step moves faster)."""
 
@@ -297,6 +306,11 @@ def _fell(energies: list[float], ratio: float) -> bool:
 def _tracked_pitch(voice: _Voice) -> float:
     """Where the note's pitch is now, from its contour tracking [fractional MIDI]."""
     return LOWEST_MIDI_PITCH + (voice.tracked_bin - 1.0) / CONTOUR_BINS_PER_SEMITONE
+
+
+def _ramp_frames(pitch_bin: int) -> int:
+    """Frames after an onset in which the note posterior at ``pitch_bin`` may still be rising."""
+    return LOW_RAMP_FRAMES if pitch_bin + LOWEST_MIDI_PITCH < LOW_RAMP_BELOW_PITCH else RAMP_FRAMES
 
 
 def onset_velocity(onset_peak: float, note_level: float) -> int:
@@ -645,7 +659,7 @@ class NoteTracker:
         where it dips, the note waits for the published frames.
         """
         if frame.index > onset_frame and float(note[pitch_bin]) < self.params.frame_threshold:
-            ramping = frame.index <= onset_frame + RAMP_FRAMES and self._rising(note, pitch_bin)
+            ramping = frame.index <= onset_frame + _ramp_frames(pitch_bin) and self._rising(note, pitch_bin)
             if not ramping:
                 return False
         return (

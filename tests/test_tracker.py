@@ -608,3 +608,18 @@ def test_a_chord_note_whose_posterior_ramps_up_plays_though_its_octave_has_an_on
     assert note_ons_of(0.0, False) == [50]  # alone: the rising rule
     assert note_ons_of(0.65, False) == [50]  # its octave's onset peaks with it: still its own note
     assert note_ons_of(0.0, True) == [62]  # an octave below a note already sounding: a ghost
+
+
+def test_a_low_notes_posterior_may_take_longer_to_rise_than_a_high_ones() -> None:
+    """The CQT's low octaves reach further in time, so a low note's posterior rises more
+    slowly after its onset peaks: four frames below the threshold, still rising, then held."""
+
+    def note_ons_of(pitch: int) -> list[int]:
+        gram = Posteriogram(80)
+        gram.onset[19:22, pitch - 21] = [0.3, 0.8, 0.5]
+        gram.note[20:24, pitch - 21] = [0.18, 0.2, 0.23, 0.26]
+        gram.add_sustain(pitch, 24, 60, level=0.6)
+        return [e.pitch for e in note_ons(run(gram, BendMode.MPE))]
+
+    assert note_ons_of(41) == [41]  # F2: LOW_RAMP_FRAMES
+    assert note_ons_of(65) == []  # F4: a posterior this slow is not its onset's note
