@@ -372,10 +372,13 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def daemon_settings_from_args(args: argparse.Namespace) -> Any:
     """Effective ``DaemonSettings``: defaults < ``--config`` file < flags."""
-    from livepitch.config_file import merge, read_config_file
+    from livepitch.config_file import check_value_types, merge, read_config_file
     from livepitch.settings import DaemonSettings, build_settings
 
-    values = read_config_file(args.config) if args.config is not None else {}
+    values: dict[str, Any] = {}
+    if args.config is not None:
+        values = read_config_file(args.config)
+        check_value_types(values, DaemonSettings, args.config)
     return build_settings(DaemonSettings, merge(values, daemon_values_from_args(args)))
 
 

@@ -51,6 +51,34 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {first_line(err)}") from err
 
 
+_TOML_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "a whole number, without quotes"),
+    float: ((int, float), "a number, without quotes"),
+}
+"""For a setting of this type: the TOML values it takes, and how to say so."""
+
+
+def check_value_types(tables: dict[str, Any], model_type: type[BaseModel], path: Path) -> None:
+    """``ConfigError`` for a number or switch written as something else (``"256"``, ``"yes"``,
+    ``true`` for a count): pydantic would quietly convert those, or judge ``true`` as the
+    number 1. Unknown tables and fields are left to the settings' own validation."""
+    for table_name, table in tables.items():
+        group = getattr(model_type.model_fields.get(table_name), "annotation", None)
+        if not (isinstance(table, dict) and isinstance(group, type) and issubclass(group, BaseModel)):
+            continue
+        for name, value in table.items():
+            field = group.model_fields.get(name)
+            if field is None:
+                continue
+            base = next((t for t in _TOML_KINDS if field.annotation in (t, t | None)), None)
+            if base is None:
+                continue
+            allowed, wanted = _TOML_KINDS[base]
+            if isinstance(value, bool) != (base is bool) or not isinstance(value, allowed):
+                raise ConfigError(f"{path}: {table_name}.{name} = {_toml_value(value)}: must be {wanted}")
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``override`` laid over it, table by table."""
     merged = dict(base)

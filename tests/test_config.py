@@ -63,6 +63,16 @@ def test_flags_override_the_file_which_overrides_defaults(tmp_path: Path) -> Non
         ("[audoi]\ninput = 1\n", "allowed here: model, stream, tracker, midi, port, audio, ui"),
         ('[midi]\nbends = "wobble"\n', "midi.bends = 'wobble': Input should be 'none', 'single' or 'mpe'"),
         ("[stream\nlookahead_ms = 1\n", "not valid TOML"),
+        # numbers and switches as written, not converted: "256" is text, true is no count
+        (
+            '[audio]\nblock_frames = "256"\n',
+            'audio.block_frames = "256": must be a whole number, without quotes',
+        ),
+        ("[audio]\nblock_frames = true\n", "audio.block_frames = true: must be a whole number"),
+        ("[audio]\nblock_frames = 256.5\n", "audio.block_frames = 256.5: must be a whole number"),
+        ('[stream]\nlookahead_ms = "70"\n', 'stream.lookahead_ms = "70": must be a number, without quotes'),
+        ('[ui]\nquiet = "yes"\n', 'ui.quiet = "yes": must be true or false'),
+        ("[ui]\nquiet = 1\n", "ui.quiet = 1: must be true or false"),
     ],
 )
 def test_a_bad_file_gets_one_line_naming_field_value_and_what_is_allowed(
