@@ -19,6 +19,10 @@ MAX_SAMPLE_MAGNITUDE = 1.0e4
 """Larger samples are not audio (a float file's full scale is 1.0; the model's log spectrum
 overflows near 1e19): files holding them are refused, live input is clipped."""
 
+MIN_FILE_RATE_HZ = 4000
+"""Files at a lower sample rate are refused: they cannot hold most of the model's range (a
+4 kHz file stops at 2 kHz, near B6), and such a rate is a damaged header more often than audio."""
+
 SHORT_DECODE_TOLERANCE_FRAMES = 4096
 """How many frames fewer than it declares a file may decode before it counts as damaged."""
 
@@ -73,6 +77,14 @@ def unreadable(path: Path, err: Exception) -> AudioInputError:
     return AudioInputError(f"{path}: cannot read audio ({first_line(err)})")
 
 
+def check_file_rate(path: Path, rate_hz: int) -> None:
+    """``AudioInputError`` for a file whose sample rate is below ``MIN_FILE_RATE_HZ``."""
+    if rate_hz < MIN_FILE_RATE_HZ:
+        raise AudioInputError(
+            f"{path}: its sample rate is {rate_hz} Hz, below the {MIN_FILE_RATE_HZ} Hz an audio file needs here"
+        )
+
+
 def check_decoded_length(
     path: Path, decoded_frames: int, declared_frames: int, rate_hz: int, estimated: bool = False
 ) -> None:
@@ -106,6 +118,7 @@ def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
         raise unreadable(path, err) from err
     if data.shape[0] == 0:
         raise AudioInputError(f"{path}: the file holds no audio samples")
+    check_file_rate(path, int(source_rate_hz))
     if info is not None:
         estimated = info.format == "MP3"
         check_decoded_length(path, data.shape[0], info.frames, int(source_rate_hz), estimated)

@@ -21,6 +21,7 @@ from livepitch.audio_file import (
     SHORT_DECODE_TOLERANCE_FRAMES,
     check_audio_path,
     check_decoded_length,
+    check_file_rate,
     native_path,
     unreadable,
 )
@@ -79,6 +80,7 @@ class FileReplaySource:
             raise unreadable(path, err) from err
         if info.frames == 0:
             raise AudioInputError(f"{path}: the file holds no audio samples")
+        check_file_rate(path, int(info.samplerate))
         self.path = path
         self._declared_frames = int(info.frames)
         self._decoded: npt.NDArray[np.float32] | None = None

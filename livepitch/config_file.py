@@ -8,6 +8,7 @@ settings group (``[stream]``, ``[tracker]``, ``[midi]``, ``[port]``, ``[audio]``
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -101,6 +102,15 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (a file name that is not UTF-8 holds surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def settings_to_toml(settings: BaseModel, documented: bool = True) -> str:
     """TOML text of ``settings``: a table per group, each field with its description.
 
@@ -122,6 +132,10 @@ def settings_to_toml(settings: BaseModel, documented: bool = True) -> str:
                 lines.append(f"# {field.description}")
             if value is None:
                 lines.append(f"# {name} =")
+            elif isinstance(value, (str, Path)) and not _utf8(str(value)):
+                text = os.fsencode(value).decode("utf-8", "backslashreplace")
+                shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+                lines.append(f'# {name} = "{shown}"  (not UTF-8, which TOML cannot hold: give it as a flag)')
             else:
                 lines.append(f"{name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

@@ -103,6 +103,16 @@ def test_a_device_index_in_a_file_and_odd_characters_read_back(tmp_path: Path) -
     assert 'input = "3"' in result.stdout and 'port = "a\\tb \\"quoted\\" \\u007f"' in result.stdout
 
 
+def test_a_file_name_that_is_not_utf8_is_shown_but_not_written_as_toml(tmp_path: Path) -> None:
+    record = str(tmp_path) + "/take\udcff.mid"  # the byte 0xff in a file name, as Python holds it
+    shown = livepitch("config", "--record", record)
+    assert shown.returncode == 0, shown.stderr
+    assert '# record = "' + str(tmp_path) + '/take\\xff.mid"  (not UTF-8' in shown.stdout
+    again = tmp_path / "again.toml"
+    again.write_text(shown.stdout)  # what `livepitch config > file` saves reads back
+    assert livepitch("config", "--config", again).returncode == 0
+
+
 def test_the_bass_preset_keeps_e1_to_g4_as_its_comment_says() -> None:
     from livepitch.decoder import pitch_bin_range
     from livepitch.geometry import LOWEST_MIDI_PITCH

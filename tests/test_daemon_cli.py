@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import mido
+import numpy as np
 import soundfile
 
 from tests.synth import sequence
@@ -44,6 +45,12 @@ def test_an_unknown_input_device(tmp_path: Path) -> None:
 
 def test_a_missing_input_file(tmp_path: Path) -> None:
     one_line(livepitch("--input-file", tmp_path / "nope.wav"), 3, "no such file")
+
+
+def test_an_input_file_at_a_rate_no_audio_has(tmp_path: Path) -> None:
+    one_hz = tmp_path / "one_hz.wav"
+    soundfile.write(one_hz, np.zeros(50, np.float32), 1)
+    one_line(livepitch("--input-file", one_hz), 3, "sample rate is 1 Hz")
 
 
 def test_an_out_of_range_setting() -> None:

@@ -123,3 +123,13 @@ def test_empty_and_corrupt_files_are_rejected(tmp_path: Path) -> None:
         read_audio(corrupt)
     with pytest.raises(AudioInputError, match="no such file"):
         read_audio(tmp_path / "missing.flac")
+
+
+def test_a_file_whose_rate_is_not_an_audio_rate_is_refused(tmp_path: Path) -> None:
+    one_hz = tmp_path / "one_hz.wav"  # a damaged header, or not audio at all
+    soundfile.write(one_hz, np.zeros(50, np.float32), 1)
+    with pytest.raises(AudioInputError, match="sample rate is 1 Hz, below the 4000 Hz"):
+        read_audio(one_hz)
+    low = tmp_path / "5512Hz.wav"  # the lowest rate in common use still reads
+    soundfile.write(low, np.zeros(5512, np.float32), 5512)
+    assert read_audio(low).shape == (22050,)
