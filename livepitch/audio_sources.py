@@ -104,11 +104,24 @@ class FileReplaySource:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._delivered = 0
+        self._first_frame = 0
         self._error: str | None = None
 
     @property
     def frames_delivered(self) -> int:
+        """Frames this source wrote into its ring."""
         return self._delivered
+
+    @property
+    def position_frames(self) -> int:
+        """The file's frame after the last one delivered."""
+        return self._first_frame + self._delivered
+
+    def start_at(self, first_frame: int) -> None:
+        """Replay from the file's frame ``first_frame`` (clipped to the file), not its start:
+        a replay restarted by a reload goes on where it was. Call before ``start``."""
+        assert self._thread is None, "start_at before start"
+        self._first_frame = min(max(0, first_frame), self._declared_frames)
 
     @property
     def finished(self) -> bool:
@@ -133,19 +146,21 @@ class FileReplaySource:
         decoded = self._decoded
         if decoded is not None:  # (all of it in memory: 21 MB a minute of 44.1 kHz stereo)
             self._decoded = None  # freed once replayed
-            for first in range(0, decoded.shape[0], self.block_frames):
+            for first in range(self._first_frame, decoded.shape[0], self.block_frames):
                 yield decoded[first : first + self.block_frames]
             return
         with soundfile.SoundFile(native_path(self.path)) as audio:
+            if self._first_frame:
+                audio.seek(self._first_frame)
             while True:  # read until the data ends (``blocks`` would repeat its last block
                 # for the frames a file cut while it plays no longer has)
                 block = audio.read(self.block_frames, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
                 yield block
-        if self._delivered < self._declared_frames - SHORT_DECODE_TOLERANCE_FRAMES:
+        if self.position_frames < self._declared_frames - SHORT_DECODE_TOLERANCE_FRAMES:
             raise AudioInputError(
-                f"{self.path}: the file ended after {self._delivered / self.rate_hz:.2f} s of its "
+                f"{self.path}: the file ended after {self.position_frames / self.rate_hz:.2f} s of its "
                 f"{self._declared_frames / self.rate_hz:.2f} s (cut or damaged while it played?)"
             )
 

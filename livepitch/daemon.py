@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -567,20 +568,38 @@ class Daemon:
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return
+        replaying = self.source
         self._stop_pipeline("reload")
+        resume = self._replay_position(replaying)
         old_model = self._model
         self._adopt(new, model)
         try:
-            self._start_pipeline(source)
+            self._start_pipeline(self._resumed(source, resume))
         except LivepitchError as err:
             log.error("the reloaded configuration failed (%s); back to the previous one", err)
             self._adopt(old, old_model)  # and the port and bend mode the engine will use again
             try:
-                self._start_pipeline(self.factories.source(old))
+                self._start_pipeline(self._resumed(self.factories.source(old), resume))
             except (DeviceError, MidiPortError) as lost:  # the device went too: wait for it
                 self._recover(first_line(lost))
             return
         log.info("configuration reloaded")
+
+    def _replay_position(self, source: AudioSource | None) -> tuple[Path, int] | None:
+        """Where a stopped file replay goes on: its file and the frame after the last one the
+        worker read (what it left in the ring is played again)."""
+        if not isinstance(source, FileReplaySource):
+            return None
+        unread = self._ring.available_frames if self._ring is not None else 0
+        return source.path, max(0, source.position_frames - unread)
+
+    def _resumed(self, source: AudioSource, resume: tuple[Path, int] | None) -> AudioSource:
+        """``source``, set to go on from ``resume`` if it replays the same file (a reload does
+        not start a replay again from its beginning)."""
+        if resume is not None and isinstance(source, FileReplaySource) and source.path == resume[0]:
+            source.start_at(resume[1])
+            log.info("replay goes on at %.2f s", resume[1] / source.rate_hz)
+        return source
 
     # -- output for a person ------------------------------------------------------------
     def _note_printer(self, events: list[Event]) -> None:

@@ -40,6 +40,20 @@ def test_a_file_cut_while_it_replays_ends_with_an_error_not_its_last_block_repea
     assert source.frames_delivered == ring.available_frames == 10_000
 
 
+@pytest.mark.parametrize("format_name", ["WAV", "MP3"])
+def test_a_replay_started_part_way_delivers_the_rest_of_the_file(tmp_path: Path, format_name: str) -> None:
+    """What a reload resumes from: the file's frames from ``start_at`` on (MP3 is decoded whole)."""
+    path = tmp_path / f"take.{format_name.lower()}"
+    soundfile.write(path, sequence([(0.1, 1.5, 60)], 2.0), 22050, format=format_name)
+    whole, _ = read_audio_frames(path)
+    source = FileReplaySource(path, 1000, speed=1000.0)
+    source.start_at(30_001)
+    ring = replay_to_the_end(source, 50_000)
+    assert source.finished and source.position_frames == whole.shape[0]
+    assert source.frames_delivered == ring.available_frames == whole.shape[0] - 30_001
+    assert np.array_equal(ring.read(ring.available_frames), whole[30_001:])
+
+
 def test_pipes_and_directories_are_refused_for_replay(tmp_path: Path) -> None:
     fifo = tmp_path / "live.wav"
     os.mkfifo(fifo)

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+import soundfile
 
+from livepitch.audio_sources import FileReplaySource
 from livepitch.daemon import Daemon, Factories
 from livepitch.engine import build_engine, stream_audio
 from livepitch.errors import ConfigError, MidiPortError
@@ -245,6 +247,31 @@ def test_sighup_reload_restarts_with_the_new_settings_and_releases_notes(
     assert sounding_after(port.messages) == set()
     # the session's note count covers both pipelines
     assert daemon.totals["notes"] == len([m for m in port.messages if m.type == "note_on" and m.velocity > 0])
+
+
+def test_a_reload_during_a_file_replay_goes_on_where_the_replay_was(
+    model: Any, melody: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wav = tmp_path / "melody.wav"
+    soundfile.write(wav, melody, 22050, subtype="FLOAT")
+    port = RecordingPort()
+    config = settings(midi={"bends": "none"}, audio={"input_file": wav})
+    daemon = Daemon(
+        config,
+        Factories(lambda _: model, lambda _: FileReplaySource(wav, 1024, speed=2.0), lambda _: port),
+        status_line=QuietStatus(),
+    )
+    daemon._reload_settings = lambda: config.model_copy(deep=True)
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 64 in note_ons(port))
+    with caplog.at_level("INFO", logger="livepitch"):
+        daemon.request_reload()
+        thread.join(60)
+    assert result == [0]
+    assert any(r.getMessage().startswith("replay goes on at 1.") for r in caplog.records)
+    ons = note_ons(port)
+    assert ons.count(60) == 1 and ons[-2:] == [67, 72]  # not replayed again from its start
+    assert sounding_after(port.messages) == set()
 
 
 def test_a_reload_that_fails_after_switching_the_bend_mode_switches_the_port_back(
