@@ -375,3 +375,28 @@ def test_the_daemons_incremental_model_never_opens_onnxruntime_until_a_window_ru
     expected = model.run_window(window, 100, 5)
     np.testing.assert_array_equal(got.note, expected.note)
     np.testing.assert_array_equal(got.onset, expected.onset)
+
+
+@pytest.mark.parametrize(
+    ("in_channels", "kernel_time", "kernel_bins", "stride"), [(1, 7, 7, 3), (3, 3, 5, 1)]
+)
+def test_gathering_equals_scattering_for_final_and_provisional_columns(
+    in_channels: int, kernel_time: int, kernel_bins: int, stride: int
+) -> None:
+    """``GatherConv`` (note_1) keeps inputs, ``ScatterConv`` contributions: the same outputs,
+    whatever mix of final-only and provisional steps comes (warm-up, then edges)."""
+    from livepitch.model_weights import ConvWeights
+    from livepitch.streaming_cnn import GatherConv, ScatterConv
+
+    rng = np.random.default_rng(in_channels)
+    weight = rng.standard_normal((4, in_channels, kernel_time, kernel_bins)).astype(np.float32)
+    conv = ConvWeights(weight, rng.standard_normal(4).astype(np.float32), (kernel_bins - 1) // 2, stride)
+    scatter, gather = ScatterConv(conv), GatherConv(conv)
+    scatter.reset(20)
+    gather.reset(20)
+    for step, provisional in enumerate([0, 0, 0, 2, 2, 0, 5, 1, 1, 0]):
+        inputs = rng.uniform(-1, 1, (1 + provisional, 20, in_channels)).astype(np.float32)
+        edge = step != 0 and provisional > 0
+        expected = scatter.step(inputs, edge).copy()
+        np.testing.assert_allclose(gather.step(inputs, edge), expected, atol=1e-5)
+        assert expected.shape[0] == (1 + scatter.radius + provisional if edge else 1)
