@@ -113,6 +113,12 @@ def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
     try:
         with quiet_native_stderr():  # libmpg123 prints its resync attempts itself
             info = soundfile.info(native_path(path)) if path.is_file() else None
+    except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+        raise unreadable(path, err) from err
+    if info is not None:
+        check_file_rate(path, int(info.samplerate))  # before decoding all of it
+    try:
+        with quiet_native_stderr():
             data, source_rate_hz = soundfile.read(native_path(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
         raise unreadable(path, err) from err

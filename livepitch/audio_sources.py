@@ -113,6 +113,11 @@ class FileReplaySource:
         return self._delivered
 
     @property
+    def first_frame(self) -> int:
+        """The file's frame the replay starts at (``start_at``; 0 by default)."""
+        return self._first_frame
+
+    @property
     def position_frames(self) -> int:
         """The file's frame after the last one delivered."""
         return self._first_frame + self._delivered

@@ -46,6 +46,9 @@ log = logging.getLogger("livepitch")
 
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 GIL_SWITCH_INTERVAL_S = 0.0005
+RESUME_OVERLAP_FRAMES = 4
+"""Frames (46 ms) of a replay played again after a reload, before where its engine stopped:
+an onset there needs frames before it to rise from."""
 MIN_CHUNK_FRAMES = 64
 """The worker reads at least this many device frames at once."""
 RELOAD_POLL_S = 0.05
@@ -160,6 +163,8 @@ class Daemon:
         one that worked, and its model."""
         self._started: tuple[float, float] | None = None
         """(monotonic, process CPU) time when audio first started flowing."""
+        self._resume: _ReplayResume | None = None
+        """Where the replay a reload restarts goes on (None: not a replay resumed)."""
 
     # -- control from other threads / signal handlers -----------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -264,7 +269,10 @@ class Daemon:
         channel = None if settings.audio.channel is None else settings.audio.channel - 1
         converter = DeviceToModel(source.rate_hz, source.channels, channel, settings.audio.resample_quality)
         if self.engine is not None:  # a restart: recorded times go on from where the last run ended
-            self.sink.time_offset_samples += self.engine.consumed_samples
+            if self._resume is not None:  # a replay resumed by a reload: times go on from there
+                self.sink.time_offset_samples = self._resume.time_offset_samples
+            else:
+                self.sink.time_offset_samples += self.engine.consumed_samples
         self.engine = build_engine(self._model, settings)
         self.engine.warm_up()  # a model that cannot run fails here, on the main thread
         self.worker = Worker(
@@ -560,6 +568,7 @@ class Daemon:
             log.info("SIGHUP: no configuration file to reload")
             return
         old = self.settings
+        self._resume = None
         try:
             new, model = self._read_reloaded()  # before the running pipeline stops
             source = self.factories.source(new)
@@ -585,30 +594,45 @@ class Daemon:
             return
         log.info("configuration reloaded")
 
-    def _replay_position(self, source: AudioSource | None) -> tuple[Path, int] | None:
-        """Where a stopped file replay goes on: its file and the frame after the last one the
-        worker read (what it left in the ring is played again)."""
-        if not isinstance(source, FileReplaySource):
+    def _replay_position(self, source: AudioSource | None) -> _ReplayResume | None:
+        """Where a stopped file replay goes on: ``RESUME_OVERLAP_FRAMES`` before the end of the
+        last frame its engine published (the audio after it, held for its lookahead, was never
+        judged; an onset needs frames before it to rise from)."""
+        if not isinstance(source, FileReplaySource) or self.engine is None:
             return None
-        unread = self._ring.available_frames if self._ring is not None else 0
-        return source.path, max(0, source.position_frames - unread)
+        model_samples = max(0, self.engine.published_end_sample - RESUME_OVERLAP_FRAMES * FRAME_HOP_SAMPLES)
+        first_frame = source.first_frame + round(model_samples * source.rate_hz / MODEL_RATE_HZ)
+        offset = (self.sink.time_offset_samples if self.sink is not None else 0) + model_samples
+        return _ReplayResume(source.path, first_frame, offset)
 
-    def _resumed(self, source: AudioSource, resume: tuple[Path, int] | None) -> AudioSource:
+    def _resumed(self, source: AudioSource, resume: _ReplayResume | None) -> AudioSource:
         """``source``, set to go on from ``resume`` if it replays the same file (a reload does
         not start a replay again from its beginning)."""
-        if resume is not None and isinstance(source, FileReplaySource) and source.path == resume[0]:
-            source.start_at(resume[1])
-            log.info("replay goes on at %.2f s", resume[1] / source.rate_hz)
+        if (
+            resume is None
+            or not isinstance(source, FileReplaySource)
+            or not _same_file(source.path, resume.path)
+        ):
+            return source
+        source.start_at(resume.first_frame)
+        self._resume = resume
+        if source.first_frame < resume.first_frame:
+            log.warning("%s is now shorter than where the replay was: it ends", source.path)
+        else:
+            log.info("replay goes on at %.2f s", source.first_frame / source.rate_hz)
         return source
 
     # -- output for a person ------------------------------------------------------------
     def _note_printer(self, events: list[Event]) -> None:
-        """Worker thread: queue a line per note-on for the main thread to print."""
+        """Worker thread: queue a line per note-on for the main thread to print, timed on the
+        session's clock (as recorded: after a restart or a reload it goes on)."""
+        offset = self.sink.time_offset_samples if self.sink is not None else 0
         for event in events:
             if isinstance(event, NoteOn):
                 delay_ms = 1000.0 * (event.emitted_sample - event.time_sample) / MODEL_RATE_HZ
+                at_s = (event.time_sample + offset) / MODEL_RATE_HZ
                 self._printed.append(
-                    f"{event.time_sample / MODEL_RATE_HZ:8.3f} s  {note_name(event.pitch):4s} ({event.pitch:3d})"
+                    f"{at_s:8.3f} s  {note_name(event.pitch):4s} ({event.pitch:3d})"
                     f"  velocity {event.velocity:3d}  channel {event.channel + 1:2d}  sent after {delay_ms:3.0f} ms"
                 )
 
@@ -643,6 +667,23 @@ class Daemon:
                 )
             )
         )
+
+
+@dataclass(frozen=True)
+class _ReplayResume:
+    """Where a replay restarted by a reload goes on: the file's frame, and the session's time
+    there [samples at 22050 Hz] (where recorded and printed times go on)."""
+
+    path: Path
+    first_frame: int
+    time_offset_samples: int
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _worker_failed(err: BaseException) -> LivepitchError:

@@ -43,6 +43,12 @@ class StreamingEngine:
         """Samples at 22050 Hz consumed so far: the engine's clock."""
         return self.frames.consumed_samples
 
+    @property
+    def published_end_sample(self) -> int:
+        """Where the last published frame's hop ends [samples at 22050 Hz]: the audio after
+        it has not reached the tracker (it waits for its lookahead)."""
+        return self._last_frame_end
+
     def feed(self, block: npt.NDArray[np.float32]) -> list[Event]:
         """Consume a block of mono float32 audio at 22050 Hz; return the events it caused."""
         self.levels.push(block)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -250,12 +252,20 @@ def test_sighup_reload_restarts_with_the_new_settings_and_releases_notes(
 
 
 def test_a_reload_during_a_file_replay_goes_on_where_the_replay_was(
-    model: Any, melody: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    model: Any, melody: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: Any
 ) -> None:
+    """The replay goes on a little before where its engine had published up to (so a note
+    starting there is not lost), and recorded and printed times go on with the file's."""
     wav = tmp_path / "melody.wav"
     soundfile.write(wav, melody, 22050, subtype="FLOAT")
     port = RecordingPort()
-    config = settings(midi={"bends": "none"}, audio={"input_file": wav})
+    events_csv = tmp_path / "events.csv"
+    config = settings(
+        midi={"bends": "none"},
+        audio={"input_file": wav},
+        port={"events_csv": events_csv},
+        ui={"quiet": True, "print_notes": True},
+    )
     daemon = Daemon(
         config,
         Factories(lambda _: model, lambda _: FileReplaySource(wav, 1024, speed=2.0), lambda _: port),
@@ -268,10 +278,27 @@ def test_a_reload_during_a_file_replay_goes_on_where_the_replay_was(
         daemon.request_reload()
         thread.join(60)
     assert result == [0]
-    assert any(r.getMessage().startswith("replay goes on at 1.") for r in caplog.records)
+    resumed_at_s = [
+        float(r.getMessage().split()[-2]) for r in caplog.records if "replay goes on at" in r.getMessage()
+    ]
+    assert len(resumed_at_s) == 1 and 0.7 < resumed_at_s[0] < 1.5
     ons = note_ons(port)
     assert ons.count(60) == 1 and ons[-2:] == [67, 72]  # not replayed again from its start
     assert sounding_after(port.messages) == set()
+    with open(events_csv, newline="") as handle:
+        onsets_s = {
+            int(row["pitch"]): float(row["time_s"])
+            for row in csv.DictReader(handle)
+            if row["kind"] == "note_on"
+        }
+    printed = {
+        re.search(r"\(\s*(\d+)\)", line).group(1): float(line.split()[0])  # type: ignore[union-attr]
+        for line in capsys.readouterr().out.splitlines()
+        if "velocity" in line
+    }
+    for pitch, melody_onset_s in ((60, 0.3), (64, 0.9), (67, 1.5), (72, 1.5)):
+        assert abs(onsets_s[pitch] - melody_onset_s) < 0.05, (pitch, onsets_s)
+        assert abs(printed[str(pitch)] - onsets_s[pitch]) < 0.002, (pitch, printed)
 
 
 def test_a_reload_that_fails_after_switching_the_bend_mode_switches_the_port_back(
