@@ -103,24 +103,32 @@ def _graph_cnn(model: Any) -> tuple[onnxruntime.InferenceSession, onnxruntime.In
 
 
 @pytest.mark.parametrize("composite", [False, True], ids=["patches", "composite contour_1"])
-def test_cnn_stream_equals_the_graphs_cnn_at_a_window_edge(model: Any, composite: bool) -> None:
+@pytest.mark.parametrize(
+    ("depth", "provisional"), [(12, 1), (7, 7)], ids=["1 provisional", "the default's 7"]
+)
+def test_cnn_stream_equals_the_graphs_cnn_at_a_window_edge(
+    model: Any, composite: bool, depth: int, provisional: int
+) -> None:
     frontend, cnn_session, graphs = _graph_cnn(model)
     window = _chords(3.0)[:WINDOW_SAMPLES]
     features = frontend.run([graphs.features], {graphs.audio_input: window.reshape(1, -1, 1)})[0][0]
     note, onset, contour = cnn_session.run(list(graphs.outputs), {graphs.features: features[None]})
     weights = model.incremental_weights()
     harmonics = (tuple(weights.front_end.harmonic_shifts), weights.front_end.n_bins) if composite else None
-    cnn = CnnStream(weights.cnn, 264, depth=12, harmonics=harmonics)
+    cnn = CnnStream(weights.cnn, 264, depth=depth, harmonics=harmonics)
     for _ in range(16):  # history before the window: only reaches the first 10 columns
         cnn.push(features[0], edge=False)
-    for column in range(170):
+    last_final = 171 - provisional
+    for column in range(last_final - 5):
         cnn.push(features[column], edge=False)
-    # the last column final, and a provisional one after it: the window's edge is column 171
-    edge = cnn.push(features[170], newer=features[171:172])
+    for column in range(last_final - 5, last_final):  # edges before, as the engine pushes every frame
+        cnn.push(features[column], newer=features[column + 1 : column + 1 + provisional])
+    # the last column final, the provisional ones after it: the window's edge is column 171
+    edge = cnn.push(features[last_final], newer=features[last_final + 1 : 172])
     assert edge is not None
-    np.testing.assert_allclose(edge.note, note[0, -12:], atol=1e-5)
-    np.testing.assert_allclose(edge.onset, onset[0, -12:], atol=1e-5)
-    np.testing.assert_allclose(edge.contour, contour[0, -12:], atol=1e-5)
+    np.testing.assert_allclose(edge.note, note[0, -depth:], atol=1e-5)
+    np.testing.assert_allclose(edge.onset, onset[0, -depth:], atol=1e-5)
+    np.testing.assert_allclose(edge.contour, contour[0, -depth:], atol=1e-5)
 
 
 def _frames(engine: Any, audio: npt.NDArray[np.float32], block: int) -> list[Frame]:
