@@ -35,10 +35,20 @@ from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.incremental_engine import IncrementalEngine
 from livepitch.model_file import resolve_model_path
 from livepitch.onnx_model import BasicPitchModel
+from livepitch.streaming_cnn import ScatterConv
 from livepitch.window_engine import WindowEngine
 
 BLOCK_SAMPLES = 1024
 BASELINE = "window, hop 3, 61.1 ms (old default)"
+
+
+def scattered_note_1(engine: IncrementalEngine) -> IncrementalEngine:
+    """``engine`` with its CNN's note_1 layer scattering contributions, as before commit
+    953b73c made it gather (the A/B of that change, in the same run)."""
+    cnn = engine._cnn
+    cnn._note_1 = ScatterConv(engine._weights.cnn.note_1)
+    engine.reset()
+    return engine
 
 
 def engines(model: BasicPitchModel) -> dict[str, FrameEngine]:
@@ -46,6 +56,9 @@ def engines(model: BasicPitchModel) -> dict[str, FrameEngine]:
     weights = model.incremental_weights()
     return {
         "incremental, refresh 7, 72.7 ms (default)": IncrementalEngine(weights, 6, 7),
+        "the default with note_1 scattered (before 953b73c)": scattered_note_1(
+            IncrementalEngine(weights, 6, 7)
+        ),
         "incremental, refresh 6, 72.7 ms": IncrementalEngine(weights, 6, 6),
         "incremental, refresh 0, 72.7 ms": IncrementalEngine(weights, 6, 0),
         BASELINE: WindowEngine(model, 5, 3),

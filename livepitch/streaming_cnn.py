@@ -343,7 +343,7 @@ class CnnStream:
             else HarmonicConv(weights.contour_1, *harmonics)
         )
         self._contour_2 = ScatterConv(weights.contour_2)
-        self._note_1 = GatherConv(weights.note_1)
+        self._note_1: ScatterConv | GatherConv = GatherConv(weights.note_1)  # either gives the same columns
         self._note_2 = ScatterConv(weights.note_2)
         self._onset_1 = ScatterConv(weights.onset_1)
         self._onset_2 = ScatterConv(weights.onset_2)
