@@ -22,9 +22,13 @@ for it. Decisions, in the order they are taken each frame:
   frames after the onset, published or previewed. The preview usually settles that at once;
   otherwise the note-on waits until the published frames since the onset plus the preview
   after the newest of them cover ``probation_ms`` (a published frame below the threshold drops
-  it) — dated at the onset, so only those notes pay the delay. A weak onset at the 2nd, 3rd
-  or 4th harmonic of a sounding note is the model echoing that note's overtone, not a note,
-  unless its note posterior reaches ``OVERTONE_SHARE`` of the note's energy.
+  it) — dated at the onset, so only those notes pay the delay. A weak onset whose posterior
+  dips below the threshold the frame after it (or in probation) is kept for its ramp frames:
+  if the posterior reaches the threshold within them, it waits in probation again (a low
+  chord's posteriors dip after their onsets peak at some alignments of the frame grid). A
+  weak onset at the 2nd, 3rd or 4th harmonic of a sounding note is the model echoing that
+  note's overtone, not a note, unless its note posterior reaches ``OVERTONE_SHARE`` of the
+  note's energy.
 * **Noise gate.** No note starts unless the input itself was loud enough near its onset: the
   level (``livepitch.input_level``) of some frame from the onset to the deciding one, each
   covering a few blocks before it and the audio after it up to its publication, reaches
@@ -369,6 +373,9 @@ class NoteTracker:
         self._rise_level = RISE_LEVEL_PRIOR
         self._last_centre = 0
         self._recent_levels_db: deque[tuple[int, float]] = deque(maxlen=GATE_MEMORY_FRAMES)
+        self._dipped: dict[
+            int, tuple[int, float]
+        ] = {}  # pitch -> (onset frame, peak) of a weak onset dropped
 
     @property
     def sounding(self) -> dict[int, int]:
@@ -405,6 +412,7 @@ class NoteTracker:
         early_bins = self._peaks_confirmed_by_preview(frame, note, strength)
 
         self._update_voices(frame, note, intents)
+        self._revive_dipped(frame, note)
         self._update_pending(frame, note, intents)
         for pitch_bin in onset_bins.tolist():
             support = max(float(self._note_history[0][pitch_bin]), float(note[pitch_bin]))
@@ -533,6 +541,8 @@ class NoteTracker:
             held = self._probation_held(frame, note, pitch_bin, pending.onset_frame)
             if held is False or pitch in {v.pitch for v in self._voices.values()}:
                 del self._pending[pitch]
+                if held is False and not pending.restrike:  # it may rise again within its ramp frames
+                    self._dipped[pitch] = (pending.onset_frame, pending.peak)
                 continue
             if pending.ramped and (self._holder_near(pitch) is not None or self._harmonic_of_a_note(pitch)):
                 del self._pending[pitch]  # a neighbour or its fundamental started meanwhile
@@ -544,6 +554,28 @@ class NoteTracker:
                     continue
                 velocity = onset_velocity(pending.peak, pending.support)
                 self._admit(pitch, velocity, pending.onset_sample, frame, intents, pending.support)
+
+    def _revive_dipped(self, frame: Frame, note: npt.NDArray[np.float32]) -> None:
+        """A dropped weak onset whose note posterior reaches the threshold within its ramp
+        frames after all (it dipped after the onset peak) waits in probation."""
+        for pitch, (onset_frame, peak) in list(self._dipped.items()):
+            pitch_bin = pitch - LOWEST_MIDI_PITCH
+            if frame.index > onset_frame + _ramp_frames(pitch_bin):
+                del self._dipped[pitch]
+                continue
+            level = float(note[pitch_bin])
+            if level < self.params.frame_threshold:
+                continue
+            del self._dipped[pitch]
+            if (
+                pitch in self._pending
+                or self._holder_near(pitch) is not None
+                or self._harmonic_of_a_note(pitch)
+            ):
+                continue
+            self._pending[pitch] = _Pending(
+                pitch, FRAME_HOP_SAMPLES * onset_frame, onset_frame, peak, level, False, True
+            )
 
     def _consider_onset(
         self,
@@ -575,7 +607,11 @@ class NoteTracker:
             and self._holder_near(pitch_bin + LOWEST_MIDI_PITCH) is None
             and not self._harmonic_of_a_note(pitch_bin + LOWEST_MIDI_PITCH)
         )
-        if (support < p.frame_threshold and not ramping) or not self._gate_open(onset_frame):
+        if not self._gate_open(onset_frame):
+            return
+        if support < p.frame_threshold and not ramping:
+            if frames_ago == 1 and self._probation_frames > 0:
+                self._dipped[pitch_bin + LOWEST_MIDI_PITCH] = (onset_frame, peak)
             return
         onset_sample = FRAME_HOP_SAMPLES * onset_frame
         pitch = pitch_bin + LOWEST_MIDI_PITCH
@@ -620,6 +656,8 @@ class NoteTracker:
         if weak:
             held = self._probation_held(frame, note, pitch_bin, onset_frame)
             if held is False:
+                if frames_ago == 1 and not restrike:  # it may rise again within its ramp frames
+                    self._dipped[pitch] = (onset_frame, peak)
                 return
             if held is None:
                 if pitch not in self._pending:
