@@ -65,6 +65,8 @@ def native_path(path: Path) -> bytes:
 def check_audio_path(path: Path) -> None:
     """``AudioInputError`` for a path that is missing or a directory."""
     if not path.exists():
+        if path.is_symlink():
+            raise AudioInputError(f"{path}: a symbolic link to no file (missing, or a loop)")
         raise AudioInputError(f"{path}: no such file")
     if path.is_dir():
         raise AudioInputError(f"{path}: is a directory, not an audio file")

@@ -75,7 +75,8 @@ class FileReplaySource:
                 f"{path}: not a regular file (a pipe or a device); --input-file replays a file"
             )
         try:
-            info = soundfile.info(native_path(path))
+            with quiet_native_stderr():  # libmpg123 prints what it thinks of an MP3's header
+                info = soundfile.info(native_path(path))
         except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
             raise unreadable(path, err) from err
         if info.frames == 0:

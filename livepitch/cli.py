@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ log = logging.getLogger("livepitch")
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""Standard output was closed by its reader (as a shell reports a process killed by SIGPIPE)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,19 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=str,
         metavar="OUT",
         help="MIDI file for one input, or a directory for one .mid per input (default: INPUT's name .mid here)",
     )
     transcribe.add_argument(
         "--csv",
-        type=Path,
+        type=str,
         metavar="NOTES.csv",
         help="also write the notes as CSV (a directory for several inputs)",
     )
     transcribe.add_argument(
         "--posteriors",
-        type=Path,
+        type=str,
         metavar="POST.npz",
         help="also save the model posteriors (a directory for several inputs)",
     )
@@ -149,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--stream", action="store_true", help="run the live code path on the file")
     stream.add_argument("--block-samples", type=int, metavar="N", help="block size fed to the engine (1024)")
     stream.add_argument(
-        "--events-csv", type=Path, metavar="EVENTS.csv", help="write every event (needs --stream)"
+        "--events-csv", type=str, metavar="EVENTS.csv", help="write every event (needs --stream)"
     )
     _add_live_engine_options(stream)
     _add_decoder_options(transcribe)
@@ -382,8 +385,20 @@ def daemon_settings_from_args(args: argparse.Namespace) -> Any:
     return build_settings(DaemonSettings, merge(values, daemon_values_from_args(args)))
 
 
-def run_daemon_command(args: argparse.Namespace) -> int:
-    """``livepitch [run]``: the live daemon."""
+def _remember_early_signals() -> list[int]:
+    """Until the daemon installs its own handlers: SIGTERM and SIGHUP are noted, not fatal
+    (``systemctl reload`` right after a start used to end the service)."""
+    early: list[int] = []
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda signum, _frame: early.append(signum))
+    return early
+
+
+def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None) -> int:
+    """``livepitch [run]``: the live daemon; ``early``: signals noted while it started
+    (``_remember_early_signals``), acted on once it runs."""
+    early = _remember_early_signals() if early is None else early
     from livepitch.logs import configure_logging
 
     if args.log_json:  # a bad configuration's one line is JSON too, for the service's journal
@@ -413,6 +428,11 @@ def run_daemon_command(args: argparse.Namespace) -> int:
         resumed=resumed,
     )
     daemon.install_signal_handlers()
+    for signum in early:
+        if signum == signal.SIGTERM:
+            daemon.request_stop()
+        else:
+            daemon.request_reload()
     code = daemon.run()
     if daemon.audio_wedged:  # PortAudio's exit handler would wait forever on the abandoned stream
         logging.shutdown()
@@ -558,19 +578,21 @@ def _with_suffix(path: Path, suffixes: tuple[str, ...]) -> Path:
 
 
 def plan_outputs(
-    inputs: Sequence[Path], target: Path | None, suffixes: tuple[str, ...], default_here: bool
+    inputs: Sequence[Path], target_text: str | None, suffixes: tuple[str, ...], default_here: bool
 ) -> list[Path | None]:
-    """One output path per input: ``target`` itself for one input, else files in a directory.
+    """One output path per input: ``target_text`` itself for one input, else files in a directory.
 
-    A single input with a ``target`` that is an existing directory (or ends in a separator)
-    writes into it. Several inputs need a directory, created when missing. Without a target,
-    ``default_here`` writes ``<input stem><suffix>`` to the current directory, else nothing.
+    A single input with a target that is an existing directory (or is written ending in a
+    separator: ``out/``) writes into it. Several inputs need a directory, created when missing.
+    Without a target, ``default_here`` writes ``<input stem><suffix>`` to the current directory,
+    else nothing.
     """
-    if target is None:
+    if target_text is None:
         if not default_here:
             return [None] * len(inputs)
         return [Path(path.stem + suffixes[0]) for path in inputs]
-    as_directory = len(inputs) > 1 or target.is_dir() or str(target).endswith(("/", "\\"))
+    target = Path(target_text)  # (a Path forgets a trailing separator)
+    as_directory = len(inputs) > 1 or target.is_dir() or target_text.endswith(("/", os.sep))
     if not as_directory:
         _check_parent(target)
         return [_with_suffix(target, suffixes)]
@@ -589,15 +611,17 @@ def plan_outputs(
 def check_outputs_apart(inputs: Sequence[Path], outputs: dict[str, list[Path | None]]) -> None:
     """``ConfigError`` if two outputs, or an output and an input, are the same file: one would
     silently replace the other."""
-    taken = {path.resolve(): "an input" for path in inputs}
+    from livepitch.settings import resolved_path
+
+    taken = {resolved_path(path): "an input" for path in inputs}
     for flag, paths in outputs.items():
         for source, path in zip(inputs, paths, strict=True):
             if path is None:
                 continue
-            other = taken.get(path.resolve())
+            other = taken.get(resolved_path(path))
             if other is not None:
                 raise ConfigError(f"{flag} {path} (for {source}) is also {other}: it would be overwritten")
-            taken[path.resolve()] = f"{flag} for {source}"
+            taken[resolved_path(path)] = f"{flag} for {source}"
 
 
 def _check_parent(path: Path) -> None:
@@ -725,9 +749,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the command starts (importing numpy, parsing)
         print("livepitch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # whoever read standard output went away (``livepitch devices | head``)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that flushing it at exit fails no more
+        return EXIT_BROKEN_PIPE
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    early = _remember_early_signals()  # before the imports the parser needs (0.3 s)
     for name, value in SINGLE_THREAD_BLAS.items():
         os.environ.setdefault(name, value)
     parser = build_parser()
@@ -738,6 +767,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if not rest or (rest[0] not in commands and rest[0] not in ("-h", "--help", "--version")):
         arguments.insert(head, "run")
     args, unknown = parser.parse_known_args(arguments)
+    if args.command != "run":  # the other commands end as any program does
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+        for signum in early:
+            os.kill(os.getpid(), signum)
     if unknown:
         misplaced = [word for word in unknown if word in commands]
         if misplaced:  # e.g. ``livepitch --config x.toml config``: the run command was implied
@@ -755,7 +790,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_config_command(args)
         if args.command == "devices":
             return run_devices_command()
-        return run_daemon_command(args)
+        return run_daemon_command(args, early)
     except LivepitchError as err:
         _report(err)
         return err.exit_code

@@ -38,12 +38,19 @@ def default_config_text() -> str:
     return DEFAULT_CONFIG_HEADER + "\n" + settings_to_toml(DaemonSettings())
 
 
+MAX_CONFIG_CHARS = 1_000_000
+"""Longest configuration file read (config/default.toml is about 4000 characters)."""
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """The tables of a TOML file; ``ConfigError`` for a missing or malformed one."""
     try:
         with open(path, encoding="utf-8-sig") as handle:  # -sig: a BOM (Windows editors) is no error
-            tables: dict[str, Any] = tomllib.loads(handle.read())
-            return tables
+            text = handle.read(MAX_CONFIG_CHARS + 1)  # a pipe from a shell reads; /dev/zero ends
+        if len(text) > MAX_CONFIG_CHARS:
+            raise ConfigError(f"{path}: over {MAX_CONFIG_CHARS} characters, not a configuration file")
+        tables: dict[str, Any] = tomllib.loads(text)
+        return tables
     except FileNotFoundError as err:
         raise ConfigError(f"config file {path} does not exist") from err
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

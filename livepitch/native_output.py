@@ -18,7 +18,11 @@ def quiet_native_stderr() -> Iterator[None]:
     if os.environ.get("LIVEPITCH_AUDIO_DEBUG"):
         yield
         return
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # started without a stderr (``2>&-``): nothing to hide
+        yield
+        return
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)

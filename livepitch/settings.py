@@ -356,10 +356,19 @@ class DaemonSettings(LiveSettings):
             if path is None:
                 continue
             for other, used in taken.items():
-                if path.resolve() == used.resolve():
+                if resolved_path(path) == resolved_path(used):
                     raise ValueError(f"{field} ({path}) is also {other}: it would be overwritten")
             taken[field] = path
         return self
+
+
+def resolved_path(path: Path) -> Path:
+    """``path`` made absolute with its links followed, or only absolute where they loop (the
+    file cannot be opened then: opening it says so)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a symlink loop
+        return path.absolute()
 
 
 def build_settings(model_type: type[BaseModel], values: dict[str, Any]) -> Any:

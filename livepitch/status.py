@@ -53,9 +53,11 @@ def format_status(s: StatusSnapshot, width: int = 100) -> str:
 class StatusLine:
     """Rewrites one line on a terminal; does nothing when the stream is not a terminal."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
+    def __init__(self, stream: TextIO | None = None) -> None:
+        """``stream``: standard error by default (None when the process started without one)."""
+        chosen = sys.stderr if stream is None else stream
+        self.stream: TextIO = chosen
+        self.enabled = chosen is not None and chosen.isatty()
         self._shown = False
 
     def show(self, text: str) -> None:

@@ -305,3 +305,42 @@ def test_a_config_file_saved_with_a_byte_order_mark_reads(tmp_path: Path) -> Non
     result = run_cli("config", "--config", config)
     assert result.returncode == 0, result.stderr
     assert "max_hz = 900.0" in result.stdout
+
+
+def test_an_output_written_with_a_trailing_separator_is_a_directory(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "transcribe", two_tones, "-o", f"{tmp_path / 'midi'}/", "--csv", f"{tmp_path / 'notes'}/"
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "midi" / "44100Hz_two_tones.mid").is_file()
+    assert (tmp_path / "notes" / "44100Hz_two_tones.csv").is_file()
+    assert not (tmp_path / "midi.mid").exists()
+
+
+def test_an_output_that_is_a_symlink_loop_gets_one_line(two_tones: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.mid").symlink_to(tmp_path / "b.mid")
+    (tmp_path / "b.mid").symlink_to(tmp_path / "a.mid")
+    assert_one_line_error(run_cli("transcribe", two_tones, "-o", tmp_path / "a.mid"), 5, "a.mid")
+    assert_one_line_error(run_cli("transcribe", tmp_path / "a.mid"), 3, "a symbolic link to no file")
+
+
+def test_a_reader_that_closes_standard_output_ends_the_command_quietly(
+    two_tones: Path, tmp_path: Path
+) -> None:
+    """``livepitch devices | head -1``: exit 141 as for SIGPIPE, no traceback."""
+    shell = f"{sys.executable} -m livepitch devices | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120, check=False)
+    assert result.stdout.strip() == "141", result.stderr
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+def test_a_run_started_without_a_standard_error_still_works(two_tones: Path, tmp_path: Path) -> None:
+    shell = (
+        f"{sys.executable} -m livepitch --input-file {two_tones} --quiet --record {tmp_path / 'r.mid'} 2>&-"
+    )
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout
+    assert [m.note for m in mido.MidiFile(tmp_path / "r.mid") if m.type == "note_on" and m.velocity] == [
+        60,
+        67,
+    ]

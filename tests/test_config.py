@@ -132,3 +132,15 @@ def test_a_command_after_the_options_gets_a_hint_not_a_puzzle() -> None:
     )
     assert result.returncode == 2
     assert "the command comes first, its options after it: livepitch config ..." in result.stderr
+
+
+def test_an_endless_config_file_is_refused_not_read_forever() -> None:
+    result = livepitch("config", "--config", "/dev/zero")
+    assert result.returncode == 2 and "not a configuration file" in result.stderr
+
+
+def test_a_config_given_through_a_pipe_reads(tmp_path: Path) -> None:
+    shell = f"{sys.executable} -m livepitch config --config <(printf '[tracker]\\nonset_threshold = 0.6\\n')"
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "\nonset_threshold = 0.6\n" in result.stdout

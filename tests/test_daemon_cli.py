@@ -275,3 +275,21 @@ def test_device_settings_a_replay_does_not_use_are_named(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     assert "audio.input, audio.sample_rate_hz not used" in result.stderr
+
+
+def test_a_reload_or_stop_while_the_daemon_starts_is_noted_not_fatal() -> None:
+    """``systemctl reload`` right after a start: before the daemon's own handlers, SIGHUP and
+    SIGTERM are remembered (and acted on once it runs), not the default that ends the process."""
+    import signal
+
+    from livepitch.cli import _remember_early_signals
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        early = _remember_early_signals()
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert early == [signal.SIGHUP, signal.SIGTERM]
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
