@@ -15,6 +15,7 @@ from livepitch.events import Event, NoteOff, NoteOn, PitchBend, event_kind
 from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.midi_file import samples_to_ticks, setup_messages, timed_messages_to_midi
 from livepitch.notes import Note
+from livepitch.output_files import replaced_whole
 from livepitch.settings import BendMode
 
 EVENTS_CSV_COLUMNS = ("kind", "time_s", "emitted_s", "pitch", "velocity", "channel", "bend_cents")
@@ -46,7 +47,7 @@ def event_csv_row(event: Event) -> list[str]:
 def write_events_csv(path: str | Path, events: Iterable[Event]) -> None:
     """Write one row an event, in emission order, with a header row."""
     try:
-        with open(path, "w", newline="", encoding="utf-8") as handle:
+        with replaced_whole(path) as written, open(written, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(EVENTS_CSV_COLUMNS)
             writer.writerows(event_csv_row(event) for event in events)
@@ -193,6 +194,7 @@ def write_events_midi(
     """Write ``events`` as a MIDI file; an unwritable path raises ``OutputError``."""
     midi = events_to_midi(events, bends, bend_range_semitones, switches)
     try:
-        midi.save(str(path))
+        with replaced_whole(path) as written:
+            midi.save(str(written))
     except OSError as err:
         raise OutputError(f"cannot write {path}: {first_line(err)}") from err

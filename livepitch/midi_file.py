@@ -19,6 +19,7 @@ from livepitch.midi_protocol import (
     mpe_zone_off_messages,
 )
 from livepitch.notes import Note
+from livepitch.output_files import replaced_whole
 from livepitch.settings import BendMode
 
 TICKS_PER_BEAT = 480
@@ -181,6 +182,7 @@ def write_midi_file(path: str | Path, notes: list[Note], bends: BendMode, bend_r
     """Write ``notes`` to ``path``; an unwritable path raises ``OutputError``."""
     midi = notes_to_midi(notes, bends, bend_range_semitones)
     try:
-        midi.save(str(path))
+        with replaced_whole(path) as written:
+            midi.save(str(written))
     except OSError as err:
         raise OutputError(f"cannot write {path}: {first_line(err)}") from err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from livepitch.errors import OutputError, first_line
 from livepitch.notes import Note
+from livepitch.output_files import replaced_whole
 
 NOTES_CSV_COLUMNS = ("onset_s", "offset_s", "pitch", "velocity", "amplitude", "mean_bend_cents")
 
@@ -15,7 +16,7 @@ def write_notes_csv(path: str | Path, notes: list[Note]) -> None:
     """Write ``notes`` with a header row; pitch is the MIDI number, velocity 1-127."""
     rows = sorted(notes, key=lambda n: (n.start_sample, n.pitch))
     try:
-        with open(path, "w", newline="", encoding="utf-8") as handle:
+        with replaced_whole(path) as written, open(written, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(NOTES_CSV_COLUMNS)
             for note in rows:

@@ -15,6 +15,7 @@ from livepitch.midi_file import write_midi_file
 from livepitch.notes import Note
 from livepitch.notes_csv import write_notes_csv
 from livepitch.offline import WindowModel, compute_posteriors
+from livepitch.output_files import replaced_whole
 from livepitch.posteriors import Posteriors
 from livepitch.settings import BendMode, TranscribeSettings
 
@@ -61,6 +62,7 @@ def write_transcription(
         write_notes_csv(csv_path, transcription.notes)
     if posteriors_path is not None:
         try:
-            transcription.posteriors.save_npz(str(posteriors_path))
+            with replaced_whole(posteriors_path) as written:
+                transcription.posteriors.save_npz(str(written))
         except OSError as err:
             raise OutputError(f"cannot write {posteriors_path}: {first_line(err)}") from err

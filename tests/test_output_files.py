@@ -1,0 +1,60 @@
+"""Outputs are written whole or not at all: a failure keeps the previous file."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from livepitch.output_files import replaced_whole
+
+
+def test_a_write_that_fails_keeps_the_previous_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    take = tmp_path / "take.mid"
+    take.write_bytes(b"yesterday's take")
+    with pytest.raises(OSError, match="No space"), replaced_whole(take) as written:
+        written.write_bytes(b"half a")
+        raise OSError(28, "No space left on device")
+    assert take.read_bytes() == b"yesterday's take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.mid"]
+
+
+def test_a_write_that_succeeds_replaces_the_file_keeping_its_mode_and_writes_through_a_link(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    real.chmod(0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    with replaced_whole(link) as written:
+        assert written.parent == tmp_path and written.suffix == ".csv"
+        written.write_text("new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    fresh = tmp_path / "fresh.npz"
+    with replaced_whole(fresh) as written:
+        written.write_text("x")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~_umask()
+
+
+def test_what_is_not_a_regular_file_is_written_directly_never_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.csv"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    with replaced_whole(fifo) as written:
+        assert written == fifo
+        written.write_bytes(b"kind,time_s\n")
+    reader.join(10)
+    assert received == [b"kind,time_s\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
