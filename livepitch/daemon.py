@@ -512,12 +512,13 @@ class Daemon:
         return new, self._model if reuse else self.factories.model(new)
 
     def _adopt(self, settings: DaemonSettings, model: WindowFramesModel | None) -> None:
-        """Make ``settings`` and ``model`` the current ones; a changed MIDI output (port, bend
-        mode or range) takes effect through the sink's reopening."""
+        """Make ``settings`` and ``model`` the current ones; a changed port takes effect through
+        the sink's reopening, a changed bend mode or range on the open port."""
         changed = _midi_output_of(settings) != _midi_output_of(self.settings)
+        new_port = _midi_output_of(settings)[:3] != _midi_output_of(self.settings)[:3]
         self.settings, self._model = settings, model
         if changed and self.sink is not None:
-            self.sink.switch_port(settings.midi.bends, settings.midi.effective_bend_range_semitones)
+            self.sink.switch_port(settings.midi.bends, settings.midi.effective_bend_range_semitones, new_port)
 
     def _fall_back(self, err: LivepitchError) -> None:
         """A configuration adopted while waiting for the devices failed with them (``err``): go
@@ -693,7 +694,7 @@ def _worker_failed(err: BaseException) -> LivepitchError:
 
 
 def _midi_output_of(settings: DaemonSettings) -> tuple[object, ...]:
-    """What decides the MIDI port and its setup: a change needs the port reopened."""
+    """What decides the MIDI port (the first three: a change needs it reopened) and its setup."""
     return (settings.port.port, settings.port.midi_api, settings.port.connect, settings.midi)
 
 

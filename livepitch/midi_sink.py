@@ -222,14 +222,20 @@ class MidiSink:
             self._retry_at = 0.0
             self._try_reopen()
 
-    def switch_port(self, bends: BendMode, bend_range_semitones: int) -> None:
-        """Close the port and open the one ``reopen`` now gives, with a new bend mode (a reload)."""
+    def switch_port(self, bends: BendMode, bend_range_semitones: int, new_port: bool = True) -> None:
+        """Take a new bend mode (a reload): on the port ``reopen`` now gives, or, unless
+        ``new_port``, on the open one, whose setup is sent again (the connections a synth or a
+        patchbay made to it stay)."""
         with self._lock:
-            self._drop_port()
+            if new_port or self._port is None:
+                self._drop_port()
             if (bends, bend_range_semitones) != (self.bends, self.bend_range_semitones):
                 at = self._recorded[-1].time_sample if self._recorded else 0
                 self._switches.append(BendSwitch(at, len(self._recorded), bends, bend_range_semitones))
             self.bends, self.bend_range_semitones = bends, bend_range_semitones
+            if self._port is not None:
+                self._attach(self._port)
+                return
             self._retry_at = 0.0
             self._try_reopen()
 

@@ -283,3 +283,19 @@ def test_a_port_left_holding_notes_is_reopened_by_the_poll_over_silence() -> Non
         sink._retry_at = 0.0
         sink.poll()
     assert sounding_after(broken.messages + spare.messages) == set() and sink.sounding == []
+
+
+def test_a_reload_that_changes_only_the_bend_mode_keeps_the_port_and_sends_its_setup_again() -> None:
+    """A synth connected to the port stays connected: the zone ends on the same port."""
+    port, spare = RecordingPort("kept"), RecordingPort("new")
+    sink = MidiSink(port, BendMode.MPE, 48, reopen=lambda: spare)
+    sink.send([NoteOn(0, 10, 1, 60, 100), NoteOff(5000, 5010, 1, 60)])
+    sink.release_all()
+    before = len(port.messages)
+    sink.switch_port(BendMode.SINGLE, 2, new_port=False)
+    sink.send([NoteOn(0, 10, 0, 62, 100), NoteOff(5000, 5010, 0, 62)])
+    assert not port.closed and not spare.messages
+    after = port.messages[before:]
+    assert [m.type for m in after[-2:]] == ["note_on", "note_off"] and after[-2].note == 62
+    zone_end = [(m.control, m.value) for m in after[:3] if m.type == "control_change"]
+    assert zone_end == [(101, 0), (100, 6), (6, 0)]  # the MPE zone's size set to 0
