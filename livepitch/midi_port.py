@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import rtmidi
 
 from livepitch.errors import MidiPortError, first_line
+from livepitch.jack_watch import JackServerWatch
 from livepitch.native_output import quiet_native_stderr
 from livepitch.settings import MidiApi
 
@@ -90,6 +91,23 @@ class MidiOutput:
     api: MidiApi
     name: str
     _midi_out: rtmidi.MidiOut | None
+    connected: bool = False
+    """A connection to another program's port (``--connect``), not a virtual port of ours."""
+    _watch: JackServerWatch | None = None
+
+    def lost(self) -> str | None:
+        """Why the port no longer reaches anyone, or None: its JACK server stopped (sends then
+        fail silently), or the port it connected to went away (a synth restarted)."""
+        if self._watch is not None and self._watch.stopped:
+            return "the JACK server stopped"
+        if self.connected and self._midi_out is not None:
+            try:
+                present = self.name in self._midi_out.get_ports()
+            except rtmidi.RtMidiError:
+                present = False
+            if not present:
+                return f"MIDI port {self.name!r} went away"
+        return None
 
     def send(self, message: list[int]) -> None:
         """Send one MIDI message; ``MidiPortError`` if the port is gone."""
@@ -107,13 +125,29 @@ class MidiOutput:
         ``JACK_DRAIN_S`` before closing: the last note-offs reach the listeners.
         """
         midi_out, self._midi_out = self._midi_out, None
+        watch, self._watch = self._watch, None
+        server_gone = watch is not None and watch.stopped
+        if watch is not None:
+            watch.close()
         if midi_out is not None:
-            if self.api is MidiApi.JACK:
+            if self.api is MidiApi.JACK and not server_gone:
                 time.sleep(JACK_DRAIN_S)
             try:
                 midi_out.close_port()
             finally:
                 midi_out.delete()
+
+
+def _jack_watch(api: MidiApi) -> JackServerWatch | None:
+    """A watch on the JACK server a JACK port lives in (None for other APIs, or if libjack
+    cannot be loaded here: the port is then only noticed lost when a send fails)."""
+    if api is not MidiApi.JACK:
+        return None
+    try:
+        return JackServerWatch(f"{CLIENT_NAME}-watch")
+    except OSError as err:
+        log.debug("JACK server not watched: %s", err)
+        return None
 
 
 def open_output(port_name: str, api: MidiApi, connect: str | None) -> MidiOutput:
@@ -144,13 +178,13 @@ def open_output(port_name: str, api: MidiApi, connect: str | None) -> MidiOutput
                 have = ", ".join(ports) or "none"
                 raise MidiPortError(f"no {api.value} MIDI port matching {connect!r} (have: {have})")
             midi_out.open_port(matches[0], name=port_name)
-            return MidiOutput(api, ports[matches[0]], midi_out)
+            return MidiOutput(api, ports[matches[0]], midi_out, connected=True, _watch=_jack_watch(api))
         if api is MidiApi.WINDOWS:
             raise MidiPortError(
                 "Windows MIDI has no virtual ports: create one with loopMIDI and pass --connect NAME"
             )
         midi_out.open_virtual_port(port_name)
-        return MidiOutput(api, port_name, midi_out)
+        return MidiOutput(api, port_name, midi_out, _watch=_jack_watch(api))
     except rtmidi.RtMidiError as err:
         midi_out.delete()
         raise MidiPortError(f"cannot open {api.value} MIDI port {port_name!r}: {first_line(err)}") from err

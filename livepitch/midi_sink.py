@@ -38,6 +38,8 @@ log = logging.getLogger("livepitch.midi")
 
 ALL_NOTES_OFF = 123
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+PORT_CHECK_S = 1.0
+"""How often ``poll`` asks the open port whether it is lost [s]."""
 
 
 class Port(Protocol):
@@ -77,6 +79,8 @@ class MidiSink:
         self.last_api: object | None = None
         """The MIDI system of the last port opened (``MidiApi``), if the port says."""
         self._lock = threading.RLock()
+        self._next_check = 0.0  # when ``poll`` next asks the open port whether it is lost
+        self._main_reopens = False  # a port found lost is reopened by ``poll``, not by sends
         self._closed = False
         self._retry_at = 0.0
         self._failures = 0
@@ -139,7 +143,7 @@ class MidiSink:
         return True
 
     def _raw_send(self, data: list[int]) -> bool:
-        if self._port is None and not self._try_reopen():
+        if self._port is None and (self._main_reopens or not self._try_reopen()):
             return False
         port = self._port
         if port is None:
@@ -171,7 +175,13 @@ class MidiSink:
             log.warning("MIDI port still unavailable: %s", err)
             self._drop_port()
             return False
+        return self._take_reopened(port)
+
+    def _take_reopened(self, port: Port) -> bool:
+        """Use a reopened ``port``: set it up, end what the lost one left sounding, put the
+        wheels back; True if it is still open afterwards."""
         log.info("MIDI port %r open again", port.name)
+        self._main_reopens = False
         if not self._attach(port):
             return False
         self._end_sounding()  # what was sounding when the port failed
@@ -206,14 +216,57 @@ class MidiSink:
     def poll(self) -> None:
         """Reopen a failed port when its backoff has passed if the synth may still hold notes
         or bent wheels, and end them (main thread, every tick): over silence no event would
-        come to try it."""
-        if self._port is not None:  # the usual case, without taking the worker's lock
+        come to try it. An open port is asked every ``PORT_CHECK_S`` whether it is lost (its
+        JACK server stopped, the port it connected to went away): sends would not say so."""
+        if self._port is not None:  # the usual case
+            now = time.monotonic()
+            if now >= self._next_check:
+                self._next_check = now + PORT_CHECK_S
+                self._drop_if_lost()
+            return
+        if self._main_reopens:
+            self._reopen_on_main_thread()
             return
         with self._lock:
             if self._closed or self._port is not None or not (self._sounding or self._bent_channels):
                 return
             if self._try_reopen():
                 log.info("MIDI port back: released what it was left holding")
+
+    def _drop_if_lost(self) -> None:
+        lost = getattr(self._port, "lost", None)
+        if lost is None:
+            return
+        with self._lock:
+            if self._closed or self._port is None:
+                return
+            reason = lost()
+            if reason is None:
+                return
+            self.send_errors += 1
+            log.warning("%s: reopening the MIDI port when it can be", reason)
+            self._drop_port()
+            self._retry_at = 0.0
+            self._main_reopens = True  # opening a port takes a while: not on the worker
+
+    def _reopen_on_main_thread(self) -> None:
+        """``poll``'s try to reopen a port found lost, outside the lock: the worker goes on
+        (its events meanwhile are lost with the port, as they were)."""
+        if self._closed or self._reopen is None or time.monotonic() < self._retry_at:
+            return
+        try:
+            port = self._reopen()
+        except MidiPortError as err:
+            log.warning("MIDI port still unavailable: %s", err)
+            with self._lock:
+                self._drop_port()
+            return
+        with self._lock:
+            if self._closed or self._port is not None:
+                with contextlib.suppress(MidiPortError, OSError):
+                    port.close()
+                return
+            self._take_reopened(port)
 
     def reconnect(self) -> None:
         """Close and reopen the port now (its server restarted under it)."""

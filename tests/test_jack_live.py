@@ -262,3 +262,35 @@ def test_livepitch_recovers_after_the_jack_server_restarts(tmp_path: Path) -> No
     events = note_events(read_report(tmp_path / "report.json"))
     assert [note for _, _, note in held_notes(events)] == [62, 69]
     assert still_sounding(events) == set()
+
+
+def test_a_replays_jack_midi_port_comes_back_after_the_server_restarts(tmp_path: Path) -> None:
+    """With a file for audio nothing else notices that JACK went away: sends into the dead
+    port raise nothing. The port is found lost and opened again on the new server."""
+    if shutil.which("jackd") is None:
+        if os.environ.get("CI"):
+            pytest.fail("jackd is not installed")
+        pytest.skip("jackd is not installed")
+    name = f"lpm{os.getpid()}"
+    server = start_jackd(name)
+    notes = [(0.5 + i, 0.5, 60 + i % 12) for i in range(20)]
+    wav = write_wav(tmp_path / "long.wav", sequence(notes, 21.0, rate_hz=RATE_HZ))
+    livepitch = start_livepitch(name, tmp_path, "--input-file", str(wav))
+    try:
+        time.sleep(3.0)
+        stop_process(server)
+        time.sleep(1.0)
+        server = start_jackd(name)
+        deadline = time.monotonic() + 20.0
+        ports = ""
+        while "livepitch:BasicPitch Out" not in ports and time.monotonic() < deadline:
+            time.sleep(0.5)
+            ports = subprocess.run(["jack_lsp", "-s", name], capture_output=True, text=True).stdout
+        code = stop_process(livepitch)
+    finally:
+        stop_process(livepitch)
+        stop_process(server)
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 0, log
+    assert "the JACK server stopped" in log and "open again" in log, log
+    assert "livepitch:BasicPitch Out" in ports

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import mido
@@ -299,3 +300,38 @@ def test_a_reload_that_changes_only_the_bend_mode_keeps_the_port_and_sends_its_s
     assert [m.type for m in after[-2:]] == ["note_on", "note_off"] and after[-2].note == 62
     zone_end = [(m.control, m.value) for m in after[:3] if m.type == "control_change"]
     assert zone_end == [(101, 0), (100, 6), (6, 0)]  # the MPE zone's size set to 0
+
+
+class _LosablePort(RecordingPort):
+    """A port that can go away without its sends failing (a JACK server stopped, a synth quit)."""
+
+    gone: str | None = None
+
+    def lost(self) -> str | None:
+        return self.gone
+
+
+def test_a_port_found_lost_is_dropped_and_reopened_by_poll_not_by_the_workers_sends() -> None:
+    first, second = _LosablePort("first"), _LosablePort("second")
+    opened: list[str] = []
+
+    def reopen() -> _LosablePort:
+        opened.append(threading.current_thread().name)
+        return second
+
+    sink = MidiSink(first, BendMode.SINGLE, 2, reopen=reopen)
+    sink.poll()  # asks the port: fine
+    first.gone = "the JACK server stopped"
+    sink.send([NoteOn(0, 10, 0, 60, 100)])  # a send into a port that no longer exists: no error
+    sink._next_check = 0.0
+    sink.poll()  # finds it lost: dropped, reopened on this thread at the next poll
+    assert first.closed and sink.port_name is None and sink.send_errors == 1
+    worker = threading.Thread(target=lambda: sink.send([NoteOn(100, 110, 0, 62, 100)]), name="worker")
+    worker.start()
+    worker.join()
+    assert opened == []  # the worker's send does not try: opening takes a while
+    sink.poll()
+    assert opened == ["MainThread"] and sink.port_name == "second"
+    sink.send([NoteOn(200, 210, 0, 64, 100)])
+    notes = [(m.type, m.note) for m in second.messages if m.type in ("note_on", "note_off")]
+    assert notes == [("note_off", 60), ("note_on", 64)]  # what the lost port held is ended, then on

@@ -1,0 +1,59 @@
+"""Noticing that the JACK server went away under a MIDI port (libjack through ctypes).
+
+python-rtmidi's JACK client does not say when its server stops: sends go on without error
+into a port that no longer exists, and a restarted server never gets the port back. A second,
+idle JACK client registered with ``jack_on_shutdown`` is told; ``JackServerWatch.stopped``
+reads that flag. libjack calls the callback on its own thread; it only sets an event.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import threading
+
+log = logging.getLogger("livepitch")
+
+JACK_NO_START_SERVER = 0x01
+"""``JackNoStartServer``: never start a server to watch it."""
+
+_SHUTDOWN_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+class JackServerWatch:
+    """An idle JACK client whose only job is to learn that the server shut down."""
+
+    def __init__(self, client_name: str) -> None:
+        """``OSError`` if libjack cannot be loaded or no server runs."""
+        path = ctypes.util.find_library("jack")
+        if path is None:
+            raise OSError("libjack not found")
+        self._lib = ctypes.CDLL(path)
+        self._lib.jack_client_open.restype = ctypes.c_void_p
+        self._lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        self._lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN_CALLBACK, ctypes.c_void_p]
+        self._lib.jack_activate.argtypes = [ctypes.c_void_p]
+        self._lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        self._stopped = threading.Event()
+        self._callback = _SHUTDOWN_CALLBACK(lambda _arg: self._stopped.set())  # kept: libjack holds it
+        status = ctypes.c_int(0)
+        client = self._lib.jack_client_open(client_name.encode(), JACK_NO_START_SERVER, ctypes.byref(status))
+        if not client:
+            raise OSError(f"no JACK server to watch (status 0x{status.value:x})")
+        self._client: int | None = client
+        self._lib.jack_on_shutdown(client, self._callback, None)
+        if self._lib.jack_activate(client) != 0:
+            self.close()
+            raise OSError("cannot activate the JACK watch client")
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the server shut down since the watch started."""
+        return self._stopped.is_set()
+
+    def close(self) -> None:
+        """Leave the server (nothing to do if it already went away); safe to call twice."""
+        client, self._client = self._client, None
+        if client is not None and not self._stopped.is_set():
+            self._lib.jack_client_close(client)
