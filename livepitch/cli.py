@@ -745,7 +745,9 @@ worker spins beside the audio callback (set before numpy loads; the environment 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``livepitch`` command; returns the exit code."""
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # here, where a reader gone away is caught, not at exit
+        return code
     except KeyboardInterrupt:  # Ctrl-C while the command starts (importing numpy, parsing)
         print("livepitch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -243,15 +243,20 @@ class Daemon:
                 raise
             log.warning("no MIDI output (%s); notes are printed and recorded only", err)
             port, reopen = None, None
-        self.sink = MidiSink(
-            port,
-            settings.midi.bends,
-            settings.midi.effective_bend_range_semitones,
-            reopen=reopen,
-            record_path=settings.port.record,
-            events_csv=settings.port.events_csv,
-            append_events=self.resumed > 0,
-        )
+        try:
+            self.sink = MidiSink(
+                port,
+                settings.midi.bends,
+                settings.midi.effective_bend_range_semitones,
+                reopen=reopen,
+                record_path=settings.port.record,
+                events_csv=settings.port.events_csv,
+                append_events=self.resumed > 0,
+            )
+        except BaseException:  # an unwritable recording: the port (and its JACK watch) closes
+            if port is not None:
+                port.close()
+            raise
 
     def _check_channel(self, source: AudioSource, settings: DaemonSettings | None = None) -> None:
         channel = (settings or self.settings).audio.channel

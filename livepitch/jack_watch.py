@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import threading
 
@@ -26,15 +27,7 @@ class JackServerWatch:
 
     def __init__(self, client_name: str) -> None:
         """``OSError`` if libjack cannot be loaded or no server runs."""
-        path = ctypes.util.find_library("jack")
-        if path is None:
-            raise OSError("libjack not found")
-        self._lib = ctypes.CDLL(path)
-        self._lib.jack_client_open.restype = ctypes.c_void_p
-        self._lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-        self._lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN_CALLBACK, ctypes.c_void_p]
-        self._lib.jack_activate.argtypes = [ctypes.c_void_p]
-        self._lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        self._lib = _libjack()
         self._stopped = threading.Event()
         self._callback = _SHUTDOWN_CALLBACK(lambda _arg: self._stopped.set())  # kept: libjack holds it
         status = ctypes.c_int(0)
@@ -53,7 +46,23 @@ class JackServerWatch:
         return self._stopped.is_set()
 
     def close(self) -> None:
-        """Leave the server (nothing to do if it already went away); safe to call twice."""
+        """Leave the server (after it went away, only the client's memory is freed); safe to
+        call twice. The callback stays referenced by this object for as long as it lives."""
         client, self._client = self._client, None
-        if client is not None and not self._stopped.is_set():
+        if client is not None:
             self._lib.jack_client_close(client)
+
+
+@functools.cache
+def _libjack() -> ctypes.CDLL:
+    """libjack, loaded once (``find_library`` runs ``ldconfig``)."""
+    path = ctypes.util.find_library("jack")
+    if path is None:
+        raise OSError("libjack not found")
+    lib = ctypes.CDLL(path)
+    lib.jack_client_open.restype = ctypes.c_void_p
+    lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN_CALLBACK, ctypes.c_void_p]
+    lib.jack_activate.argtypes = [ctypes.c_void_p]
+    lib.jack_client_close.argtypes = [ctypes.c_void_p]
+    return lib

@@ -245,9 +245,10 @@ class MidiSink:
                 return
             self.send_errors += 1
             log.warning("%s: reopening the MIDI port when it can be", reason)
-            self._drop_port()
-            self._retry_at = 0.0
+            gone, self._port = self._port, None
             self._main_reopens = True  # opening a port takes a while: not on the worker
+        with contextlib.suppress(MidiPortError, OSError):  # closing takes a while too: unlocked
+            gone.close()
 
     def _reopen_on_main_thread(self) -> None:
         """``poll``'s try to reopen a port found lost, outside the lock: the worker goes on

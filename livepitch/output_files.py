@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,31 +18,47 @@ def replaced_whole(path: str | Path) -> Iterator[Path]:
     step, on any failure it is removed and ``path`` is left as it was.
 
     A symbolic link is written through (its target is replaced); an existing file's permission
-    bits carry over; what is not a regular file (``/dev/null``, a pipe) is written directly. The temporary name keeps ``path``'s suffix (numpy's ``savez`` adds
-    ``.npz`` to a name without it)."""
+    bits carry over. What is not a regular file (``/dev/null``, ``/dev/stdout``, a pipe) is
+    written directly, and so is a file that cannot be replaced where it can be written (a
+    read-only directory, a file bind-mounted alone, another user's file in a sticky directory).
+    The temporary name keeps ``path``'s suffix."""
+    try:
+        existing = os.stat(path)  # (follows links: a link to a device is a device)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        yield Path(path)
+        return
     try:
         destination = Path(os.path.realpath(path, strict=True))
     except FileNotFoundError:  # a new file (or a link to one): written where it leads
         destination = Path(os.path.realpath(path))
     # (a symbolic link loop raises OSError: it cannot be written)
-    if destination.exists() and not destination.is_file():  # a device or a pipe: never replaced
-        yield Path(path)  # (as named: numpy adds .npz to a name without it)
+    try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{destination.stem}.", suffix=destination.suffix, dir=destination.parent
+        )
+    except PermissionError:  # no new file in that directory: the old one is overwritten
+        if existing is None:
+            raise
+        yield Path(path)
         return
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.stem}.", suffix=destination.suffix, dir=destination.parent
-    )
     os.close(handle)
     written = Path(temporary)
     try:
         yield written
-        if destination.exists():
+        if existing is not None:
             shutil.copymode(destination, written)
         else:  # mkstemp's 0600 is for the temporary file, not for a take
             written.chmod(0o666 & ~_umask())
-        os.replace(written, destination)
-    except BaseException:
+        try:
+            os.replace(written, destination)
+        except OSError as err:
+            if err.errno not in (errno.EBUSY, errno.EPERM, errno.EACCES, errno.EXDEV):
+                raise
+            shutil.copyfile(written, destination)  # replacing is refused, writing is not
+    finally:
         written.unlink(missing_ok=True)
-        raise
 
 
 def _umask() -> int:

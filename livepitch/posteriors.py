@@ -55,13 +55,14 @@ class Posteriors:
 
     def save_npz(self, path: str) -> None:
         """Write the posteriors and frame positions to a compressed ``.npz`` file."""
-        np.savez_compressed(
-            path,
-            note=self.note,
-            onset=self.onset,
-            contour=self.contour,
-            frame_centre_samples=self.frame_centre_samples,
-        )
+        with open(path, "wb") as handle:  # (given a name, numpy adds .npz unless it ends so)
+            np.savez_compressed(
+                handle,
+                note=self.note,
+                onset=self.onset,
+                contour=self.contour,
+                frame_centre_samples=self.frame_centre_samples,
+            )
 
     @classmethod
     def load_npz(cls, path: str) -> Posteriors:

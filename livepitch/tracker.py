@@ -438,6 +438,7 @@ class NoteTracker:
         """End every sounding note at ``end_sample`` (end of stream, stop or fault)."""
         intents: list[Intent] = []
         self._pending.clear()
+        self._dipped.clear()
         for voice in sorted(self._voices.values(), key=lambda v: v.note_id):
             time_sample = max(end_sample, voice.start_sample)
             intents.append(
@@ -571,6 +572,7 @@ class NoteTracker:
                 pitch in self._pending
                 or self._holder_near(pitch) is not None
                 or self._harmonic_of_a_note(pitch)
+                or self._ended_at.get(pitch, -1) >= FRAME_HOP_SAMPLES * onset_frame  # played since
             ):
                 continue
             self._pending[pitch] = _Pending(

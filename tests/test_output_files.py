@@ -58,3 +58,37 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_a_file_in_a_directory_that_takes_no_new_file_is_overwritten_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only directory holding a writable file (as root sees none, the refusal is faked)."""
+    import tempfile
+
+    def refused(*_args: object, **_kwargs: object) -> tuple[int, str]:
+        raise PermissionError(13, "Permission denied")
+
+    take = tmp_path / "take.csv"
+    take.write_text("old")
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with replaced_whole(take) as written:
+        assert written == take
+        written.write_text("new")
+    assert take.read_text() == "new"
+    with pytest.raises(PermissionError), replaced_whole(tmp_path / "new.csv"):
+        pass  # no file there to overwrite: the refusal stands
+
+
+def test_a_suffix_numpy_does_not_know_keeps_the_data_in_the_named_file(tmp_path: Path) -> None:
+    import numpy as np
+
+    from livepitch.posteriors import Posteriors
+
+    zeros = np.zeros((3, 88), np.float32)
+    posteriors = Posteriors(zeros, zeros, np.zeros((3, 264), np.float32), np.arange(3) * 256)
+    named = tmp_path / "out.NPZ"
+    with replaced_whole(named) as written:
+        posteriors.save_npz(str(written))
+    assert Posteriors.load_npz(str(named)).n_frames == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.NPZ"]
