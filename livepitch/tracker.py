@@ -373,9 +373,8 @@ class NoteTracker:
         self._rise_level = RISE_LEVEL_PRIOR
         self._last_centre = 0
         self._recent_levels_db: deque[tuple[int, float]] = deque(maxlen=GATE_MEMORY_FRAMES)
-        self._dipped: dict[
-            int, tuple[int, float]
-        ] = {}  # pitch -> (onset frame, peak) of a weak onset dropped
+        self._dipped: dict[int, tuple[int, float]] = {}
+        """pitch -> (onset frame, onset peak) of a weak onset dropped on a dip, for its ramp frames."""
 
     @property
     def sounding(self) -> dict[int, int]:
