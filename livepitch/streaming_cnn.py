@@ -44,7 +44,25 @@ def _sigmoid(x: Array) -> Array:
     return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float32)
 
 
-class ScatterConv:
+class _ConvShape:
+    """A 'same' convolution's geometry: taps, padding and stride along frequency, channels."""
+
+    def __init__(self, conv: ConvWeights) -> None:
+        out_channels, in_channels, kernel_time, kernel_bins = conv.weight.shape
+        self.radius = int(kernel_time - 1) // 2
+        self._kernel_time = kernel_time
+        self._kernel_bins = kernel_bins
+        self._pad = conv.pad_bins
+        self._stride = conv.stride_bins
+        self._out_channels = out_channels
+        self._in_channels = in_channels
+        self._bias = conv.bias.astype(np.float32)
+
+    def _bins_out(self, bins_in: int) -> int:
+        return int((bins_in + 2 * self._pad - self._kernel_bins) // self._stride + 1)
+
+
+class ScatterConv(_ConvShape):
     """One 'same' convolution over (time, frequency) on columns ``[bins_in, channels_in]``.
 
     ``step(inputs)`` takes final input column c followed by ``n`` provisional ones (``[1 + n,
@@ -56,19 +74,14 @@ class ScatterConv:
     """
 
     def __init__(self, conv: ConvWeights) -> None:
-        out_channels, in_channels, kernel_time, kernel_bins = conv.weight.shape
-        self.radius = int(kernel_time - 1) // 2
-        self._kernel_time = kernel_time
-        self._kernel_bins = kernel_bins
-        self._pad = conv.pad_bins
-        self._stride = conv.stride_bins
-        self._out_channels = out_channels
-        self._in_channels = in_channels
+        super().__init__(conv)
+        kernel_time, kernel_bins = self._kernel_time, self._kernel_bins
         # rows ordered (frequency tap, input channel) like a patch; columns (time tap, output channel)
         self._matrix = np.ascontiguousarray(
-            conv.weight.transpose(3, 1, 2, 0).reshape(kernel_bins * in_channels, kernel_time * out_channels)
+            conv.weight.transpose(3, 1, 2, 0).reshape(
+                kernel_bins * self._in_channels, kernel_time * self._out_channels
+            )
         )
-        self._bias = conv.bias.astype(np.float32)
         self._history: Array | None = None
         self._buffers: dict[int, tuple[Array, Array, Array]] = {}
         self._diagonals: dict[int, tuple[Array, Array, Array, Array]] = {}
@@ -76,7 +89,7 @@ class ScatterConv:
     def reset(self, bins_in: int) -> None:
         """Start with no inputs (every earlier contribution zero)."""
         self._bins_in = bins_in
-        self.bins_out = (bins_in + 2 * self._pad - self._kernel_bins) // self._stride + 1
+        self.bins_out = self._bins_out(bins_in)
         self._history = np.zeros(
             (2 * self.radius, self.bins_out, self._kernel_time, self._out_channels), dtype=np.float32
         )
@@ -153,7 +166,7 @@ class ScatterConv:
         return result
 
 
-class GatherConv:
+class GatherConv(_ConvShape):
     """A 'same' convolution with ``ScatterConv.step``'s contract, each output column gathered
     from the inputs its kernel reads (one product with every time and frequency tap as a row).
 
@@ -164,26 +177,19 @@ class GatherConv:
     """
 
     def __init__(self, conv: ConvWeights) -> None:
-        out_channels, in_channels, kernel_time, kernel_bins = conv.weight.shape
-        self.radius = int(kernel_time - 1) // 2
-        self._kernel_time = kernel_time
-        self._kernel_bins = kernel_bins
-        self._pad = conv.pad_bins
-        self._stride = conv.stride_bins
-        self._out_channels = out_channels
-        self._in_channels = in_channels
+        super().__init__(conv)
         # rows ordered (time tap, frequency tap, input channel), like a patch; columns the outputs
+        rows = self._kernel_time * self._kernel_bins * self._in_channels
         self._matrix = np.ascontiguousarray(
-            conv.weight.transpose(2, 3, 1, 0).reshape(kernel_time * kernel_bins * in_channels, out_channels)
+            conv.weight.transpose(2, 3, 1, 0).reshape(rows, self._out_channels)
         )
-        self._bias = conv.bias.astype(np.float32)
         self._history: Array | None = None
         self._buffers: dict[int, tuple[Array, Array, Array, Array]] = {}
 
     def reset(self, bins_in: int) -> None:
         """Start with no inputs (every earlier input zero)."""
         self._bins_in = bins_in
-        self.bins_out = (bins_in + 2 * self._pad - self._kernel_bins) // self._stride + 1
+        self.bins_out = self._bins_out(bins_in)
         self._history = np.zeros(
             (2 * self.radius, bins_in + 2 * self._pad, self._in_channels), dtype=np.float32
         )

@@ -52,12 +52,17 @@ def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> int
         return process.wait()
 
 
-@pytest.fixture(scope="module")
-def jack_server() -> Iterator[str]:
+def require_jackd() -> None:
+    """Skip without jackd, except in CI, where it is an error (.ci/setup-env.sh installs it)."""
     if shutil.which("jackd") is None:
         if os.environ.get("CI"):
             pytest.fail("jackd is not installed (.ci/setup-env.sh installs jackd2)")
         pytest.skip("jackd is not installed")
+
+
+@pytest.fixture(scope="module")
+def jack_server() -> Iterator[str]:
+    require_jackd()
     name = f"lp{os.getpid()}"
     process = start_jackd(name)
     yield name
@@ -234,10 +239,7 @@ def test_sigterm_mid_chord_sends_note_offs_and_all_notes_off(jack_server: str, t
 
 
 def test_livepitch_recovers_after_the_jack_server_restarts(tmp_path: Path) -> None:
-    if shutil.which("jackd") is None:
-        if os.environ.get("CI"):
-            pytest.fail("jackd is not installed")
-        pytest.skip("jackd is not installed")
+    require_jackd()
     name = f"lpr{os.getpid()}"
     server = start_jackd(name)
     livepitch = start_livepitch(name, tmp_path)
@@ -267,10 +269,7 @@ def test_livepitch_recovers_after_the_jack_server_restarts(tmp_path: Path) -> No
 def test_a_replays_jack_midi_port_comes_back_after_the_server_restarts(tmp_path: Path) -> None:
     """With a file for audio nothing else notices that JACK went away: sends into the dead
     port raise nothing. The port is found lost and opened again on the new server."""
-    if shutil.which("jackd") is None:
-        if os.environ.get("CI"):
-            pytest.fail("jackd is not installed")
-        pytest.skip("jackd is not installed")
+    require_jackd()
     name = f"lpm{os.getpid()}"
     server = start_jackd(name)
     notes = [(0.5 + i, 0.5, 60 + i % 12) for i in range(20)]
