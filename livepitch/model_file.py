@@ -40,6 +40,8 @@ def resolve_model_path(override: str | Path | None = None) -> Path:
     """
     if override is not None:
         path = Path(override)
+        if path.is_dir():
+            raise ModelError(f"model file {path} is a directory: give the nmp.onnx file in it")
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist")
         return path

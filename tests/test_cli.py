@@ -140,6 +140,7 @@ def test_incompatible_model_file(two_tones: Path, tmp_path: Path) -> None:
     fake = tmp_path / "fake.onnx"
     fake.write_bytes(b"not a model")
     assert_one_line_error(run_cli("transcribe", two_tones, "--model", fake), 4, "cannot load model")
+    assert_one_line_error(run_cli("transcribe", two_tones, "--model", tmp_path), 4, "is a directory")
 
 
 def test_missing_model_names_the_install_command(two_tones: Path, tmp_path: Path) -> None:
