@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,31 @@ def check_file_rate(path: Path, rate_hz: int) -> None:
         )
 
 
+_DATA_CHUNK_CUT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+"""libsndfile's log line for a WAV/AIFF data chunk whose declared size the file does not hold."""
+
+UNKNOWN_LENGTH_BYTES = 1 << 31
+"""A declared data size at least this is a recorder's placeholder for "still recording"."""
+
+
+def warn_if_header_overstates(path: Path, info: soundfile._SoundFileInfo) -> None:
+    """Log a warning when the file's header declares more audio than the file holds (a
+    recording cut short: libsndfile reads what is there, which is all there is to read)."""
+    match = _DATA_CHUNK_CUT.search(getattr(info, "extra_info", "") or "")
+    if match is None or info.frames == 0:
+        return
+    declared, held = int(match.group(1)), int(match.group(2))
+    if not held < declared < UNKNOWN_LENGTH_BYTES:
+        return
+    held_s = info.frames / info.samplerate
+    logging.getLogger("livepitch").warning(
+        "%s: cut short? its header declares %.2f s, the file holds %.2f s; reading what it holds",
+        path,
+        held_s * declared / held,
+        held_s,
+    )
+
+
 def check_decoded_length(
     path: Path, decoded_frames: int, declared_frames: int, rate_hz: int, estimated: bool = False
 ) -> None:
@@ -119,6 +145,7 @@ def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
         raise unreadable(path, err) from err
     if info is not None:
         check_file_rate(path, int(info.samplerate))  # before decoding all of it
+        warn_if_header_overstates(path, info)
     try:
         with quiet_native_stderr():
             data, source_rate_hz = soundfile.read(native_path(path), dtype="float32", always_2d=True)

@@ -24,6 +24,7 @@ from livepitch.audio_file import (
     check_file_rate,
     native_path,
     unreadable,
+    warn_if_header_overstates,
 )
 from livepitch.errors import AudioInputError, first_line
 from livepitch.native_output import quiet_native_stderr
@@ -82,6 +83,7 @@ class FileReplaySource:
         if info.frames == 0:
             raise AudioInputError(f"{path}: the file holds no audio samples")
         check_file_rate(path, int(info.samplerate))
+        warn_if_header_overstates(path, info)
         self.path = path
         self._declared_frames = int(info.frames)
         self._decoded: npt.NDArray[np.float32] | None = None

@@ -118,3 +118,25 @@ def test_frequency_limits_beyond_the_models_range_keep_all_or_nothing(
     min_hz: float | None, max_hz: float | None, expected: tuple[int, int]
 ) -> None:
     assert pitch_bin_range(min_hz, max_hz) == expected
+
+
+def test_a_wav_whose_header_declares_more_than_it_holds_is_read_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A recording cut short (libsndfile reads what is there and says the header overstates
+    it): its audio is all there is, so it is read, and the shortfall is said once."""
+    wav = tmp_path / "crashed.wav"
+    soundfile.write(wav, sequence([(0.1, 1.5, 60)], 2.0), 22050, subtype="PCM_16")
+    os.truncate(wav, 44 + 2 * 15_000)
+    with caplog.at_level("WARNING", logger="livepitch"):
+        audio = read_audio(wav)
+        FileReplaySource(wav, 1024)
+    assert audio.shape[0] == 15_000
+    warnings = [r.getMessage() for r in caplog.records if "cut short?" in r.getMessage()]
+    assert len(warnings) == 2 and "declares 2.00 s, the file holds 0.68 s" in warnings[0]
+    caplog.clear()
+    whole = tmp_path / "whole.wav"
+    soundfile.write(whole, sequence([(0.1, 0.5, 60)], 1.0), 22050, subtype="PCM_16")
+    with caplog.at_level("WARNING", logger="livepitch"):
+        read_audio(whole)
+    assert not caplog.records
