@@ -411,8 +411,12 @@ class MidiSink:
                         write_events_midi(path, self._recorded, *self._first_bends, self._switches)
                     except OutputError as err:
                         failures.append(err)
-                if self._csv_error is not None:
-                    failures.append(self._csv_error)
+                if self._csv_error is not None:  # logged when it happened; the exit says what it left
+                    failures.append(
+                        OutputError(
+                            f"the events log {self._csv_path} is incomplete: it stopped when writing failed"
+                        )
+                    )
                 if self._csv is not None:
                     csv_file, self._csv = self._csv, None
                     try:
