@@ -143,7 +143,7 @@ def test_an_events_log_that_fails_during_the_stop_leaves_no_note_sounding(tmp_pa
     sink._csv = _FullDisk()
     sink.release_all([NoteOff(100, 110, 1, 60), NoteOff(100, 110, 2, 64), NoteOff(100, 110, 3, 67)])
     assert sounding_after(port.messages) == set() and sink.sounding == []
-    with pytest.raises(OutputError, match="events.csv is incomplete"):  # the cause was logged
+    with pytest.raises(OutputError, match=r"events\.csv is incomplete"):  # the cause was logged
         sink.close()
     assert port.closed
     notes = [(m.type, m.note) for m in mido.MidiFile(record).tracks[0] if m.type.startswith("note")]
