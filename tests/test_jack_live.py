@@ -238,16 +238,21 @@ def test_sigterm_mid_chord_sends_note_offs_and_all_notes_off(jack_server: str, t
     assert still_sounding(events) == set()
 
 
+def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
+    """Let livepitch run for 3 s, then stop the JACK server ``name`` and start it again."""
+    time.sleep(3.0)
+    stop_process(server)
+    time.sleep(1.0)
+    return start_jackd(name)
+
+
 def test_livepitch_recovers_after_the_jack_server_restarts(tmp_path: Path) -> None:
     require_jackd()
     name = f"lpr{os.getpid()}"
     server = start_jackd(name)
     livepitch = start_livepitch(name, tmp_path)
     try:
-        time.sleep(3.0)  # livepitch up and running
-        stop_process(server)
-        time.sleep(1.0)
-        server = start_jackd(name)
+        server = restart_under_livepitch(server, name)
         wav = write_wav(
             tmp_path / "melody.wav", sequence([(0.5, 0.5, 62), (1.2, 0.5, 69)], 2.2, rate_hz=RATE_HZ)
         )
@@ -276,10 +281,7 @@ def test_a_replays_jack_midi_port_comes_back_after_the_server_restarts(tmp_path:
     wav = write_wav(tmp_path / "long.wav", sequence(notes, 21.0, rate_hz=RATE_HZ))
     livepitch = start_livepitch(name, tmp_path, "--input-file", str(wav))
     try:
-        time.sleep(3.0)
-        stop_process(server)
-        time.sleep(1.0)
-        server = start_jackd(name)
+        server = restart_under_livepitch(server, name)
         deadline = time.monotonic() + 20.0
         ports = ""
         while "livepitch:BasicPitch Out" not in ports and time.monotonic() < deadline:
