@@ -182,9 +182,10 @@ class MidiSink:
         wheels back; True if it is still open afterwards."""
         log.info("MIDI port %r open again", port.name)
         self._main_reopens = False
-        if not self._attach(port):
+        self._port = port
+        self._end_sounding()  # what was sounding when the port failed, before a new mode's setup
+        if self._port is not port or not self._attach(port):
             return False
-        self._end_sounding()  # what was sounding when the port failed
         # the wheels where the voices believe them (centred after a release that could not send)
         for channel in sorted(self._bent_channels | {c for c, v in self._wheels.items() if v}):
             self._send_wheel(channel, self._wheels.get(channel, 0))
@@ -209,9 +210,11 @@ class MidiSink:
             self._bent_channels.discard(channel)
 
     def _retry_now_if_down(self) -> None:
-        """A release tries a port that is down at once, whatever the backoff."""
+        """A release tries a port that is down at once, whatever the backoff, even one that
+        ``poll`` was to reopen: a release runs on the main thread with the worker stopped."""
         if self._port is None:
             self._retry_at = 0.0
+            self._main_reopens = False
 
     def poll(self) -> None:
         """Reopen a failed port when its backoff has passed if the synth may still hold notes

@@ -335,3 +335,38 @@ def test_a_port_found_lost_is_dropped_and_reopened_by_poll_not_by_the_workers_se
     sink.send([NoteOn(200, 210, 0, 64, 100)])
     notes = [(m.type, m.note) for m in second.messages if m.type in ("note_on", "note_off")]
     assert notes == [("note_off", 60), ("note_on", 64)]  # what the lost port held is ended, then on
+
+
+def test_a_stop_right_after_poll_found_the_port_lost_ends_the_notes_on_the_reopened_port() -> None:
+    first, second = _LosablePort("first"), _LosablePort("second")
+    sink = MidiSink(first, BendMode.NONE, 2, reopen=lambda: second)
+    sink.send([NoteOn(0, 10, 0, 60, 100)])
+    first.gone = "MIDI port 'synth' went away"
+    sink._next_check = 0.0
+    sink.poll()  # dropped; the next poll would reopen it, but a stop comes first
+    sink.release_all([NoteOff(100, 110, 0, 60)])
+    sink.close()
+    assert ("note_off", 60) in [(m.type, getattr(m, "note", None)) for m in second.messages]
+    assert sounding_after(first.messages + second.messages) == set() and sink.sounding == []
+
+
+def test_a_reopened_port_ends_the_old_modes_notes_before_the_new_modes_setup() -> None:
+    first, spare = RecordingPort("first"), RecordingPort("second")
+    up = [False]
+
+    def reopen() -> RecordingPort:
+        if not up[0]:
+            raise MidiPortError("still away")
+        return spare
+
+    sink = MidiSink(first, BendMode.MPE, 48, reopen=reopen)
+    first.fail_after = len(first.messages) + 1  # takes the note-on, then fails
+    sink.send([NoteOn(0, 10, 1, 60, 100)])
+    sink.release_all([NoteOff(100, 110, 1, 60)])  # a reload's release: the port is down
+    assert sink.sounding == [(1, 60)]
+    up[0] = True
+    sink.switch_port(BendMode.SINGLE, 2, new_port=False)
+    first_message = spare.messages[0]
+    assert (first_message.type, first_message.channel, first_message.note) == ("note_off", 1, 60)
+    zone_end = [(m.control, m.value) for m in spare.messages[1:4] if m.type == "control_change"]
+    assert zone_end == [(101, 0), (100, 6), (6, 0)]  # then the MPE zone ends
