@@ -111,7 +111,8 @@ def events_to_midi(
 
     Events are ordered by time (note-offs, then bends, then note-ons at equal times, so a
     re-struck note ends before it starts again); a note-off that would fall on its own
-    note-on's tick moves one tick later, so no note is lost. ``bends`` and the range are the
+    note-on's tick moves one tick later, and a note-on dated before the note-off its key was
+    sent earlier moves to that note-off's tick, so no note is lost or cut. ``bends`` and the range are the
     session's first; each switch adds the new setup messages where it happened.
 
     Pitch wheels follow what was sent, not the musical order: each note-on starts from the
@@ -122,6 +123,7 @@ def events_to_midi(
     """
     listed = list(events)
     on_tick: dict[tuple[int, int], int] = {}
+    off_tick: dict[tuple[int, int], int] = {}
     ticks: list[int] = []
     wheel_when_sent: dict[int, int] = {}  # note-on index -> its channel's wheel as sent
     wheels: dict[int, int] = {}
@@ -129,10 +131,13 @@ def events_to_midi(
         tick = samples_to_ticks(event.time_sample)
         key = (event.channel, event.pitch)
         if isinstance(event, NoteOn):
+            tick = max(tick, off_tick.get(key, tick))  # never before the key's last note-off
             on_tick[key] = tick
             wheel_when_sent[index] = wheels.get(event.channel, 0)
-        elif isinstance(event, NoteOff) and key in on_tick and tick <= on_tick[key]:
-            tick = on_tick[key] + 1
+        elif isinstance(event, NoteOff):
+            if key in on_tick and tick <= on_tick[key]:
+                tick = on_tick[key] + 1
+            off_tick[key] = tick
         elif isinstance(event, PitchBend):
             wheels[event.channel] = event.value
         ticks.append(tick)

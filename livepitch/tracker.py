@@ -439,10 +439,9 @@ class NoteTracker:
         self._pending.clear()
         self._dipped.clear()
         for voice in sorted(self._voices.values(), key=lambda v: v.note_id):
-            time_sample = max(end_sample, voice.start_sample)
-            intents.append(
-                NoteEnd(voice.note_id, voice.pitch, min(time_sample, emitted_sample), emitted_sample)
-            )
+            time_sample = min(max(end_sample, voice.start_sample), emitted_sample)
+            self._ended_at[voice.pitch] = time_sample  # a drop goes on: the next note starts after
+            intents.append(NoteEnd(voice.note_id, voice.pitch, time_sample, emitted_sample))
         self._voices.clear()
         return intents
 
