@@ -11,7 +11,7 @@ import pytest
 
 from livepitch.errors import MidiPortError, OutputError
 from livepitch.event_files import events_to_midi
-from livepitch.events import NoteOff, NoteOn, PitchBend
+from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_sink import MidiSink
 from livepitch.settings import BendMode
 from tests.fakes import RecordingPort, sounding_after
@@ -370,3 +370,48 @@ def test_a_reopened_port_ends_the_old_modes_notes_before_the_new_modes_setup() -
     assert (first_message.type, first_message.channel, first_message.note) == ("note_off", 1, 60)
     zone_end = [(m.control, m.value) for m in spare.messages[1:4] if m.type == "control_change"]
     assert zone_end == [(101, 0), (100, 6), (6, 0)]  # then the MPE zone ends
+
+
+def test_a_note_on_sent_after_its_keys_note_off_but_dated_before_it_is_not_cut_in_a_file() -> None:
+    """A release ends a note at 11000 and the same key starts again, dated back to 10752 (a
+    recording across a drop or a resumed replay): the file plays both notes whole, in the order
+    they were sent."""
+    events: list[Event] = [
+        NoteOn(2048, 3000, 0, 60, 100),
+        NoteOff(11000, 11264, 0, 60),
+        NoteOn(10752, 12000, 0, 60, 90),
+        NoteOff(30000, 30500, 0, 60),
+    ]
+    midi = events_to_midi(events, BendMode.NONE, 2)
+    tick, spans, started = 0, list[tuple[int, int]](), dict[int, int]()
+    for message in midi.tracks[0]:
+        tick += message.time
+        if message.type == "note_on":
+            started[message.note] = tick
+        elif message.type == "note_off":
+            spans.append((started.pop(message.note), tick))
+    first, second = spans
+    assert first[1] == second[0]  # the second starts where the first ended
+    assert second[1] - second[0] > 400  # and lasts to 30000 samples, not a few ticks
+
+
+def test_a_release_without_the_engines_note_offs_still_ends_every_note_in_the_events_log(
+    tmp_path: Path,
+) -> None:
+    """A worker that did not stop gives the release no note-offs: the sink ends the notes on
+    the port, in the recording and in the events log."""
+    log_path, record = tmp_path / "events.csv", tmp_path / "take.mid"
+    port = RecordingPort()
+    sink = MidiSink(port, BendMode.MPE, 48, record_path=record, events_csv=log_path)
+    sink.send([NoteOn(1000, 2000, 1, 60, 100), NoteOn(1500, 2500, 2, 64, 90), NoteOff(3000, 3100, 2, 64)])
+    sink.release_all([])
+    sink.close()
+    rows = [line.split(",") for line in log_path.read_text().splitlines()[1:]]
+    assert [(r[0], r[3], r[5]) for r in rows] == [
+        ("note_on", "60", "2"),
+        ("note_on", "64", "3"),
+        ("note_off", "64", "3"),
+        ("note_off", "60", "2"),
+    ]
+    assert sounding_after(port.messages) == set()
+    assert sounding_after(list(mido.MidiFile(record).tracks[0])) == set()

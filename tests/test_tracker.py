@@ -654,3 +654,24 @@ def test_a_weak_note_that_dips_for_a_frame_in_probation_plays_if_it_comes_back_w
     gram.note[20:23, 50 - 21] = [0.32, 0.23, 0.44]
     gram.add_sustain(50, 23, 60, level=0.6)
     assert [(e.pitch, e.time_sample) for e in note_ons(run(gram, BendMode.MPE))] == [(50, 256 * 20)]
+
+
+def test_a_note_started_after_a_release_mid_stream_is_dated_no_earlier_than_the_release() -> None:
+    """A drop releases every note and the stream goes on: a new onset of the same pitch found
+    just after is dated from the release on, so the two notes do not overlap in a file."""
+    gram = Posteriogram(80)
+    gram.add_note(60, 10, 70)
+    gram.add_note(60, 32, 70)  # a second onset peak while the pitch sounds on
+    tracker = NoteTracker(TrackerParams())
+    voices = VoiceAllocator(BendMode.NONE, 2, 5.0)
+    events: list[Event] = []
+    release_sample = 256 * 33
+    for frame in gram.frames():
+        if frame.index == 33:
+            events.extend(voices.handle(tracker.finish(release_sample, release_sample + LOOKAHEAD)))
+        events.extend(voices.handle(tracker.process(frame, 0.0)))
+    events.extend(voices.handle(tracker.finish(256 * 80, 256 * 80 + LOOKAHEAD)))
+    check_event_stream(events)
+    ons = note_ons(events)
+    assert [on.pitch for on in ons] == [60, 60]
+    assert ons[1].time_sample >= release_sample
