@@ -370,6 +370,8 @@ class Daemon:
                 events = self.engine.release_all()
             elif worker is not None:
                 log.error("the worker did not stop; releasing the notes the MIDI port knows of")
+        except Exception as err:  # a broken engine must not keep the notes on
+            log.error("cannot end the engine's notes (%s); releasing the notes the MIDI port knows of", err)
         finally:
             if self.sink is not None:
                 self.sink.release_all(events)

@@ -101,6 +101,8 @@ class MidiSink:
         self._recorded_wheels: dict[int, tuple[int, int]] = {}  # channel -> (value, pitch) recorded
         self._csv_path = events_csv
         self._csv_error: OutputError | None = None
+        self._csv_sounding: set[tuple[int, int]] = set()  # notes the events log leaves on
+        self._last_logged: Event | None = None  # the last event recorded or logged (shifted)
         self._csv: TextIO | None = None
         if events_csv is not None:
             resume = append_events and events_csv.exists()
@@ -334,24 +336,36 @@ class MidiSink:
             elif isinstance(event, PitchBend):
                 self._recorded_wheels[event.channel] = (event.value, event.pitch)
         if self._csv is not None:
+            key = (event.channel, event.pitch)
+            if isinstance(event, NoteOn):
+                self._csv_sounding.add(key)
+            elif isinstance(event, NoteOff):
+                self._csv_sounding.discard(key)
             self._write_csv_row(event)
+        self._last_logged = event
 
     def _log_release(self) -> None:
-        """Record what a release ends: the notes the recording still has sounding and the
-        wheels it has bent, at the time of its last event, so the file never leaves a note on
-        and its next notes start from centred wheels, as the synth's do. (The events log keeps
-        the engine's events only, as in the file mode.)"""
-        if not self._recorded or self._record_path is None:
+        """Record what a release ends, at the time of the last event: the notes the recording
+        still has sounding and the wheels it has bent, so the file never leaves a note on and
+        its next notes start from centred wheels, as the synth's do; and a note-off for each
+        note the events log left on (the engine's own note-offs usually leave none; a worker
+        that did not stop sends none)."""
+        last = self._last_logged
+        if last is None:
             return
-        last = self._recorded[-1]
         at = {"time_sample": last.time_sample, "emitted_sample": last.emitted_sample}
-        for channel, pitch in sorted(self._recorded_sounding):
-            self._recorded.append(NoteOff(channel=channel, pitch=pitch, **at))
-        for channel, (value, pitch) in sorted(self._recorded_wheels.items()):
-            if value:
-                self._recorded.append(PitchBend(channel=channel, pitch=pitch, value=0, cents=0.0, **at))
+        if self._record_path is not None:
+            for channel, pitch in sorted(self._recorded_sounding):
+                self._recorded.append(NoteOff(channel=channel, pitch=pitch, **at))
+            for channel, (value, pitch) in sorted(self._recorded_wheels.items()):
+                if value:
+                    self._recorded.append(PitchBend(channel=channel, pitch=pitch, value=0, cents=0.0, **at))
         self._recorded_sounding.clear()
         self._recorded_wheels.clear()
+        if self._csv is not None:
+            for channel, pitch in sorted(self._csv_sounding):
+                self._write_csv_row(NoteOff(channel=channel, pitch=pitch, **at))
+        self._csv_sounding.clear()
 
     def _write_csv_row(self, event: Event) -> None:
         """One row of the events log; a failing log is closed and reported at ``close``, never

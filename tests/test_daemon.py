@@ -163,7 +163,7 @@ def test_stop_mid_note_releases_everything_and_exits_0(model: Any, melody: np.nd
 
 def test_a_vanished_device_releases_the_notes_and_is_reopened(model: Any, melody: np.ndarray) -> None:
     port = RecordingPort()
-    first = FakeSource(melody, 22050, speed=1.0, vanish_after_s=1.2)
+    first = FakeSource(melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True)
     second = FakeSource(melody, 22050, speed=4.0)
     daemon = make_daemon(model, settings(), [first, second], [port])
     thread, result = run_in_thread(daemon)
@@ -755,3 +755,24 @@ def test_a_reload_keeps_the_recording_in_the_file_it_started_in(
     daemon.request_reload()
     assert daemon.run() == 0
     assert resumed_take.exists() and not first_take.exists()
+
+
+def test_an_engine_that_fails_to_release_its_notes_still_leaves_none_sounding(
+    model: Any, melody: np.ndarray, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = RecordingPort()
+    source = FakeSource(melody, 22050, speed=1.0, finish=False)
+    daemon = make_daemon(model, settings(midi={"bends": "mpe"}), [source], [port])
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 67 in note_ons(port))
+
+    def broken_release() -> list[Any]:
+        raise KeyError(3)
+
+    assert daemon.engine is not None
+    monkeypatch.setattr(daemon.engine, "release_all", broken_release)
+    daemon.request_stop()
+    thread.join(10)
+    assert result == [0]
+    assert sounding_after(port.messages) == set()
+    assert "cannot end the engine's notes (3)" in caplog.text
