@@ -95,6 +95,11 @@ class MidiOutput:
     """A connection to another program's port (``--connect``), not a virtual port of ours."""
     _watch: JackServerWatch | None = None
 
+    @property
+    def virtual(self) -> bool:
+        """A virtual port of ours, which listeners connect to (and reconnect to) when they like."""
+        return not self.connected
+
     def lost(self) -> str | None:
         """Why the port no longer reaches anyone, or None: its JACK server stopped (sends then
         fail silently), or the port it connected to went away (a synth restarted)."""

@@ -6,6 +6,10 @@ overload can end them, then sends All Notes Off on every channel it used and cen
 pitch wheel it left bent (the next session's notes start from a centred wheel). A failing
 port is logged and reopened (with backoff) through ``reopen``; events in between are lost,
 never stuck: the notes sounding when the port failed are released on the new port.
+
+The setup (the MPE zone, or the bend range) goes out when a port opens; a virtual port has
+no listener then (a synth or a patchbay connects to it later, and may reconnect), so it sends
+the setup again before the first note-on after a quiet second.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ ALL_NOTES_OFF = 123
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 PORT_CHECK_S = 1.0
 """How often ``poll`` asks the open port whether it is lost [s]."""
+SETUP_AGAIN_AFTER_S = 1.0
+"""A virtual port sends its setup again before a note-on that follows at least this long with
+nothing sounding [s]: a synth connected to it since the port opened never had it."""
 
 
 class Port(Protocol):
@@ -87,6 +94,7 @@ class MidiSink:
         self.send_errors = 0
         self.time_offset_samples = 0
         self._mpe_zone_set = False  # an MPE zone was set up on the synth (ended when leaving MPE)
+        self._last_note_s = 0.0  # when the last note-on or note-off (or the setup) went out [monotonic s]
         self._sounding: set[tuple[int, int]] = set()
         self._used_channels: set[int] = set()
         self._bent_channels: set[int] = set()  # wheel last delivered off centre
@@ -142,7 +150,23 @@ class MidiSink:
                 return False
         self._mpe_zone_set = self.bends is BendMode.MPE  # (a synth behind --connect keeps it)
         self._failures = 0  # only a port that took its setup resets the backoff
+        self._last_note_s = time.monotonic()
         return True
+
+    def _setup_again_if_quiet(self, events: list[Event]) -> None:
+        """Before a virtual port's first note-on after ``SETUP_AGAIN_AFTER_S`` with nothing
+        sounding, send the setup again, for a synth connected since it last went out."""
+        port = self._port
+        if port is None or self._sounding or not getattr(port, "virtual", False):
+            return
+        if time.monotonic() - self._last_note_s < SETUP_AGAIN_AFTER_S:
+            return
+        if not any(isinstance(event, NoteOn) for event in events):
+            return
+        for message in setup_messages(self.bends, self.bend_range_semitones):
+            if not self._raw_send(message.bytes()):
+                return
+        self._last_note_s = time.monotonic()
 
     def _raw_send(self, data: list[int]) -> bool:
         if self._port is None and (self._main_reopens or not self._try_reopen()):
@@ -303,14 +327,18 @@ class MidiSink:
         with self._lock:
             if self._closed:
                 return
-            for event in events:
+            batch = list(events)
+            self._setup_again_if_quiet(batch)
+            for event in batch:
                 self._used_channels.add(event.channel)
                 delivered = self._raw_send(event_to_message(event).bytes())
                 key = (event.channel, event.pitch)
                 if isinstance(event, NoteOn) and delivered:
                     self._sounding.add(key)
+                    self._last_note_s = time.monotonic()
                 elif isinstance(event, NoteOff) and delivered:
                     self._sounding.discard(key)
+                    self._last_note_s = time.monotonic()
                 elif isinstance(event, PitchBend):
                     self._wheels[event.channel] = event.value
                     if delivered:

@@ -205,6 +205,11 @@ def test_notes_and_mpe_bends_arrive_and_sigterm_releases_everything(
         played = played_s(report, onset_s)
         assert played - 0.03 <= t <= played + 0.4
     assert all(2 <= channel <= 16 for _, channel, _ in ons)
+    # the harness connected after the port opened and its setup went out: it came again
+    # before the first note (the MPE zone of 15 members, the members' range of 48 semitones)
+    first_on = next(i for i, event in enumerate(events) if event[1] == "on")
+    setup = [(channel, data1, data2) for _, kind, channel, data1, data2 in events[:first_on] if kind == "cc"]
+    assert (1, 6, 15) in setup and (2, 6, 48) in setup and (16, 6, 48) in setup
     vibrato_channel = ons[-1][1]
     bends = [
         value

@@ -415,3 +415,76 @@ def test_a_release_without_the_engines_note_offs_still_ends_every_note_in_the_ev
     ]
     assert sounding_after(port.messages) == set()
     assert sounding_after(list(mido.MidiFile(record).tracks[0])) == set()
+
+
+class _Clock:
+    """``time.monotonic`` for the sink, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+
+class _VirtualPort(RecordingPort):
+    virtual = True
+
+
+def _zone_setups(messages: list[mido.Message]) -> list[int]:
+    """Indices of the MPE configuration messages (RPN 6 selected on the manager channel)."""
+    return [
+        i
+        for i in range(1, len(messages))
+        if messages[i].type == "control_change"
+        and (messages[i - 1].control, messages[i - 1].value, messages[i].control, messages[i].value)
+        == (101, 0, 100, 6)
+        and messages[i].channel == 0
+    ]
+
+
+def test_a_virtual_port_sends_its_setup_again_before_a_note_after_a_quiet_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A synth connects to the virtual port after it opened (the setup went to no one): the
+    first note after a quiet second brings the zone and the bend range again, before the
+    note's own bend; notes in a phrase do not."""
+    clock = _Clock()
+    monkeypatch.setattr("livepitch.midi_sink.time", clock)
+    port = _VirtualPort()
+    sink = MidiSink(port, BendMode.MPE, 48)
+    assert len(_zone_setups(port.messages)) == 1
+    clock.now_s += 0.5
+    sink.send([PitchBend(0, 10, 1, 60, 100, 5.0), NoteOn(0, 10, 1, 60, 100)])  # 0.5 s after opening
+    clock.now_s += 0.5
+    sink.send([NoteOff(5000, 5010, 1, 60)])
+    clock.now_s += 0.9
+    sink.send([NoteOn(6000, 6010, 2, 62, 100)])  # 0.9 s after the last note ended: same phrase
+    assert len(_zone_setups(port.messages)) == 1
+    clock.now_s += 0.2
+    sink.send([NoteOn(7000, 7010, 3, 64, 100)])  # something sounds: no setup mid-phrase
+    sink.send([NoteOff(8000, 8010, 2, 62), NoteOff(8000, 8010, 3, 64)])
+    clock.now_s += 1.5
+    before = len(port.messages)
+    sink.send([PitchBend(9000, 9010, 1, 65, -200, -10.0), NoteOn(9000, 9010, 1, 65, 100)])
+    new = port.messages[before:]
+    assert _zone_setups(new) == [1]
+    member_ranges = [
+        m.channel
+        for i, m in enumerate(new)
+        if m.type == "control_change" and m.control == 6 and m.value == 48
+    ]
+    assert member_ranges == list(range(1, 16))  # every member channel: +-48 semitones
+    assert [m.type for m in new[-2:]] == ["pitchwheel", "note_on"]  # the note's bend after the setup
+
+
+def test_a_port_livepitch_connected_to_takes_its_setup_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--connect``: the connection exists when the setup goes out; no need to repeat it."""
+    clock = _Clock()
+    monkeypatch.setattr("livepitch.midi_sink.time", clock)
+    port = RecordingPort()
+    sink = MidiSink(port, BendMode.SINGLE, 12)
+    setup = len(port.messages)
+    clock.now_s += 10.0
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOff(5000, 5010, 0, 60)])
+    assert [m.type for m in port.messages[setup:]] == ["note_on", "note_off"]
