@@ -4,8 +4,9 @@ Runs on the worker thread (``send``) and, once the worker has stopped, on the ma
 (``release_all``, ``close``). Keeps track of the sounding notes so that any stop, fault or
 overload can end them, then sends All Notes Off on every channel it used and centres every
 pitch wheel it left bent (the next session's notes start from a centred wheel). A failing
-port is logged and reopened (with backoff) through ``reopen``; events in between are lost,
-never stuck: the notes sounding when the port failed are released on the new port.
+port is logged and reopened (with backoff) through ``reopen`` by the main thread (``poll``,
+``release_all``), never by the worker; events in between are lost, never stuck: the notes
+sounding when the port failed are released on the new port.
 
 The setup (the MPE zone, or the bend range) goes out when a port opens; a virtual port has
 no listener then (a synth or a patchbay connects to it later, and may reconnect), so it sends
@@ -87,7 +88,7 @@ class MidiSink:
         """The MIDI system of the last port opened (``MidiApi``), if the port says."""
         self._lock = threading.RLock()
         self._next_check = 0.0  # when ``poll`` next asks the open port whether it is lost
-        self._main_reopens = False  # a port found lost is reopened by ``poll``, not by sends
+        self._failed_ports: list[Port] = []  # dropped by a failed send, closed by ``poll``
         self._closed = False
         self._retry_at = 0.0
         self._failures = 0
@@ -169,8 +170,8 @@ class MidiSink:
         self._last_note_s = time.monotonic()
 
     def _raw_send(self, data: list[int]) -> bool:
-        if self._port is None and (self._main_reopens or not self._try_reopen()):
-            return False
+        """Send one message on the open port; False if there is none or it failed (a failed
+        port is dropped, and closed and reopened by the main thread: never by the worker)."""
         port = self._port
         if port is None:
             return False
@@ -180,16 +181,24 @@ class MidiSink:
         except MidiPortError as err:
             self.send_errors += 1
             log.warning("%s; will reopen", err)
-            self._drop_port()
+            self._drop_port(close=False)
+            self._failed_ports.append(port)
             return False
 
-    def _drop_port(self) -> None:
+    def _drop_port(self, close: bool = True) -> None:
         port, self._port = self._port, None
-        if port is not None:
+        if port is not None and close:
             with contextlib.suppress(MidiPortError, OSError):
                 port.close()
         self._retry_at = time.monotonic() + RETRY_DELAYS_S[min(self._failures, len(RETRY_DELAYS_S) - 1)]
         self._failures += 1
+
+    def _close_failed_ports(self) -> None:
+        """Close the ports sends found failed (main thread, outside the lock: a JACK port
+        waits for its last period before closing)."""
+        while self._failed_ports:
+            with contextlib.suppress(MidiPortError, OSError, IndexError):
+                self._failed_ports.pop().close()
 
     def _try_reopen(self) -> bool:
         """Open a new port if it is time to try; True if one is open afterwards."""
@@ -207,7 +216,6 @@ class MidiSink:
         """Use a reopened ``port``: set it up, end what the lost one left sounding, put the
         wheels back; True if it is still open afterwards."""
         log.info("MIDI port %r open again", port.name)
-        self._main_reopens = False
         self._port = port
         self._end_sounding()  # what was sounding when the port failed, before a new mode's setup
         if self._port is not port or not self._attach(port):
@@ -235,32 +243,26 @@ class MidiSink:
         else:
             self._bent_channels.discard(channel)
 
-    def _retry_now_if_down(self) -> None:
-        """A release tries a port that is down at once, whatever the backoff, even one that
-        ``poll`` was to reopen: a release runs on the main thread with the worker stopped."""
+    def _reopen_now_if_down(self) -> None:
+        """A release tries a port that is down at once, whatever the backoff (main thread,
+        the worker stopped: holding the lock while the port opens keeps no one waiting)."""
         if self._port is None:
             self._retry_at = 0.0
-            self._main_reopens = False
+            self._try_reopen()
 
     def poll(self) -> None:
-        """Reopen a failed port when its backoff has passed if the synth may still hold notes
-        or bent wheels, and end them (main thread, every tick): over silence no event would
-        come to try it. An open port is asked every ``PORT_CHECK_S`` whether it is lost (its
-        JACK server stopped, the port it connected to went away): sends would not say so."""
+        """The main thread's tick: reopen a port that failed or was found lost once its
+        backoff has passed (ending what the synth was left holding), and ask an open port
+        every ``PORT_CHECK_S`` whether it is lost (its JACK server stopped, the port it
+        connected to went away): sends would not say so."""
+        self._close_failed_ports()
         if self._port is not None:  # the usual case
             now = time.monotonic()
             if now >= self._next_check:
                 self._next_check = now + PORT_CHECK_S
                 self._drop_if_lost()
             return
-        if self._main_reopens:
-            self._reopen_on_main_thread()
-            return
-        with self._lock:
-            if self._closed or self._port is not None or not (self._sounding or self._bent_channels):
-                return
-            if self._try_reopen():
-                log.info("MIDI port back: released what it was left holding")
+        self._reopen_on_main_thread()
 
     def _drop_if_lost(self) -> None:
         lost = getattr(self._port, "lost", None)
@@ -275,13 +277,12 @@ class MidiSink:
             self.send_errors += 1
             log.warning("%s: reopening the MIDI port when it can be", reason)
             gone, self._port = self._port, None
-            self._main_reopens = True  # opening a port takes a while: not on the worker
         with contextlib.suppress(MidiPortError, OSError):  # closing takes a while too: unlocked
             gone.close()
 
     def _reopen_on_main_thread(self) -> None:
-        """``poll``'s try to reopen a port found lost, outside the lock: the worker goes on
-        (its events meanwhile are lost with the port, as they were)."""
+        """``poll``'s try to reopen a port that is down, outside the lock: the worker goes on
+        (its events meanwhile are lost with the port)."""
         if self._closed or self._reopen is None or time.monotonic() < self._retry_at:
             return
         try:
@@ -422,12 +423,12 @@ class MidiSink:
         with self._lock:
             if self._closed:
                 return
-            self._retry_now_if_down()
+            self._reopen_now_if_down()
             self.send(events)
             self._wheels = dict.fromkeys(self._wheels, 0)  # the next voices start from centred wheels
-            self._retry_now_if_down()  # it failed on the way: one more try at once
+            self._reopen_now_if_down()  # it failed on the way: one more try at once
             self._end_sounding()
-            self._retry_now_if_down()
+            self._reopen_now_if_down()
             for channel in sorted(self._used_channels):
                 message = mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0)
                 if self._raw_send(message.bytes()):
@@ -470,6 +471,7 @@ class MidiSink:
                         failures.append(OutputError(f"cannot finish the events log: {first_line(err)}"))
             finally:
                 port, self._port = self._port, None
+                self._close_failed_ports()
                 if port is not None:
                     port.close()
             if failures:

@@ -25,6 +25,10 @@ def test_a_note_off_lost_with_the_port_is_sent_on_the_new_port() -> None:
     sink.send([NoteOff(5, 20, 0, 60)])  # lost: the port just failed
     assert sink.sounding == [(0, 60)]
     sink._retry_at = 0.0  # the backoff has passed
+    sink.send([NoteOn(10, 30, 0, 62, 100)])  # the worker's sends never open a port (it takes a while)
+    assert spare.messages == [] and not broken.closed
+    sink.poll()  # the main thread's tick closes the failed port and opens the new one
+    assert broken.closed
     sink.send([NoteOn(10, 30, 0, 64, 100)])
     assert [(m.type, m.note) for m in spare.messages] == [("note_off", 60), ("note_on", 64)]
     sink.release_all()
@@ -36,8 +40,10 @@ def test_a_port_that_fails_again_while_reopening_is_no_crash() -> None:
     also_broken = RecordingPort("second", fail_after=0)
     sink = MidiSink(None, BendMode.MPE, 48, reopen=lambda: also_broken)
     sink._port = broken
-    sink.send([NoteOn(0, 10, 1, 60, 100)])  # fails, then the MPE setup fails on the reopened port
-    assert sink.port_name is None and sink.sounding == []
+    sink.send([NoteOn(0, 10, 1, 60, 100)])  # fails
+    sink._retry_at = 0.0
+    sink.poll()  # the MPE setup fails on the reopened port
+    assert sink.port_name is None and sink.sounding == [] and sink.send_errors == 2
 
 
 def test_nothing_is_sent_after_close() -> None:
@@ -183,7 +189,7 @@ def test_a_reopened_port_that_fails_its_setup_keeps_backing_off() -> None:
     delays = []
     for _ in range(4):
         sink._retry_at = 0.0
-        sink.send([NoteOn(0, 10, 0, 60, 100)])
+        sink.poll()
         delays.append(sink._failures)
     assert delays == [1, 2, 3, 4]
 
