@@ -161,6 +161,8 @@ def events_to_midi(
             messages = setup_messages(switch.bends, switch.bend_range_semitones, leaving_mpe)
             timed.extend((switch_tick, m) for m in messages)
             mode = switch.bends
+        if timed and tick < timed[-1][0]:
+            tick = timed[-1][0]  # dated back to before a switch's setup (a resumed replay): after it
         key = (event.channel, event.pitch)
         if isinstance(event, NoteOn):
             sent_wheel = wheel_when_sent[i]

@@ -10,7 +10,7 @@ import mido
 import pytest
 
 from livepitch.errors import MidiPortError, OutputError
-from livepitch.event_files import events_to_midi
+from livepitch.event_files import BendSwitch, events_to_midi, write_events_midi
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_sink import MidiSink
 from livepitch.settings import BendMode
@@ -494,3 +494,26 @@ def test_a_port_livepitch_connected_to_takes_its_setup_once(monkeypatch: pytest.
     clock.now_s += 10.0
     sink.send([NoteOn(0, 10, 0, 60, 100), NoteOff(5000, 5010, 0, 60)])
     assert [m.type for m in port.messages[setup:]] == ["note_on", "note_off"]
+
+
+def test_a_note_dated_back_to_before_a_reloads_switch_is_written_after_the_new_setup(tmp_path: Path) -> None:
+    """A reload resumes a replay a little before where it was: its first note-on can be dated
+    before the bend mode switch that the reload recorded. The file stays valid."""
+    events: list[Event] = [
+        NoteOn(11025, 12000, 0, 60, 100),
+        NoteOff(22050, 22050, 0, 60),
+        NoteOn(21100, 22700, 1, 62, 100),
+        NoteOff(30000, 30500, 1, 62),
+    ]
+    switch = BendSwitch(22050, 2, BendMode.MPE, 48)
+    path = tmp_path / "take.mid"
+    write_events_midi(path, events, BendMode.SINGLE, 2, [switch])
+    messages = [m for m in mido.MidiFile(path).tracks[0] if not m.is_meta]
+    notes = sorted((m.type, m.note) for m in messages if m.type in ("note_on", "note_off"))
+    assert notes == [("note_off", 60), ("note_off", 62), ("note_on", 60), ("note_on", 62)]
+    assert sounding_after(messages) == set()
+    zone = next(
+        i for i, m in enumerate(messages) if m.type == "control_change" and m.control == 100 and m.value == 6
+    )
+    second_on = next(i for i, m in enumerate(messages) if m.type == "note_on" and m.note == 62)
+    assert zone < second_on  # the MPE zone is set up before the note that plays in it
