@@ -15,6 +15,7 @@ import soxr
 from livepitch.errors import AudioInputError, first_line
 from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.native_output import quiet_native_stderr
+from livepitch.paths import is_directory, stat_or_none
 
 MAX_SAMPLE_MAGNITUDE = 1.0e4
 """Larger samples are not audio (a float file's full scale is 1.0; the model's log spectrum
@@ -64,18 +65,19 @@ def native_path(path: Path) -> bytes:
 
 
 def check_audio_path(path: Path) -> None:
-    """``AudioInputError`` for a path that is missing or a directory."""
-    if not path.exists():
-        if path.is_symlink():
+    """``AudioInputError`` for a path that is missing, a directory, or not to be looked at."""
+    status = stat_or_none(path, AudioInputError)
+    if status is None:
+        if os.path.islink(path):
             raise AudioInputError(f"{path}: a symbolic link to no file (missing, or a loop)")
         raise AudioInputError(f"{path}: no such file")
-    if path.is_dir():
+    if is_directory(status):
         raise AudioInputError(f"{path}: is a directory, not an audio file")
 
 
 def unreadable(path: Path, err: Exception) -> AudioInputError:
     """The one message for a file libsndfile could not open or read."""
-    if path.exists() and not os.access(path, os.R_OK):
+    if os.path.exists(path) and not os.access(path, os.R_OK):
         return AudioInputError(f"{path}: cannot read audio (permission denied)")
     return AudioInputError(f"{path}: cannot read audio ({first_line(err)})")
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from livepitch import __version__
 from livepitch.errors import ConfigError, DeviceError, LivepitchError, OutputError
 from livepitch.logs import JsonFormatter
+from livepitch.paths import cannot_write, is_directory, stat_or_none
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -592,11 +593,12 @@ def plan_outputs(
             return [None] * len(inputs)
         return [Path(path.stem + suffixes[0]) for path in inputs]
     target = Path(target_text)  # (a Path forgets a trailing separator)
-    as_directory = len(inputs) > 1 or target.is_dir() or target_text.endswith(("/", os.sep))
+    status = stat_or_none(target, cannot_write)
+    as_directory = len(inputs) > 1 or is_directory(status) or target_text.endswith(("/", os.sep))
     if not as_directory:
         _check_parent(target)
         return [_with_suffix(target, suffixes)]
-    if target.exists() and not target.is_dir():
+    if status is not None and not is_directory(status):
         raise OutputError(f"{target} is a file; several inputs need an output directory")
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -626,8 +628,9 @@ def check_outputs_apart(inputs: Sequence[Path], outputs: dict[str, list[Path | N
 
 def _check_parent(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        problem = "is a file, not a directory" if parent.exists() else "does not exist"
+    status = stat_or_none(parent, cannot_write)
+    if not is_directory(status):
+        problem = "is a file, not a directory" if status is not None else "does not exist"
         raise OutputError(f"cannot write {path}: {parent} {problem}")
 
 

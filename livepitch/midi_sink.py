@@ -37,6 +37,7 @@ from livepitch.event_files import (
 )
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_file import setup_messages
+from livepitch.paths import cannot_write, is_directory, stat_or_none
 from livepitch.settings import BendMode
 
 log = logging.getLogger("livepitch.midi")
@@ -114,7 +115,7 @@ class MidiSink:
         self._last_logged: Event | None = None  # the last event recorded or logged (shifted)
         self._csv: TextIO | None = None
         if events_csv is not None:
-            resume = append_events and events_csv.exists()
+            resume = append_events and os.path.exists(events_csv)
             try:
                 self._csv = open(events_csv, "a" if resume else "w", encoding="utf-8", newline="")  # noqa: SIM115
             except OSError as err:
@@ -480,10 +481,10 @@ class MidiSink:
 
 def _check_writable(path: Path) -> None:
     """Fail at start, not after a whole session, when a file cannot be written there."""
-    if path.is_dir():
+    if is_directory(stat_or_none(path, cannot_write)):
         raise OutputError(f"cannot write {path}: it is a directory")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
+    if not is_directory(stat_or_none(parent, cannot_write)):
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {parent} is not writable")

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from livepitch.errors import ModelError
+from livepitch.paths import is_directory, is_regular_file, stat_or_none
 
 BASIC_PITCH_VERSION = "0.4.0"
 INSTALL_COMMAND = f'pip install --no-deps "basic-pitch=={BASIC_PITCH_VERSION}"'
@@ -40,10 +41,13 @@ def resolve_model_path(override: str | Path | None = None) -> Path:
     """
     if override is not None:
         path = Path(override)
-        if path.is_dir():
-            raise ModelError(f"model file {path} is a directory: give the nmp.onnx file in it")
-        if not path.is_file():
+        status = stat_or_none(path, lambda message: ModelError(f"model file {message}"))
+        if status is None:
             raise ModelError(f"model file {path} does not exist")
+        if is_directory(status):
+            raise ModelError(f"model file {path} is a directory: give the nmp.onnx file in it")
+        if not is_regular_file(status):
+            raise ModelError(f"model file {path} is not a regular file (a device or a pipe)")
         return path
     installed = installed_model_path()
     if installed is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -345,3 +346,29 @@ def test_a_run_started_without_a_standard_error_still_works(two_tones: Path, tmp
         60,
         67,
     ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "code", "fragment"),
+    [("input", 3, "File name too long"), ("-o", 5, "cannot write"), ("--csv", 5, "cannot write"),
+     ("--model", 4, "model file")],
+)  # fmt: skip
+def test_a_path_the_system_cannot_look_at_is_one_line(
+    two_tones: Path, tmp_path: Path, flag: str, code: int, fragment: str
+) -> None:
+    """A name longer than the file system takes (or a directory that may not be searched)
+    fails ``stat`` with something other than "no such file": one line, the right exit code."""
+    too_long = tmp_path / ("c" * 300 + ".wav")
+    args: list[str | Path] = (
+        ["transcribe", too_long] if flag == "input" else ["transcribe", two_tones, flag, too_long]
+    )
+    result = run_cli(*args)
+    assert_one_line_error(result, code, fragment)
+    assert "File name too long" in result.stderr
+
+
+def test_a_model_that_is_a_pipe_is_refused_before_it_is_read(two_tones: Path, tmp_path: Path) -> None:
+    pipe = tmp_path / "nmp.onnx"
+    os.mkfifo(pipe)  # reading it would wait for a writer forever
+    result = run_cli("transcribe", two_tones, "-o", tmp_path / "out.mid", "--model", pipe)
+    assert_one_line_error(result, 4, "is not a regular file")
