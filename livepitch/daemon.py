@@ -252,6 +252,7 @@ class Daemon:
                 record_path=settings.port.record,
                 events_csv=settings.port.events_csv,
                 append_events=self.resumed > 0,
+                started=False,
             )
         except BaseException:  # an unwritable recording: the port (and its JACK watch) closes
             if port is not None:
@@ -291,9 +292,10 @@ class Daemon:
         )
         self._ring = ring
         source.start(ring)
+        self.source = source
         if self._started is None:  # the session starts when audio first flows, not on a failed open
             self._started = (time.monotonic(), time.process_time())
-        self.source = source
+            self.sink.begin()  # its outputs too: a failed start leaves an earlier take alone
         self.worker.start()
         self._last_delivered = source.frames_delivered
         self._last_progress = time.monotonic()

@@ -80,7 +80,11 @@ class MidiSink:
         record_path: Path | None = None,
         events_csv: Path | None = None,
         append_events: bool = False,
+        started: bool = True,
     ) -> None:
+        """``started=False``: the session has not begun; the events log and the recording are
+        written only from ``begin()`` on, so a session that fails before its audio flows
+        leaves an earlier take's files as they were."""
         self.bends = bends
         self.bend_range_semitones = bend_range_semitones
         self._reopen = reopen
@@ -114,16 +118,31 @@ class MidiSink:
         self._csv_sounding: set[tuple[int, int]] = set()  # notes the events log leaves on
         self._last_logged: Event | None = None  # the last event recorded or logged (shifted)
         self._csv: TextIO | None = None
+        self._append_events = append_events
         if events_csv is not None:
-            resume = append_events and os.path.exists(events_csv)
-            try:
-                self._csv = open(events_csv, "a" if resume else "w", encoding="utf-8", newline="")  # noqa: SIM115
-            except OSError as err:
-                raise OutputError(f"cannot write {events_csv}: {first_line(err)}") from err
-            if not resume:
-                self._csv.write(",".join(EVENTS_CSV_COLUMNS) + "\n")
+            _check_writable(events_csv)
+        self._began = False
+        if started:
+            self.begin()
         if port is not None:
             self._attach(port)
+
+    def begin(self) -> None:
+        """The session's audio flows: start the events log (the recording is written at
+        ``close``). Safe twice."""
+        if self._began:
+            return
+        self._began = True
+        events_csv = self._csv_path
+        if events_csv is None:
+            return
+        resume = self._append_events and os.path.exists(events_csv)
+        try:
+            self._csv = open(events_csv, "a" if resume else "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as err:
+            raise OutputError(f"cannot write {events_csv}: {first_line(err)}") from err
+        if not resume:
+            self._csv.write(",".join(EVENTS_CSV_COLUMNS) + "\n")
 
     @property
     def port_name(self) -> str | None:
@@ -452,7 +471,7 @@ class MidiSink:
             self._closed = True
             failures: list[OutputError] = []
             try:
-                if self._record_path is not None:
+                if self._record_path is not None and self._began:
                     path, self._record_path = self._record_path, None
                     try:
                         write_events_midi(path, self._recorded, *self._first_bends, self._switches)

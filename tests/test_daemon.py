@@ -18,7 +18,7 @@ import soundfile
 from livepitch.audio_sources import FileReplaySource
 from livepitch.daemon import Daemon, Factories
 from livepitch.engine import build_engine, stream_audio
-from livepitch.errors import ConfigError, MidiPortError
+from livepitch.errors import ConfigError, DeviceError, MidiPortError
 from livepitch.event_files import write_events_csv
 from livepitch.midi_file import setup_messages
 from livepitch.settings import BendMode, DaemonSettings
@@ -776,3 +776,17 @@ def test_an_engine_that_fails_to_release_its_notes_still_leaves_none_sounding(
     assert result == [0]
     assert sounding_after(port.messages) == set()
     assert "cannot end the engine's notes (3)" in caplog.text
+
+
+def test_a_device_that_fails_to_start_leaves_the_last_takes_recording_and_events_log_alone(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    record, events = tmp_path / "take.mid", tmp_path / "take.csv"
+    record.write_bytes(b"the last take")
+    events.write_text("the last take's events\n")
+    config = settings(port={"record": record, "events_csv": events})
+    daemon = make_daemon(model, config, [BusyDevice(melody, 22050)], [RecordingPort()])
+    with pytest.raises(DeviceError, match="device busy"):
+        daemon.run()
+    assert record.read_bytes() == b"the last take"
+    assert events.read_text() == "the last take's events\n"
