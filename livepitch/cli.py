@@ -383,7 +383,20 @@ def daemon_settings_from_args(args: argparse.Namespace) -> Any:
     if args.config is not None:
         values = read_config_file(args.config)
         check_value_types(values, DaemonSettings, args.config)
-    return build_settings(DaemonSettings, merge(values, daemon_values_from_args(args)))
+    settings = build_settings(DaemonSettings, merge(values, daemon_values_from_args(args)))
+    if args.config is not None:
+        _outputs_spare_the_config(settings, Path(args.config))
+    return settings
+
+
+def _outputs_spare_the_config(settings: Any, config: Path) -> None:
+    """``--record`` and ``--events-csv`` must not name the configuration file (it would be
+    truncated at the start, and a reload would then read an empty configuration)."""
+    from livepitch.settings import resolved_path
+
+    for flag, path in (("--record", settings.port.record), ("--events-csv", settings.port.events_csv)):
+        if path is not None and resolved_path(path) == resolved_path(config):
+            raise ConfigError(f"{flag} {path} is also the --config file: it would be overwritten")
 
 
 def _remember_early_signals() -> list[int]:

@@ -293,3 +293,14 @@ def test_a_reload_or_stop_while_the_daemon_starts_is_noted_not_fatal() -> None:
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+def test_an_output_that_is_the_config_file_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "live.toml"
+    config.write_text("[stream]\nlookahead_ms = 70\n")
+    wav = tmp_path / "mono.wav"
+    soundfile.write(wav, sequence([(0.1, 0.2, 60)], 0.5), 22050)
+    for flag in ("--record", "--events-csv"):
+        result = livepitch("--config", config, "--input-file", wav, flag, config, "--quiet")
+        one_line(result, 2, f"{flag} {config} is also the --config file")
+    assert config.read_text() == "[stream]\nlookahead_ms = 70\n"
