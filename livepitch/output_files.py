@@ -11,6 +11,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+MAX_TEMPORARY_SUFFIX_CHARS = 8
+"""A temporary file keeps the suffix of the file it replaces up to this long (``.mid``, ``.npz``)."""
+
 
 @contextlib.contextmanager
 def replaced_whole(path: str | Path) -> Iterator[Path]:
@@ -21,7 +24,8 @@ def replaced_whole(path: str | Path) -> Iterator[Path]:
     bits carry over. What is not a regular file (``/dev/null``, ``/dev/stdout``, a pipe) is
     written directly, and so is a file that cannot be replaced where it can be written (a
     read-only directory, a file bind-mounted alone, another user's file in a sticky directory).
-    The temporary name keeps ``path``'s suffix."""
+    The temporary name is short (any name the file system takes for ``path`` must leave room
+    for it) and keeps a short suffix of ``path``'s."""
     try:
         existing = os.stat(path)  # (follows links: a link to a device is a device)
     except FileNotFoundError:
@@ -35,9 +39,8 @@ def replaced_whole(path: str | Path) -> Iterator[Path]:
         destination = Path(os.path.realpath(path))
     # (a symbolic link loop raises OSError: it cannot be written)
     try:
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{destination.stem}.", suffix=destination.suffix, dir=destination.parent
-        )
+        suffix = destination.suffix if len(destination.suffix) <= MAX_TEMPORARY_SUFFIX_CHARS else ""
+        handle, temporary = tempfile.mkstemp(prefix=".livepitch-", suffix=suffix, dir=destination.parent)
     except PermissionError:  # no new file in that directory: the old one is overwritten
         if existing is None:
             raise

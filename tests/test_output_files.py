@@ -92,3 +92,12 @@ def test_a_suffix_numpy_does_not_know_keeps_the_data_in_the_named_file(tmp_path:
         posteriors.save_npz(str(written))
     assert Posteriors.load_npz(str(named)).n_frames == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.NPZ"]
+
+
+def test_a_name_as_long_as_the_file_system_takes_can_be_written(tmp_path: Path) -> None:
+    """The temporary name beside it must fit too (it once took the name and added ten characters)."""
+    longest = tmp_path / ("a" * (os.pathconf(tmp_path, "PC_NAME_MAX") - 4) + ".mid")
+    with replaced_whole(longest) as written:
+        written.write_bytes(b"take")
+    assert longest.read_bytes() == b"take"
+    assert [p.name for p in tmp_path.iterdir()] == [longest.name]
