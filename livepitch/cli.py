@@ -409,6 +409,15 @@ def _remember_early_signals() -> list[int]:
     return early
 
 
+def _ignore_late_signals() -> None:
+    """The session is over (notes released, outputs written): a stop or reload signal now has
+    nothing to act on. Python puts the default handlers back as it exits, so a second Ctrl-C
+    then would end the process by the signal instead of with the session's exit code."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
 def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None) -> int:
     """``livepitch [run]``: the live daemon; ``early``: signals noted while it started
     (``_remember_early_signals``), acted on once it runs."""
@@ -448,6 +457,7 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
         else:
             daemon.request_reload()
     code = daemon.run()
+    _ignore_late_signals()
     if daemon.audio_wedged:  # PortAudio's exit handler would wait forever on the abandoned stream
         logging.shutdown()
         sys.stdout.flush()

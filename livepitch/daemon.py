@@ -717,10 +717,3 @@ def _status_mb(field: str) -> float | None:
     except OSError:
         pass
     return None
-
-
-def run_daemon(settings: DaemonSettings, reload: Callable[[], DaemonSettings] | None = None) -> int:
-    """Run the daemon with real devices and signal handling (main thread)."""
-    daemon = Daemon(settings, reload=reload)
-    daemon.install_signal_handlers()
-    return daemon.run()

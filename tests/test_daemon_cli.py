@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mido
@@ -304,3 +306,30 @@ def test_an_output_that_is_the_config_file_is_refused(tmp_path: Path) -> None:
         result = livepitch("--config", config, "--input-file", wav, flag, config, "--quiet")
         one_line(result, 2, f"{flag} {config} is also the --config file")
     assert config.read_text() == "[stream]\nlookahead_ms = 70\n"
+
+
+def test_ctrl_c_pressed_again_and_again_while_the_daemon_exits_still_exits_0(tmp_path: Path) -> None:
+    """Every SIGINT after the first finds the session stopping or over: the exit code stays
+    the session's (Python restores the default handlers while it exits; they are ignored)."""
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, sequence([(0.5, 1.0, 60)], 30.0), 22050)
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    env.pop("JACK_DEFAULT_SERVER", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "livepitch", "--input-file", str(wav), "--quiet", "--log-level", "info"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # the handlers are in place once the replay runs
+        if "audio in:" in line:
+            break
+    deadline = time.monotonic() + 30.0
+    while process.poll() is None and time.monotonic() < deadline:
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.003)
+    process.stderr.read()
+    assert process.wait(10) == 0
