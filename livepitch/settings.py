@@ -143,7 +143,10 @@ class StreamSettings(BaseModel):
         description="window (re-runs the 2 s window per hop) | incremental (new columns only)",
     )
     lookahead_ms: float = Field(
-        DEFAULT_LOOKAHEAD_MS, ge=0.0, le=1950.0, description="audio after a frame before it is used [ms]"
+        DEFAULT_LOOKAHEAD_MS,
+        ge=5.0,
+        le=1950.0,
+        description="audio after a frame before it is used [ms] (at least 5: with none, the model shows no onsets)",
     )
     hop_frames: int = Field(
         DEFAULT_HOP_FRAMES, ge=1, le=142, description="window engine: frames published per model run"

@@ -144,3 +144,13 @@ def test_a_config_given_through_a_pipe_reads(tmp_path: Path) -> None:
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "\nonset_threshold = 0.6\n" in result.stdout
+
+
+def test_a_lookahead_with_no_future_audio_is_refused() -> None:
+    """With no audio after a frame, the model's onset posteriors never peak: no note at all."""
+    from livepitch.errors import ConfigError
+    from livepitch.settings import build_settings
+
+    with pytest.raises(ConfigError, match=r"stream.lookahead_ms = 3.0: .*greater than or equal to 5"):
+        build_settings(DaemonSettings, {"stream": {"lookahead_ms": 3.0}})
+    assert build_settings(DaemonSettings, {"stream": {"lookahead_ms": 12.0}}).stream.lookahead_ms == 12.0
