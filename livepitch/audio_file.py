@@ -150,9 +150,14 @@ def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
         warn_if_header_overstates(path, info)
     try:
         with quiet_native_stderr():
-            data, source_rate_hz = soundfile.read(native_path(path), dtype="float32", always_2d=True)
+            if info is not None:
+                data, source_rate_hz = soundfile.read(native_path(path), dtype="float32", always_2d=True)
+            else:
+                data, source_rate_hz = _read_stream(path)
     except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as err:
         raise unreadable(path, err) from err
+    except MemoryError as err:
+        raise AudioInputError(f"{path}: too long to read into memory ({first_line(err)})") from err
     if data.shape[0] == 0:
         raise AudioInputError(f"{path}: the file holds no audio samples")
     check_file_rate(path, int(source_rate_hz))
@@ -161,6 +166,26 @@ def read_audio_frames(path: str | Path) -> tuple[npt.NDArray[np.float32], int]:
         check_decoded_length(path, data.shape[0], info.frames, int(source_rate_hz), estimated)
     check_samples(data, str(path))
     return data, int(source_rate_hz)
+
+
+STREAM_BLOCK_FRAMES = 1 << 16
+"""Frames read at a time from a pipe or a device [frames]."""
+
+
+def _read_stream(path: Path) -> tuple[npt.NDArray[np.float32], int]:
+    """Read a pipe or a device block by block: a WAV streamed through a pipe (``ffmpeg -f wav
+    -``) declares no length, which reading whole takes as 2^31 frames to allocate."""
+    blocks: list[npt.NDArray[np.float32]] = []
+    with soundfile.SoundFile(native_path(path)) as stream:
+        while True:
+            block = stream.read(STREAM_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            blocks.append(block)
+        rate_hz, channels = int(stream.samplerate), int(stream.channels)
+    if not blocks:
+        return np.zeros((0, channels), dtype=np.float32), rate_hz
+    return np.concatenate(blocks), rate_hz
 
 
 def read_audio(path: str | Path) -> npt.NDArray[np.float32]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import resource
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -372,3 +374,26 @@ def test_a_model_that_is_a_pipe_is_refused_before_it_is_read(two_tones: Path, tm
     os.mkfifo(pipe)  # reading it would wait for a writer forever
     result = run_cli("transcribe", two_tones, "-o", tmp_path / "out.mid", "--model", pipe)
     assert_one_line_error(result, 4, "is not a regular file")
+
+
+def test_a_wav_streamed_through_a_pipe_without_a_length_is_read_block_by_block(tmp_path: Path) -> None:
+    """``ffmpeg -f wav -`` declares no length (sizes 0xFFFFFFFF): read whole, that asked for
+    2^31 frames (8 GiB), which a memory limit (a service's) refuses."""
+    pcm = (sequence([(0.2, 0.5, 60)], 1.0) * 32767).astype("<i2").tobytes()
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 22050, 44100, 2, 16)
+    header = b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + fmt + b"data" + struct.pack("<I", 0xFFFFFFFF)
+    out = tmp_path / "piped.mid"
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "livepitch", "transcribe", "/dev/stdin", "-o", str(out)],
+        input=header + pcm,
+        capture_output=True,
+        timeout=120,
+        check=False,
+        preexec_fn=limit_memory,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert [m.note for m in mido.MidiFile(out) if m.type == "note_on"] == [60]
