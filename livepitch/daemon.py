@@ -263,7 +263,9 @@ class Daemon:
         channel = (settings or self.settings).audio.channel
         if channel is not None and channel > source.channels:
             problem = AudioInputError if isinstance(source, FileReplaySource) else DeviceError
-            raise problem(f"--channel {channel}: {source.description} has {source.channels} channels")
+            raise problem(
+                f"channel {channel} (--channel, audio.channel): {source.description} has {source.channels} channels"
+            )
 
     def _start_pipeline(self, source: AudioSource) -> None:
         """A fresh ring, converter, engine and worker for ``source``, started."""

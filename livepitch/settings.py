@@ -9,15 +9,47 @@ from __future__ import annotations
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from livepitch.decoder import DecoderParams, ms_to_frames
 from livepitch.errors import ConfigError
 from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.tracker import GATE_OFF_DBFS, TrackerParams
 from livepitch.windowing import Windowing
+
+
+def _no_nul_character(path: Path) -> Path:
+    if "\x00" in str(path):
+        raise ValueError("a file name cannot hold a NUL character")
+    return path
+
+
+FilePath = Annotated[Path, AfterValidator(_no_nul_character)]
+"""A file named in the settings (the system takes any name but one holding NUL)."""
+
+MAX_PORT_NAME_BYTES = 63
+"""ALSA keeps 63 bytes of a port's name (JACK more): a longer name would be cut, maybe
+inside a character."""
+
+
+def _port_name(name: str) -> str:
+    if not name.strip():
+        raise ValueError("a port name needs a visible character")
+    if any(not character.isprintable() for character in name):
+        raise ValueError("a port name cannot hold control characters (a line break, a tab)")
+    if len(name.encode("utf-8")) > MAX_PORT_NAME_BYTES:
+        raise ValueError(f"a port name can take {MAX_PORT_NAME_BYTES} bytes of UTF-8 at most")
+    return name
 
 
 class BendMode(str, Enum):
@@ -103,7 +135,7 @@ class ModelSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: Path | None = Field(None, description="nmp.onnx to load (default: the installed basic-pitch)")
+    path: FilePath | None = Field(None, description="nmp.onnx to load (default: the installed basic-pitch)")
     threads: int = Field(
         0, ge=0, le=64, description="onnxruntime threads (0: automatic offline, 1 in the daemon)"
     )
@@ -273,15 +305,15 @@ class PortSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    port: str = Field(
-        "BasicPitch Out", min_length=1, max_length=64, description="name of the virtual output port"
+    port: Annotated[str, AfterValidator(_port_name)] = Field(
+        "BasicPitch Out", description="name of the virtual output port"
     )
     midi_api: MidiApi = Field(MidiApi.AUTO, description="auto | alsa | jack | coremidi | windows")
     connect: str | None = Field(
         None, min_length=1, description="send to an existing port whose name contains this"
     )
-    record: Path | None = Field(None, description="also write the session to this MIDI file")
-    events_csv: Path | None = Field(None, description="also log every event to this CSV file")
+    record: FilePath | None = Field(None, description="also write the session to this MIDI file")
+    events_csv: FilePath | None = Field(None, description="also log every event to this CSV file")
 
 
 class AudioSettings(BaseModel):
@@ -310,7 +342,7 @@ class AudioSettings(BaseModel):
         pattern="^(c|python)$",
         description="audio callback: c (livepitch's C function, never waits for Python; the Python one where it was not built) | python",
     )
-    input_file: Path | None = Field(
+    input_file: FilePath | None = Field(
         None, description="replay this audio file at real-time pace instead of a device"
     )
     resample_quality: str = Field(

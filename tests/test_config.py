@@ -94,13 +94,13 @@ def test_a_missing_config_file(tmp_path: Path) -> None:
 def test_a_device_index_in_a_file_and_odd_characters_read_back(tmp_path: Path) -> None:
     config = tmp_path / "device.toml"
     config.write_text("[audio]\ninput = 3\n")
-    shown = livepitch("config", "--config", config, "--port", 'a\tb "quoted" \x7f')
+    shown = livepitch("config", "--config", config, "--connect", 'a\tb "quoted" \x7f')
     assert shown.returncode == 0, shown.stderr
     again = tmp_path / "again.toml"
     again.write_text(shown.stdout)
     result = livepitch("config", "--config", again)
     assert result.returncode == 0, result.stderr
-    assert 'input = "3"' in result.stdout and 'port = "a\\tb \\"quoted\\" \\u007f"' in result.stdout
+    assert 'input = "3"' in result.stdout and 'connect = "a\\tb \\"quoted\\" \\u007f"' in result.stdout
 
 
 def test_a_file_name_that_is_not_utf8_is_shown_but_not_written_as_toml(tmp_path: Path) -> None:
@@ -154,3 +154,24 @@ def test_a_lookahead_with_no_future_audio_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"stream.lookahead_ms = 3.0: .*greater than or equal to 5"):
         build_settings(DaemonSettings, {"stream": {"lookahead_ms": 3.0}})
     assert build_settings(DaemonSettings, {"stream": {"lookahead_ms": 12.0}}).stream.lookahead_ms == 12.0
+
+
+@pytest.mark.parametrize(
+    ("group", "values", "message"),
+    [
+        ("port", {"events_csv": "a\x00b.csv"}, "port.events_csv: a file name cannot hold a NUL character"),
+        ("audio", {"input_file": "take\x00.wav"}, "audio.input_file: a file name cannot hold a NUL"),
+        ("port", {"port": "Basic\nPitch"}, "port.port: a port name cannot hold control characters"),
+        ("port", {"port": "  "}, "port.port: a port name needs a visible character"),
+        ("port", {"port": "é" * 32}, "port.port: a port name can take 63 bytes of UTF-8 at most"),
+    ],
+)
+def test_names_the_system_would_refuse_or_cut_are_refused_naming_the_setting(
+    group: str, values: dict[str, str], message: str
+) -> None:
+    from livepitch.errors import ConfigError
+    from livepitch.settings import build_settings
+
+    with pytest.raises(ConfigError) as caught:
+        build_settings(DaemonSettings, {group: values})
+    assert str(caught.value).startswith(message)
