@@ -321,7 +321,9 @@ class AudioSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input: str | None = Field(None, description="input device: index or part of its name (default device)")
+    input: str | None = Field(
+        None, min_length=1, description="input device: index or part of its name (default device)"
+    )
 
     @field_validator("input", mode="before")
     @classmethod

@@ -164,6 +164,7 @@ def test_a_lookahead_with_no_future_audio_is_refused() -> None:
         ("port", {"port": "Basic\nPitch"}, "port.port: a port name cannot hold control characters"),
         ("port", {"port": "  "}, "port.port: a port name needs a visible character"),
         ("port", {"port": "é" * 32}, "port.port: a port name can take 63 bytes of UTF-8 at most"),
+        ("audio", {"input": ""}, "audio.input = '': String should have at least 1 character"),
     ],
 )
 def test_names_the_system_would_refuse_or_cut_are_refused_naming_the_setting(
