@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from livepitch.errors import ModelError, first_line
 from livepitch.geometry import N_CONTOUR_BINS, N_PITCHES, WINDOW_FRAMES, WINDOW_SAMPLES
+from livepitch.native_output import quiet_native_stderr
 from livepitch.posteriors import WindowOutputs
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ class BasicPitchModel:
 
     def _open(self, model: str | bytes) -> onnxruntime.InferenceSession:
         try:
-            import onnxruntime
+            with quiet_native_stderr():  # a warning at import when HOME cannot be written, in colour
+                import onnxruntime
         except (ImportError, OSError) as err:  # a broken install: one message, not a traceback
             raise ModelError(f"cannot load onnxruntime: {first_line(err)}") from err
 

@@ -397,3 +397,18 @@ def test_a_wav_streamed_through_a_pipe_without_a_length_is_read_block_by_block(t
     )
     assert result.returncode == 0, result.stderr.decode()
     assert [m.note for m in mido.MidiFile(out) if m.type == "note_on"] == [60]
+
+
+def test_a_home_that_cannot_be_written_adds_nothing_to_stderr(two_tones: Path, tmp_path: Path) -> None:
+    """onnxruntime warns in colour at import when it cannot keep its telemetry id in HOME."""
+    home = tmp_path / "home"
+    home.write_text("a file, not a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "livepitch", "transcribe", str(two_tones), "-o", str(tmp_path / "out.mid")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=dict(os.environ, HOME=str(home)),
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
