@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import rtmidi
 
@@ -94,6 +94,20 @@ class MidiOutput:
     connected: bool = False
     """A connection to another program's port (``--connect``), not a virtual port of ours."""
     _watch: JackServerWatch | None = None
+    _errors: list[str] = field(default_factory=list)
+
+    def note_error(self, _kind: int, message: str, _data: object = None) -> None:
+        """python-rtmidi's error callback once the port is open (it runs in the thread that
+        called into rtmidi): kept for ``send`` and ``lost`` to report. Without it, a failed
+        send on ALSA is only a Python warning printed to stderr, and the note is lost unseen."""
+        self._errors.append(message)
+
+    def _take_error(self) -> str | None:
+        if not self._errors:
+            return None
+        message = self._errors[-1]
+        self._errors.clear()
+        return message
 
     @property
     def virtual(self) -> bool:
@@ -106,8 +120,9 @@ class MidiOutput:
         if self._watch is not None and self._watch.stopped:
             return "the JACK server stopped"
         if self.connected and self._midi_out is not None:
+            self._errors.clear()
             try:
-                present = self.name in self._midi_out.get_ports()
+                present = self.name in self._midi_out.get_ports() and not self._errors
             except rtmidi.RtMidiError:
                 present = False
             if not present:
@@ -122,6 +137,9 @@ class MidiOutput:
             self._midi_out.send_message(message)
         except (rtmidi.RtMidiError, ValueError) as err:
             raise MidiPortError(f"cannot send to MIDI port {self.name!r}: {first_line(err)}") from err
+        problem = self._take_error()
+        if problem is not None:
+            raise MidiPortError(f"cannot send to MIDI port {self.name!r}: {problem}")
 
     def close(self) -> None:
         """Close the port; safe to call twice.
@@ -141,6 +159,14 @@ class MidiOutput:
                 midi_out.close_port()
             finally:
                 midi_out.delete()
+
+
+def _reporting_errors(output: MidiOutput) -> MidiOutput:
+    """Route the open port's rtmidi errors and warnings to ``output`` (only now: while a port
+    opens, python-rtmidi's own handler turns its errors into exceptions)."""
+    if output._midi_out is not None:
+        output._midi_out.set_error_callback(output.note_error)
+    return output
 
 
 def _jack_watch(api: MidiApi) -> JackServerWatch | None:
@@ -183,13 +209,15 @@ def open_output(port_name: str, api: MidiApi, connect: str | None) -> MidiOutput
                 have = ", ".join(ports) or "none"
                 raise MidiPortError(f"no {api.value} MIDI port matching {connect!r} (have: {have})")
             midi_out.open_port(matches[0], name=port_name)
-            return MidiOutput(api, ports[matches[0]], midi_out, connected=True, _watch=_jack_watch(api))
+            return _reporting_errors(
+                MidiOutput(api, ports[matches[0]], midi_out, connected=True, _watch=_jack_watch(api))
+            )
         if api is MidiApi.WINDOWS:
             raise MidiPortError(
                 "Windows MIDI has no virtual ports: create one with loopMIDI and pass --connect NAME"
             )
         midi_out.open_virtual_port(port_name)
-        return MidiOutput(api, port_name, midi_out, _watch=_jack_watch(api))
+        return _reporting_errors(MidiOutput(api, port_name, midi_out, _watch=_jack_watch(api)))
     except rtmidi.RtMidiError as err:
         midi_out.delete()
         raise MidiPortError(f"cannot open {api.value} MIDI port {port_name!r}: {first_line(err)}") from err

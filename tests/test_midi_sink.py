@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from pathlib import Path
+from typing import Any
 
 import mido
 import pytest
@@ -517,3 +518,34 @@ def test_a_note_dated_back_to_before_a_reloads_switch_is_written_after_the_new_s
     )
     second_on = next(i for i, m in enumerate(messages) if m.type == "note_on" and m.note == 62)
     assert zone < second_on  # the MPE zone is set up before the note that plays in it
+
+
+class _RtMidiOutThatWarns:
+    """An rtmidi ``MidiOut`` whose sends of note 61 fail as ALSA's do: through the error
+    callback (a warning to python-rtmidi), not by raising."""
+
+    def __init__(self) -> None:
+        self.callback: Any = None
+        self.sent: list[list[int]] = []
+
+    def set_error_callback(self, func: Any, data: object = None) -> None:
+        self.callback = func
+
+    def send_message(self, message: list[int]) -> None:
+        if message[1] == 61:
+            self.callback(1, "MidiOutAlsa::sendMessage: error sending MIDI message to port.", None)
+            return
+        self.sent.append(message)
+
+
+def test_a_send_that_rtmidi_reports_only_as_a_warning_is_a_port_error() -> None:
+    from livepitch.midi_port import MidiOutput, _reporting_errors
+    from livepitch.settings import MidiApi
+
+    fake = _RtMidiOutThatWarns()
+    output = _reporting_errors(MidiOutput(MidiApi.ALSA, "BasicPitch Out", fake))
+    output.send([0x90, 60, 100])
+    with pytest.raises(MidiPortError, match="error sending MIDI message"):
+        output.send([0x90, 61, 100])
+    output.send([0x80, 60, 0])  # the next send is judged on its own
+    assert fake.sent == [[0x90, 60, 100], [0x80, 60, 0]]
