@@ -343,10 +343,13 @@ class MidiSink:
             self._retry_at = 0.0
             self._try_reopen()
 
-    def send(self, events: Iterable[Event]) -> None:
-        """Send events in order (worker thread); log them to the CSV and the recording."""
+    def send(self, events: Iterable[Event], refused: Callable[[], bool] | None = None) -> None:
+        """Send events in order (worker thread); log them to the CSV and the recording.
+
+        ``refused`` is asked under the sink's lock, so a worker the main thread gave up on
+        (and whose notes it then released) sends nothing more."""
         with self._lock:
-            if self._closed:
+            if self._closed or (refused is not None and refused()):
                 return
             batch = list(events)
             self._setup_again_if_quiet(batch)

@@ -166,6 +166,6 @@ class Worker:
             return
         self.stats.notes_started += sum(1 for event in events if isinstance(event, NoteOn))
         self.stats.sounding_pitches = tuple(sorted(self.engine.tracker.sounding.values()))
-        self.sink.send(events)
+        self.sink.send(events, refused=lambda: self.detached)
         if self.on_events is not None:
             self.on_events(events)

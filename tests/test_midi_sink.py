@@ -549,3 +549,14 @@ def test_a_send_that_rtmidi_reports_only_as_a_warning_is_a_port_error() -> None:
         output.send([0x90, 61, 100])
     output.send([0x80, 60, 0])  # the next send is judged on its own
     assert fake.sent == [[0x90, 60, 100], [0x80, 60, 0]]
+
+
+def test_a_worker_given_up_on_sends_nothing_after_the_release() -> None:
+    port = RecordingPort()
+    sink = MidiSink(port, BendMode.NONE, 2)
+    detached = [False]
+    sink.send([NoteOn(0, 10, 0, 60, 100)], refused=lambda: detached[0])
+    detached[0] = True  # the main thread's stop timed out: it releases what the sink knows of
+    sink.release_all()
+    sink.send([NoteOn(100, 110, 0, 64, 100)], refused=lambda: detached[0])  # the late worker
+    assert sounding_after(port.messages) == set() and sink.sounding == []
