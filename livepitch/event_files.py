@@ -140,6 +140,7 @@ def events_to_midi(
             off_tick[key] = tick
         elif isinstance(event, PitchBend):
             wheels[event.channel] = event.value
+            tick = max(tick, off_tick.get(key, tick))  # a new note's bend: not on the last one's tail
         ticks.append(tick)
     order = sorted(range(len(listed)), key=lambda i: (ticks[i], _ORDER[event_kind(listed[i])], i))
     starts = {(e.channel, e.pitch, ticks[i]) for i, e in enumerate(listed) if isinstance(e, NoteOn)}
@@ -148,6 +149,7 @@ def events_to_midi(
     sounding: set[tuple[int, int]] = set()
     file_wheels: dict[int, int] = {}
     newest_sent: dict[int, int] = {}  # per channel: the latest-sent note-on or bend written
+    written_on: dict[tuple[int, int], int] = {}  # the tick each key's last note-on is written at
     timed: list[tuple[int, mido.Message]] = []
     for i in order:
         event = listed[i]
@@ -164,7 +166,10 @@ def events_to_midi(
         if timed and tick < timed[-1][0]:
             tick = timed[-1][0]  # dated back to before a switch's setup (a resumed replay): after it
         key = (event.channel, event.pitch)
+        if isinstance(event, NoteOff) and tick <= written_on.get(key, -1):
+            tick = written_on[key] + 1  # that clamp put its note-on on its tick: keep the note
         if isinstance(event, NoteOn):
+            written_on[key] = tick
             sent_wheel = wheel_when_sent[i]
             if file_wheels.get(event.channel, 0) != sent_wheel:
                 timed.append((tick, mido.Message("pitchwheel", channel=event.channel, pitch=sent_wheel)))

@@ -560,3 +560,42 @@ def test_a_worker_given_up_on_sends_nothing_after_the_release() -> None:
     sink.release_all()
     sink.send([NoteOn(100, 110, 0, 64, 100)], refused=lambda: detached[0])  # the late worker
     assert sounding_after(port.messages) == set() and sink.sounding == []
+
+
+def _written(midi: mido.MidiFile) -> list[tuple[int, str, int]]:
+    """(tick, type, note or wheel) of the file's channel messages other than control changes."""
+    tick, out = 0, []
+    for message in midi.tracks[0]:
+        tick += message.time
+        if message.type in ("note_on", "note_off"):
+            out.append((tick, message.type, message.note))
+        elif message.type == "pitchwheel":
+            out.append((tick, "pitchwheel", message.pitch))
+    return out
+
+
+def test_a_short_note_dated_back_across_a_switch_keeps_its_length_of_a_tick_at_least() -> None:
+    events: list[Event] = [
+        NoteOn(11025, 12000, 0, 60, 100),
+        NoteOff(22050, 22050, 0, 60),
+        NoteOn(21100, 22700, 1, 64, 100),  # after the switch, dated before it
+        NoteOff(21900, 22800, 1, 64),
+    ]
+    midi = events_to_midi(events, BendMode.SINGLE, 2, [BendSwitch(22050, 2, BendMode.MPE, 48)])
+    notes = {(kind, note): tick for tick, kind, note in _written(midi) if note == 64}
+    assert notes[("note_off", 64)] > notes[("note_on", 64)]
+
+
+def test_a_restarted_notes_bend_is_not_written_on_the_tail_of_the_note_before() -> None:
+    events: list[Event] = [
+        NoteOn(0, 100, 0, 60, 100),
+        NoteOff(11000, 11264, 0, 60),
+        PitchBend(10752, 12000, 0, 60, 2000, 50.0),  # pre-positions the next note, dated back
+        NoteOn(10752, 12000, 0, 60, 90),
+        NoteOff(30000, 30500, 0, 60),
+    ]
+    written = _written(events_to_midi(events, BendMode.SINGLE, 2))
+    old_off = next(tick for tick, kind, _ in written if kind == "note_off")
+    bend = next(tick for tick, kind, value in written if kind == "pitchwheel" and value == 2000)
+    assert bend >= old_off
+    assert [kind for _, kind, _ in written] == ["note_on", "note_off", "pitchwheel", "note_on", "note_off"]
