@@ -456,8 +456,10 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
             daemon.request_stop()
         else:
             daemon.request_reload()
-    code = daemon.run()
-    _ignore_late_signals()
+    try:
+        code = daemon.run()
+    finally:  # (a session that failed at its end, say writing its recording, too)
+        _ignore_late_signals()
     if daemon.audio_wedged:  # PortAudio's exit handler would wait forever on the abandoned stream
         logging.shutdown()
         sys.stdout.flush()

@@ -95,11 +95,12 @@ class MidiOutput:
     """A connection to another program's port (``--connect``), not a virtual port of ours."""
     _watch: JackServerWatch | None = None
     _errors: list[str] = field(default_factory=list)
+    _warned: set[str] = field(default_factory=set)
 
     def note_error(self, _kind: int, message: str, _data: object = None) -> None:
         """python-rtmidi's error callback once the port is open (it runs in the thread that
-        called into rtmidi): kept for ``send`` and ``lost`` to report. Without it, a failed
-        send on ALSA is only a Python warning printed to stderr, and the note is lost unseen."""
+        called into rtmidi): kept for ``send`` to report. Without it, a failed send on ALSA is
+        only a Python warning printed to stderr, and the note is lost unseen."""
         self._errors.append(message)
 
     def _take_error(self) -> str | None:
@@ -120,11 +121,11 @@ class MidiOutput:
         if self._watch is not None and self._watch.stopped:
             return "the JACK server stopped"
         if self.connected and self._midi_out is not None:
-            self._errors.clear()
             try:
-                present = self.name in self._midi_out.get_ports() and not self._errors
+                present = self.name in self._midi_out.get_ports()
             except rtmidi.RtMidiError:
                 present = False
+            self._errors.clear()  # what listing the ports warned of is not about this port
             if not present:
                 return f"MIDI port {self.name!r} went away"
         return None
@@ -138,8 +139,14 @@ class MidiOutput:
         except (rtmidi.RtMidiError, ValueError) as err:
             raise MidiPortError(f"cannot send to MIDI port {self.name!r}: {first_line(err)}") from err
         problem = self._take_error()
-        if problem is not None:
+        if problem is None:
+            return
+        if self.connected:  # reopening reconnects to the synth's port
             raise MidiPortError(f"cannot send to MIDI port {self.name!r}: {problem}")
+        # a virtual port reopened would lose every connection made to it: the message is lost
+        if problem not in self._warned:
+            self._warned.add(problem)
+            log.warning("MIDI port %r: %s (a message was lost; said once)", self.name, problem)
 
     def close(self) -> None:
         """Close the port; safe to call twice.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -132,9 +133,9 @@ class MidiSink:
         ``close``). Safe twice."""
         if self._began:
             return
-        self._began = True
         events_csv = self._csv_path
         if events_csv is None:
+            self._began = True
             return
         resume = self._append_events and os.path.exists(events_csv)
         try:
@@ -143,6 +144,7 @@ class MidiSink:
             raise OutputError(f"cannot write {events_csv}: {first_line(err)}") from err
         if not resume:
             self._csv.write(",".join(EVENTS_CSV_COLUMNS) + "\n")
+        self._began = True  # (a log that could not be opened leaves the last take's recording too)
 
     @property
     def port_name(self) -> str | None:
@@ -184,8 +186,8 @@ class MidiSink:
             return
         if not any(isinstance(event, NoteOn) for event in events):
             return
-        for message in setup_messages(self.bends, self.bend_range_semitones):
-            if not self._raw_send(message.bytes()):
+        for data in _setup_bytes(self.bends, self.bend_range_semitones):
+            if not self._raw_send(list(data)):
                 return
         self._last_note_s = time.monotonic()
 
@@ -214,16 +216,19 @@ class MidiSink:
         self._failures += 1
 
     def _close_failed_ports(self) -> None:
-        """Close the ports sends found failed (main thread, outside the lock: a JACK port
-        waits for its last period before closing)."""
+        """Close the ports sends found failed (main thread; ``poll`` does it outside the
+        lock: a JACK port waits for its last period before closing)."""
         while self._failed_ports:
             with contextlib.suppress(MidiPortError, OSError, IndexError):
                 self._failed_ports.pop().close()
 
     def _try_reopen(self) -> bool:
-        """Open a new port if it is time to try; True if one is open afterwards."""
+        """Open a new port if it is time to try (main thread); True if one is open afterwards.
+        A port that failed is closed first: two ports of one name would confuse whoever
+        connects by name."""
         if self._closed or self._reopen is None or time.monotonic() < self._retry_at:
             return False
+        self._close_failed_ports()
         try:
             port = self._reopen()
         except MidiPortError as err:
@@ -305,6 +310,7 @@ class MidiSink:
         (its events meanwhile are lost with the port)."""
         if self._closed or self._reopen is None or time.monotonic() < self._retry_at:
             return
+        self._close_failed_ports()
         try:
             port = self._reopen()
         except MidiPortError as err:
@@ -499,6 +505,13 @@ class MidiSink:
                     port.close()
             if failures:
                 raise failures[0]
+
+
+@functools.cache
+def _setup_bytes(bends: BendMode, bend_range_semitones: int) -> tuple[tuple[int, ...], ...]:
+    """The setup's messages as bytes, built once (the MPE zone is 101 messages: building them
+    took a millisecond of the worker's before a phrase's first note)."""
+    return tuple(tuple(message.bytes()) for message in setup_messages(bends, bend_range_semitones))
 
 
 def _check_writable(path: Path) -> None:

@@ -46,9 +46,15 @@ def _port_name(name: str) -> str:
     if not name.strip():
         raise ValueError("a port name needs a visible character")
     if any(not character.isprintable() for character in name):
-        raise ValueError("a port name cannot hold control characters (a line break, a tab)")
+        raise ValueError("a port name takes printable characters only (no line break, tab or no-break space)")
     if len(name.encode("utf-8")) > MAX_PORT_NAME_BYTES:
         raise ValueError(f"a port name can take {MAX_PORT_NAME_BYTES} bytes of UTF-8 at most")
+    return name
+
+
+def _device_name(name: str) -> str:
+    if not name.strip():
+        raise ValueError("a device needs an index or a visible part of its name")
     return name
 
 
@@ -321,8 +327,8 @@ class AudioSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input: str | None = Field(
-        None, min_length=1, description="input device: index or part of its name (default device)"
+    input: Annotated[str, AfterValidator(_device_name)] | None = Field(
+        None, description="input device: index or part of its name (default device)"
     )
 
     @field_validator("input", mode="before")

@@ -161,10 +161,12 @@ def test_a_lookahead_with_no_future_audio_is_refused() -> None:
     [
         ("port", {"events_csv": "a\x00b.csv"}, "port.events_csv: a file name cannot hold a NUL character"),
         ("audio", {"input_file": "take\x00.wav"}, "audio.input_file: a file name cannot hold a NUL"),
-        ("port", {"port": "Basic\nPitch"}, "port.port: a port name cannot hold control characters"),
+        ("port", {"port": "Basic\nPitch"}, "port.port: a port name takes printable characters only"),
         ("port", {"port": "  "}, "port.port: a port name needs a visible character"),
         ("port", {"port": "é" * 32}, "port.port: a port name can take 63 bytes of UTF-8 at most"),
-        ("audio", {"input": ""}, "audio.input = '': String should have at least 1 character"),
+        ("audio", {"input": ""}, "audio.input: a device needs an index or a visible part of its name"),
+        ("audio", {"input": " "}, "audio.input: a device needs an index or a visible part of its name"),
+        ("port", {"port": "Basic\u00a0Pitch"}, "port.port: a port name takes printable characters only"),
     ],
 )
 def test_names_the_system_would_refuse_or_cut_are_refused_naming_the_setting(

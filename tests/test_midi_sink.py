@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -538,28 +539,74 @@ class _RtMidiOutThatWarns:
         self.sent.append(message)
 
 
-def test_a_send_that_rtmidi_reports_only_as_a_warning_is_a_port_error() -> None:
+def test_a_send_that_rtmidi_reports_only_as_a_warning_is_a_port_error_on_a_connected_port(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ALSA reports a failed send through the error callback (a Python warning to rtmidi): a
+    port livepitch connected to is reopened (and reconnected); a virtual port is kept (its
+    listeners' connections would be lost), the loss said once."""
     from livepitch.midi_port import MidiOutput, _reporting_errors
     from livepitch.settings import MidiApi
 
     fake = _RtMidiOutThatWarns()
-    output = _reporting_errors(MidiOutput(MidiApi.ALSA, "BasicPitch Out", fake))
-    output.send([0x90, 60, 100])
+    connected = _reporting_errors(MidiOutput(MidiApi.ALSA, "FLUID Synth", fake, connected=True))
+    connected.send([0x90, 60, 100])
     with pytest.raises(MidiPortError, match="error sending MIDI message"):
-        output.send([0x90, 61, 100])
-    output.send([0x80, 60, 0])  # the next send is judged on its own
+        connected.send([0x90, 61, 100])
+    connected.send([0x80, 60, 0])  # the next send is judged on its own
     assert fake.sent == [[0x90, 60, 100], [0x80, 60, 0]]
+
+    virtual = _reporting_errors(MidiOutput(MidiApi.ALSA, "BasicPitch Out", _RtMidiOutThatWarns()))
+    virtual.send([0x90, 61, 100])
+    virtual.send([0x90, 61, 100])
+    assert caplog.text.count("error sending MIDI message") == 1
 
 
 def test_a_worker_given_up_on_sends_nothing_after_the_release() -> None:
+    """The worker is waiting for the sink's lock with a batch when the main thread gives up on
+    it and releases: the batch must not follow the release."""
     port = RecordingPort()
     sink = MidiSink(port, BendMode.NONE, 2)
     detached = [False]
     sink.send([NoteOn(0, 10, 0, 60, 100)], refused=lambda: detached[0])
-    detached[0] = True  # the main thread's stop timed out: it releases what the sink knows of
-    sink.release_all()
-    sink.send([NoteOn(100, 110, 0, 64, 100)], refused=lambda: detached[0])  # the late worker
+    with sink._lock:  # the main thread holds the sink (its release)
+        worker = threading.Thread(
+            target=lambda: sink.send([NoteOn(100, 110, 0, 64, 100)], refused=lambda: detached[0])
+        )
+        worker.start()
+        time.sleep(0.2)  # the worker is now waiting for the lock, its batch in hand
+        detached[0] = True  # the main thread's stop timed out
+        sink.release_all()
+    worker.join(5)
     assert sounding_after(port.messages) == set() and sink.sounding == []
+    assert 64 not in [m.note for m in port.messages if m.type == "note_on"]
+
+
+def test_a_failed_port_is_closed_before_its_replacement_opens() -> None:
+    """Two ports of one name at once would confuse whoever connects by name."""
+    first = RecordingPort("BasicPitch Out")
+    states: list[bool] = []
+
+    def reopen() -> RecordingPort:
+        states.append(first.closed)
+        return RecordingPort("BasicPitch Out")
+
+    sink = MidiSink(first, BendMode.NONE, 2, reopen=reopen)
+    sink.send([NoteOn(0, 10, 0, 60, 100)])
+    first.fail_after = len(first.messages)
+    sink.release_all([NoteOff(100, 110, 0, 60)])  # fails, and the release reopens at once
+    assert states == [True]
+
+
+def test_an_events_log_that_cannot_be_opened_at_the_start_leaves_the_last_recording(tmp_path: Path) -> None:
+    record, events = tmp_path / "take.mid", tmp_path / "take.csv"
+    record.write_bytes(b"the last take")
+    sink = MidiSink(RecordingPort(), BendMode.NONE, 2, record_path=record, events_csv=events, started=False)
+    events.mkdir()  # it became a directory since the check
+    with pytest.raises(OutputError, match=r"take\.csv"):
+        sink.begin()
+    sink.close()
+    assert record.read_bytes() == b"the last take"
 
 
 def _written(midi: mido.MidiFile) -> list[tuple[int, str, int]]:
