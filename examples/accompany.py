@@ -8,6 +8,9 @@ same, to "BasicPitch Out" for the performer's own notes):
     livepitch --port "BasicPitch Out" &
     python examples/accompany.py --key D --listen "BasicPitch Out"
 
+It waits for livepitch's port to appear (``--wait-s``), and takes JACK MIDI where Linux has no
+ALSA sequencer, as livepitch does (``--jack`` forces it).
+
 Runs until Ctrl-C or SIGTERM, then releases every note it started. Uses python-rtmidi's
 callback thread for input and one lock around its state; the sending happens in that thread.
 """
@@ -15,9 +18,11 @@ callback thread for input and one lock around its state; the sending happens in 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 import rtmidi
@@ -111,14 +116,31 @@ def main() -> int:
         "--bass-octaves", type=int, default=1, choices=(1, 2), help="bass this many octaves down"
     )
     parser.add_argument("--jack", action="store_true", help="use JACK MIDI instead of the platform's default")
+    parser.add_argument(
+        "--wait-s", type=float, default=10.0, help="how long to wait for livepitch's port to appear"
+    )
     args = parser.parse_args()
 
-    api = rtmidi.API_UNIX_JACK if args.jack else rtmidi.API_UNSPECIFIED
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    no_alsa = sys.platform.startswith("linux") and not os.path.exists("/dev/snd/seq")
+    if no_alsa and not args.jack:
+        print("accompany: no ALSA sequencer here (/dev/snd/seq); using JACK MIDI", file=sys.stderr)
+    api = rtmidi.API_UNIX_JACK if args.jack or no_alsa else rtmidi.API_UNSPECIFIED
     try:
         midi_in = rtmidi.MidiIn(api, name="accompany-listen")
         out = rtmidi.MidiOut(api, name="accompany")
-        ports = midi_in.get_ports()
-        matches = [i for i, name in enumerate(ports) if args.listen.lower() in name.lower()]
+        deadline = time.monotonic() + args.wait_s
+        while True:  # livepitch may still be starting (loading the model takes a second)
+            ports = midi_in.get_ports()
+            matches = [i for i, name in enumerate(ports) if args.listen.lower() in name.lower()]
+            if matches or time.monotonic() >= deadline or stop.wait(0.2):
+                break
         if not matches:
             print(
                 f"accompany: no MIDI port matching {args.listen!r} (have: {', '.join(ports) or 'none'})",
@@ -133,13 +155,6 @@ def main() -> int:
         print(f"accompany: {err}", file=sys.stderr)
         return 1
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     print(f"accompany: listening to {ports[matches[0]]!r}, answering on {args.port!r} in {args.key} major")
     stop.wait()
     midi_in.close_port()
