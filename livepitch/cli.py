@@ -3,7 +3,8 @@
 Exit codes: 0 success (also a daemon stopped by SIGINT/SIGTERM); 1 unexpected runtime
 failure; 2 bad usage or setting; 3 unreadable or invalid audio input; 4 model missing or
 incompatible; 5 output not writable; 6 audio device unknown or unusable; 7 MIDI port
-unusable; 130 interrupted (Ctrl-C during a file command).
+unusable; 130 interrupted (Ctrl-C during a file command); 141 whoever read the standard
+output stopped reading (``livepitch devices | head -1``).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Polyphonic audio to MIDI with Spotify's Basic Pitch model.",
         epilog="Without a command, runs the live daemon (livepitch run --help). Exit codes: 0 ok, "
         "1 runtime failure, 2 bad usage or setting, 3 bad audio input, 4 model missing or incompatible, "
-        "5 output not writable, 6 audio device unusable, 7 MIDI port unusable, 130 interrupted.",
+        "5 output not writable, 6 audio device unusable, 7 MIDI port unusable, 130 interrupted, "
+        "141 standard output closed by its reader.",
     )
     parser.add_argument("--version", action="version", version=f"livepitch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
@@ -512,7 +514,8 @@ def run_devices_command() -> int:
         print("  none")
     print("MIDI output ports (by MIDI system):")
     for api, ports in list_output_ports().items():
-        print(f"  {api}: {', '.join(ports) if ports else 'none'}")
+        shown = ports if isinstance(ports, str) else ", ".join(ports) or "none"
+        print(f"  {api}: {shown}")
     return EXIT_OK
 
 
@@ -603,6 +606,11 @@ def _with_suffix(path: Path, suffixes: tuple[str, ...]) -> Path:
     return path if path.suffix.lower() in suffixes else path.with_name(path.name + suffixes[0])
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 note``, ``2 notes``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def plan_outputs(
     inputs: Sequence[Path], target_text: str | None, suffixes: tuple[str, ...], default_here: bool
 ) -> list[Path | None]:
@@ -625,6 +633,10 @@ def plan_outputs(
         return [_with_suffix(target, suffixes)]
     if status is not None and not is_directory(status):
         raise OutputError(f"{target} is a file; several inputs need an output directory")
+    if status is None and not target_text.endswith(("/", os.sep)) and target.suffix.lower() in suffixes:
+        raise OutputError(
+            f"{target} names a file, and several inputs need an output directory (write {target_text}/ to make one)"
+        )
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -691,7 +703,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         if not args.quiet:
             duration_s = transcription.posteriors.n_frames * 256 / 22050
             print(
-                f"{input_path} -> {midi_path}: {len(transcription.notes)} notes in {duration_s:.2f} s of audio"
+                f"{input_path} -> {midi_path}: {_count(len(transcription.notes), 'note')} in {duration_s:.2f} s of audio"
             )
     return exit_code
 
@@ -747,7 +759,9 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
                 1000.0 * (e.emitted_sample - e.time_sample) / 22050 for e in events if isinstance(e, NoteOn)
             )
             n_notes = len(latencies_ms)
-            summary = f"{input_path} -> {midi_path}: {n_notes} notes, {len(events)} events"
+            summary = (
+                f"{input_path} -> {midi_path}: {_count(n_notes, 'note')}, {_count(len(events), 'event')}"
+            )
             if latencies_ms:
                 p50 = latencies_ms[n_notes // 2]
                 p95 = latencies_ms[min(n_notes - 1, int(0.95 * n_notes))]

@@ -241,7 +241,21 @@ class Daemon:
         except MidiPortError as err:
             if settings.audio.input_file is None:
                 raise
-            log.warning("no MIDI output (%s); notes are printed and recorded only", err)
+            kept = [
+                what
+                for what, wanted in (
+                    ("printed", settings.ui.print_notes),
+                    ("recorded", settings.port.record is not None),
+                    ("logged", settings.port.events_csv is not None),
+                )
+                if wanted
+            ]
+            where = (
+                f"notes are {' and '.join(kept)} only"
+                if kept
+                else "the notes go nowhere (see --print-notes, --record)"
+            )
+            log.warning("no MIDI output (%s); %s", err, where)
             port, reopen = None, None
         try:
             self.sink = MidiSink(

@@ -65,17 +65,18 @@ def _midi_out(api: MidiApi) -> rtmidi.MidiOut:
         raise MidiPortError(f"cannot use {api.value} MIDI: {first_line(err)}{hint}") from err
 
 
-def list_output_ports() -> dict[str, list[str]]:
-    """Output ports per MIDI system that can be opened now (empty list: none or unavailable)."""
-    ports: dict[str, list[str]] = {}
+def list_output_ports() -> dict[str, list[str] | str]:
+    """Output ports per MIDI system that can be opened now, or why the system is unavailable."""
+    ports: dict[str, list[str] | str] = {}
     for api in compiled_apis():
+        if api is MidiApi.ALSA and not os.path.exists(ALSA_SEQUENCER):
+            ports[api.value] = f"unavailable (no sequencer device {ALSA_SEQUENCER})"
+            continue
         try:
-            if api is MidiApi.ALSA and not os.path.exists(ALSA_SEQUENCER):
-                raise rtmidi.SystemError("no ALSA sequencer")
             with quiet_native_stderr():
                 midi_out = rtmidi.MidiOut(_API_CODES[api], name=f"{CLIENT_NAME}-list")
-        except rtmidi.RtMidiError:
-            ports[api.value] = []
+        except rtmidi.RtMidiError as err:
+            ports[api.value] = f"unavailable ({first_line(err)})"
             continue
         try:
             ports[api.value] = list(midi_out.get_ports())

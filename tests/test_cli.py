@@ -67,6 +67,17 @@ def test_several_inputs_write_one_file_each_into_a_directory(two_tones: Path, tm
     result = run_cli("transcribe", two_tones, other, "-o", tmp_path / "midi", "--bends", "mpe")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "midi").iterdir()) == ["44100Hz_two_tones.mid", "other.mid"]
+    # a file's name for several inputs is refused, not made a directory of that name
+    refused = run_cli("transcribe", two_tones, other, "-o", tmp_path / "both.mid")
+    assert_one_line_error(refused, 5, "names a file, and several inputs need an output directory")
+    assert not (tmp_path / "both.mid").exists()
+
+
+def test_one_note_is_one_note_in_the_summary(two_tones: Path, tmp_path: Path) -> None:
+    one = tmp_path / "one.wav"
+    soundfile.write(one, sequence([(0.2, 0.5, 55)], 1.0), 22050)
+    result = run_cli("transcribe", one, "-o", tmp_path / "one.mid")
+    assert result.returncode == 0 and ": 1 note in " in result.stdout, result.stdout
 
 
 def test_silence_gives_zero_notes_exit_0_and_no_warnings(tmp_path: Path) -> None:

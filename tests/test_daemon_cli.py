@@ -333,3 +333,12 @@ def test_ctrl_c_pressed_again_and_again_while_the_daemon_exits_still_exits_0(tmp
         time.sleep(0.003)
     process.stderr.read()
     assert process.wait(10) == 0
+
+
+def test_devices_says_why_a_midi_system_is_unavailable() -> None:
+    result = livepitch("devices")  # no JACK server for it (JACK_NO_START_SERVER, no default)
+    assert result.returncode == 0, result.stderr
+    midi = result.stdout.split("MIDI output ports (by MIDI system):")[1]
+    assert "jack: unavailable (" in midi
+    if not Path("/dev/snd/seq").exists():
+        assert "alsa: unavailable (no sequencer device /dev/snd/seq)" in midi
