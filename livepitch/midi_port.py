@@ -28,6 +28,10 @@ _API_CODES = {
     MidiApi.WINDOWS: rtmidi.API_WINDOWS_MM,
 }
 CLIENT_NAME = "livepitch"
+_ABANDONED: list[rtmidi.MidiOut] = []
+"""rtmidi clients whose JACK server went away, kept until the process exits: closing one then
+waits out libjack's socket timeouts (up to a second) holding Python's GIL, and the worker
+fell behind the audio meanwhile."""
 JACK_DRAIN_S = 0.2
 """Longer than any JACK period in use (8192 frames at 44.1 kHz is 0.19 s)."""
 
@@ -153,15 +157,19 @@ class MidiOutput:
         """Close the port; safe to call twice.
 
         JACK delivers messages at the start of its next period, so a JACK port waits
-        ``JACK_DRAIN_S`` before closing: the last note-offs reach the listeners.
+        ``JACK_DRAIN_S`` before closing: the last note-offs reach the listeners. A port whose
+        JACK server stopped is not closed at all (``_ABANDONED``).
         """
         midi_out, self._midi_out = self._midi_out, None
         watch, self._watch = self._watch, None
         server_gone = watch is not None and watch.stopped
         if watch is not None:
             watch.close()
+        if midi_out is not None and server_gone:
+            _ABANDONED.append(midi_out)
+            return
         if midi_out is not None:
-            if self.api is MidiApi.JACK and not server_gone:
+            if self.api is MidiApi.JACK:
                 time.sleep(JACK_DRAIN_S)
             try:
                 midi_out.close_port()
