@@ -105,9 +105,26 @@ static PyObject *fence(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* A message function that prints nothing, for libjack's jack_set_error_function and
+ * jack_set_info_function: libjack may call them on any of its threads, the realtime one too,
+ * so they cannot be Python. */
+static void discard_message(const char *message)
+{
+    (void)message;
+}
+
+static PyObject *discard_message_address(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromVoidPtr((void *)&discard_message);
+}
+
 static PyMethodDef methods[] = {
     {"callback_address", callback_address, METH_NOARGS,
      "The address of the C function to pass to Pa_OpenStream as its PaStreamCallback."},
+    {"discard_message_address", discard_message_address, METH_NOARGS,
+     "The address of a C message function that prints nothing (for libjack's message hooks)."},
     {"fence", fence, METH_NOARGS, "A full memory fence (the ring's reader calls it around its copy)."},
     {NULL, NULL, 0, NULL},
 };

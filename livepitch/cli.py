@@ -453,6 +453,9 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
         resumed=resumed,
     )
     daemon.install_signal_handlers()
+    from livepitch.jack_watch import quiet_libjack_messages
+
+    quiet_libjack_messages()  # where JACK is used; LIVEPITCH_AUDIO_DEBUG=1 keeps its messages
     for signum in early:
         if signum == signal.SIGTERM:
             daemon.request_stop()

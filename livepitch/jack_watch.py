@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import os
 import threading
 
 log = logging.getLogger("livepitch")
@@ -54,6 +55,29 @@ class JackServerWatch:
 
 
 @functools.cache
+def quiet_libjack_messages() -> bool:
+    """Send libjack's own messages nowhere (a server that goes away makes it print a dozen
+    lines, "JackClientSocket::Read time out" and the like; livepitch says in one line what
+    happened). ``LIVEPITCH_AUDIO_DEBUG=1`` keeps them. True if they are silenced: needs
+    libjack and livepitch's C extension (a Python function could not run on libjack's
+    realtime thread)."""
+    if os.environ.get("LIVEPITCH_AUDIO_DEBUG"):
+        return False
+    from livepitch.native_capture import discard_message_address
+
+    address = discard_message_address()
+    if address is None:
+        return False
+    try:
+        lib = _libjack()
+    except OSError:
+        return False
+    lib.jack_set_error_function(ctypes.c_void_p(address))
+    lib.jack_set_info_function(ctypes.c_void_p(address))
+    return True
+
+
+@functools.cache
 def _libjack() -> ctypes.CDLL:
     """libjack, loaded once (``find_library`` runs ``ldconfig``)."""
     path = ctypes.util.find_library("jack")
@@ -65,4 +89,6 @@ def _libjack() -> ctypes.CDLL:
     lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN_CALLBACK, ctypes.c_void_p]
     lib.jack_activate.argtypes = [ctypes.c_void_p]
     lib.jack_client_close.argtypes = [ctypes.c_void_p]
+    lib.jack_set_error_function.argtypes = [ctypes.c_void_p]
+    lib.jack_set_info_function.argtypes = [ctypes.c_void_p]
     return lib

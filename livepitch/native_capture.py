@@ -48,6 +48,13 @@ def available() -> bool:
     )
 
 
+def discard_message_address() -> int | None:
+    """The address of a C function ``void (const char *)`` that prints nothing, or None where
+    the extension was not built (or is older)."""
+    address = getattr(_native, "discard_message_address", None)
+    return None if address is None else int(address())
+
+
 def unavailable_reason() -> str:
     """Why ``available()`` is False, for one log line."""
     if _native is None:
