@@ -141,6 +141,8 @@ def main() -> int:
             matches = [i for i, name in enumerate(ports) if args.listen.lower() in name.lower()]
             if matches or time.monotonic() >= deadline or stop.wait(0.2):
                 break
+        if stop.is_set():  # Ctrl-C while waiting
+            return 0
         if not matches:
             print(
                 f"accompany: no MIDI port matching {args.listen!r} (have: {', '.join(ports) or 'none'})",

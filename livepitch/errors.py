@@ -48,6 +48,13 @@ class MidiPortError(LivepitchError, OSError):
     exit_code = 7
 
 
+class MidiMessageLost(LivepitchError, OSError):
+    """One MIDI message the port could not take; the port itself goes on (a virtual port's
+    connections would be lost by reopening it)."""
+
+    exit_code = 7
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none)."""
     text = str(err).strip() or type(err).__name__

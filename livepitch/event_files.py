@@ -187,6 +187,8 @@ def events_to_midi(
             newest_sent[event.channel] = i
         timed.append((tick, event_to_message(event)))
     end_tick = timed[-1][0] if timed else 0
+    if any(written_on.get(key, -1) >= end_tick for key in sounding):
+        end_tick += 1  # a note still open began on the last tick: it ends a tick later, not at once
     for channel, pitch in sorted(sounding):
         timed.append((end_tick, mido.Message("note_off", channel=channel, note=pitch, velocity=0)))
     for switch in pending_switches:

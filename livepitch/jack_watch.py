@@ -12,7 +12,6 @@ import ctypes
 import ctypes.util
 import functools
 import logging
-import os
 import threading
 
 log = logging.getLogger("livepitch")
@@ -61,9 +60,11 @@ def quiet_libjack_messages() -> bool:
     happened). ``LIVEPITCH_AUDIO_DEBUG=1`` keeps them. True if they are silenced: needs
     libjack and livepitch's C extension (a Python function could not run on libjack's
     realtime thread)."""
-    if os.environ.get("LIVEPITCH_AUDIO_DEBUG"):
-        return False
     from livepitch.native_capture import discard_message_address
+    from livepitch.native_output import native_output_wanted
+
+    if native_output_wanted():
+        return False
 
     address = discard_message_address()
     if address is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import rtmidi
 
-from livepitch.errors import MidiPortError, first_line
+from livepitch.errors import MidiMessageLost, MidiPortError, first_line
 from livepitch.jack_watch import JackServerWatch
 from livepitch.native_output import quiet_native_stderr
 from livepitch.settings import MidiApi
@@ -148,10 +148,11 @@ class MidiOutput:
             return
         if self.connected:  # reopening reconnects to the synth's port
             raise MidiPortError(f"cannot send to MIDI port {self.name!r}: {problem}")
-        # a virtual port reopened would lose every connection made to it: the message is lost
+        # a virtual port reopened would lose every connection made to it: only the message is lost
         if problem not in self._warned:
             self._warned.add(problem)
             log.warning("MIDI port %r: %s (a message was lost; said once)", self.name, problem)
+        raise MidiMessageLost(f"MIDI port {self.name!r} lost a message: {problem}")
 
     def close(self) -> None:
         """Close the port; safe to call twice.

@@ -28,7 +28,7 @@ from typing import Protocol, TextIO
 
 import mido
 
-from livepitch.errors import MidiPortError, OutputError, first_line
+from livepitch.errors import MidiMessageLost, MidiPortError, OutputError, first_line
 from livepitch.event_files import (
     EVENTS_CSV_COLUMNS,
     BendSwitch,
@@ -95,6 +95,7 @@ class MidiSink:
         self._lock = threading.RLock()
         self._next_check = 0.0  # when ``poll`` next asks the open port whether it is lost
         self._failed_ports: list[Port] = []  # dropped by a failed send, closed by ``poll``
+        self._offs_to_resend: set[tuple[int, int]] = set()  # note-offs an open port lost
         self._closed = False
         self._retry_at = 0.0
         self._failures = 0
@@ -200,6 +201,9 @@ class MidiSink:
         try:
             port.send(data)
             return True
+        except MidiMessageLost:  # the port goes on; a lost note-off is sent again by ``poll``
+            self.send_errors += 1
+            return False
         except MidiPortError as err:
             self.send_errors += 1
             log.warning("%s; will reopen", err)
@@ -281,6 +285,8 @@ class MidiSink:
         every ``PORT_CHECK_S`` whether it is lost (its JACK server stopped, the port it
         connected to went away): sends would not say so."""
         self._close_failed_ports()
+        if self._port is not None and self._offs_to_resend:
+            self._resend_lost_offs()
         if self._port is not None:  # the usual case
             now = time.monotonic()
             if now >= self._next_check:
@@ -288,6 +294,22 @@ class MidiSink:
                 self._drop_if_lost()
             return
         self._reopen_on_main_thread()
+
+    def _resend_lost_offs(self) -> None:
+        """Send again the note-offs the open port lost (a virtual ALSA port's full queue):
+        those notes still sound on the synth."""
+        with self._lock:
+            for key in sorted(self._offs_to_resend):
+                if key not in self._sounding:  # ended since (a release, the port reopened)
+                    self._offs_to_resend.discard(key)
+                    continue
+                channel, pitch = key
+                if not self._raw_send(
+                    mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()
+                ):
+                    return  # lost again: the next tick tries
+                self._sounding.discard(key)
+                self._offs_to_resend.discard(key)
 
     def _drop_if_lost(self) -> None:
         lost = getattr(self._port, "lost", None)
@@ -369,6 +391,8 @@ class MidiSink:
                 elif isinstance(event, NoteOff) and delivered:
                     self._sounding.discard(key)
                     self._last_note_s = time.monotonic()
+                elif isinstance(event, NoteOff) and key in self._sounding and self._port is not None:
+                    self._offs_to_resend.add(key)  # the message was lost, not the port
                 elif isinstance(event, PitchBend):
                     self._wheels[event.channel] = event.value
                     if delivered:

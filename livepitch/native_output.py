@@ -7,6 +7,11 @@ import os
 from collections.abc import Iterator
 
 
+def native_output_wanted() -> bool:
+    """``LIVEPITCH_AUDIO_DEBUG`` set to anything but empty or 0: show what native libraries print."""
+    return os.environ.get("LIVEPITCH_AUDIO_DEBUG", "") not in ("", "0")
+
+
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Hide what ALSA, libjack and libmpg123 print to stderr (devices probed, MP3s decoded).
@@ -15,7 +20,7 @@ def quiet_native_stderr() -> Iterator[None]:
     reports what matters itself. ``LIVEPITCH_AUDIO_DEBUG=1`` shows them. It swaps file
     descriptor 2 for the whole process while it runs: another thread's log line then is lost.
     """
-    if os.environ.get("LIVEPITCH_AUDIO_DEBUG"):
+    if native_output_wanted():
         yield
         return
     try:

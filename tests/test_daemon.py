@@ -38,7 +38,8 @@ class QuietStatus(StatusLine):
 
 def settings(**groups: dict[str, Any]) -> DaemonSettings:
     base: dict[str, Any] = {"ui": {"quiet": True}, "audio": {"ring_ms": 10000.0, "max_backlog_ms": 9000.0}}
-    base.update(groups)
+    for group, values in groups.items():  # a group given keeps the defaults it does not name
+        base[group] = {**base.get(group, {}), **values}
     return DaemonSettings.model_validate(base)
 
 
@@ -616,7 +617,9 @@ def test_a_sighup_while_waiting_for_a_lost_device_tries_the_newly_configured_one
     asked = time.monotonic()
     daemon.request_reload()
     wait_for(lambda: daemon.recoveries == 1, 10)
-    assert time.monotonic() - asked < 0.5  # not after the current wait (2 s, then 5 s)
+    # not after the current wait (2 s, then 5 s); the restart itself (PortAudio, the engine's
+    # warm-up on the main thread) took up to 0.55 s with the other core loaded
+    assert time.monotonic() - asked < 1.5
     thread.join(30)
     assert result == [0] and daemon.settings.audio.input == "other mic"
     assert note_ons(port)[-4:] == [60, 64, 67, 72]

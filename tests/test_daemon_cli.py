@@ -336,7 +336,16 @@ def test_ctrl_c_pressed_again_and_again_while_the_daemon_exits_still_exits_0(tmp
 
 
 def test_devices_says_why_a_midi_system_is_unavailable() -> None:
-    result = livepitch("devices")  # no JACK server for it (JACK_NO_START_SERVER, no default)
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=f"lpnone{os.getpid()}")
+    result = subprocess.run(  # a JACK server name that runs nowhere
+        [sys.executable, "-m", "livepitch", "devices"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     midi = result.stdout.split("MIDI output ports (by MIDI system):")[1]
     assert "jack: unavailable (" in midi

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import mido
 import pytest
 
-from livepitch.errors import MidiPortError, OutputError
+from livepitch.errors import MidiMessageLost, MidiPortError, OutputError
 from livepitch.event_files import BendSwitch, events_to_midi, write_events_midi
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_sink import MidiSink
@@ -557,27 +556,58 @@ def test_a_send_that_rtmidi_reports_only_as_a_warning_is_a_port_error_on_a_conne
     assert fake.sent == [[0x90, 60, 100], [0x80, 60, 0]]
 
     virtual = _reporting_errors(MidiOutput(MidiApi.ALSA, "BasicPitch Out", _RtMidiOutThatWarns()))
-    virtual.send([0x90, 61, 100])
-    virtual.send([0x90, 61, 100])
+    for _ in range(2):
+        with pytest.raises(MidiMessageLost):
+            virtual.send([0x90, 61, 100])
     assert caplog.text.count("error sending MIDI message") == 1
+
+
+class _PortThatLosesOneNoteOff(RecordingPort):
+    """A virtual port whose first note-off is lost (ALSA's queue full), the port going on."""
+
+    lost_one = False
+
+    def send(self, message: list[int]) -> None:
+        if message[0] & 0xF0 == 0x80 and not self.lost_one:
+            self.lost_one = True
+            raise MidiMessageLost("lost a message")
+        super().send(message)
+
+
+def test_a_note_off_a_virtual_port_lost_is_sent_again_and_the_port_kept() -> None:
+    port = _PortThatLosesOneNoteOff()
+    sink = MidiSink(port, BendMode.NONE, 2, reopen=lambda: RecordingPort("never"))
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOff(5000, 5010, 0, 60)])
+    assert sink.sounding == [(0, 60)] and sink.send_errors == 1  # the synth still holds it
+    sink.poll()  # the main thread's tick
+    assert sink.sounding == [] and sink.port_name == port.name and not port.closed
+    assert sounding_after(port.messages) == set()
 
 
 def test_a_worker_given_up_on_sends_nothing_after_the_release() -> None:
     """The worker is waiting for the sink's lock with a batch when the main thread gives up on
-    it and releases: the batch must not follow the release."""
+    it and releases: the batch must not follow the release. (``refused`` is asked only once
+    the worker holds the lock: asked before, while the main thread holds it, it would have
+    said no too early.)"""
     port = RecordingPort()
     sink = MidiSink(port, BendMode.NONE, 2)
     detached = [False]
-    sink.send([NoteOn(0, 10, 0, 60, 100)], refused=lambda: detached[0])
+    asked = threading.Event()
+
+    def refused() -> bool:
+        asked.set()
+        return detached[0]
+
+    sink.send([NoteOn(0, 10, 0, 60, 100)], refused=refused)
+    asked.clear()
     with sink._lock:  # the main thread holds the sink (its release)
-        worker = threading.Thread(
-            target=lambda: sink.send([NoteOn(100, 110, 0, 64, 100)], refused=lambda: detached[0])
-        )
+        worker = threading.Thread(target=lambda: sink.send([NoteOn(100, 110, 0, 64, 100)], refused=refused))
         worker.start()
-        time.sleep(0.2)  # the worker is now waiting for the lock, its batch in hand
+        assert not asked.wait(1.0)  # the worker waits for the lock, its batch unjudged
         detached[0] = True  # the main thread's stop timed out
         sink.release_all()
     worker.join(5)
+    assert asked.is_set()
     assert sounding_after(port.messages) == set() and sink.sounding == []
     assert 64 not in [m.note for m in port.messages if m.type == "note_on"]
 
@@ -646,3 +676,13 @@ def test_a_restarted_notes_bend_is_not_written_on_the_tail_of_the_note_before() 
     bend = next(tick for tick, kind, value in written if kind == "pitchwheel" and value == 2000)
     assert bend >= old_off
     assert [kind for _, kind, _ in written] == ["note_on", "note_off", "pitchwheel", "note_on", "note_off"]
+
+
+def test_a_note_left_open_on_the_last_tick_ends_a_tick_later() -> None:
+    """No release (a recording cut short): the notes still open end at the file's end, never
+    on their own note-on's tick."""
+    events: list[Event] = [NoteOn(0, 10, 0, 60, 100), NoteOn(22050, 22060, 0, 64, 100)]
+    written = _written(events_to_midi(events, BendMode.NONE, 2))
+    on_64 = next(tick for tick, kind, note in written if kind == "note_on" and note == 64)
+    offs = [tick for tick, kind, _ in written if kind == "note_off"]
+    assert len(offs) == 2 and min(offs) > on_64
