@@ -464,9 +464,13 @@ def test_the_status_line_shows_the_notes_playing_even_without_a_midi_port(
     assert any("notes E4 |" in line and line.endswith("| no MIDI") for line in shown.lines), shown.lines[-5:]
 
 
-@pytest.mark.parametrize("audio", [{"block_frames": 16384}, {"channel": 3}], ids=["block size", "channel"])
+@pytest.mark.parametrize(
+    "audio",
+    [{"block_frames": 16384, "max_backlog_ms": 300.0}, {"channel": 3}],  # blocks longer than the backlog
+    ids=["block size", "channel"],
+)
 def test_a_reload_refused_up_front_leaves_the_notes_playing(
-    model: Any, melody: np.ndarray, audio: dict[str, int]
+    model: Any, melody: np.ndarray, audio: dict[str, float]
 ) -> None:
     port = RecordingPort()
     sources = [FakeSource(melody, 22050, speed=1.0), FakeSource(melody, 22050)]
