@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from livepitch import __version__
 from livepitch.errors import ConfigError, DeviceError, LivepitchError, OutputError
 from livepitch.logs import JsonFormatter
-from livepitch.paths import cannot_write, is_directory, stat_or_none
+from livepitch.paths import cannot_write, is_directory, is_regular_file, stat_or_none
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -633,6 +633,8 @@ def plan_outputs(
     as_directory = len(inputs) > 1 or is_directory(status) or target_text.endswith(("/", os.sep))
     if not as_directory:
         _check_parent(target)
+        if status is not None and not is_regular_file(status):  # /dev/null, a pipe: as named
+            return [target]
         return [_with_suffix(target, suffixes)]
     if status is not None and not is_directory(status):
         raise OutputError(f"{target} is a file; several inputs need an output directory")

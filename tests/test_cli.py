@@ -8,6 +8,7 @@ import resource
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import mido
@@ -423,3 +424,18 @@ def test_a_home_that_cannot_be_written_adds_nothing_to_stderr(two_tones: Path, t
         env=dict(os.environ, HOME=str(home)),
     )
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_an_output_that_is_a_pipe_is_written_as_named(two_tones: Path, tmp_path: Path) -> None:
+    """``-o /dev/null`` or a pipe takes the MIDI as it is named: no ``.mid`` is added (that
+    made a file /dev/null.mid)."""
+    pipe = tmp_path / "to_reader"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    result = run_cli("transcribe", two_tones, "-o", pipe)
+    reader.join(30)
+    assert result.returncode == 0, result.stderr
+    assert received and received[0].startswith(b"MThd")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["to_reader"]
