@@ -226,7 +226,8 @@ class Daemon:
                     self._fall_back(err)  # a configuration reloaded meanwhile: back to the last good one
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                 attempt += 1
-                log.info("devices not back yet (%s); next try in %.1f s", err, delay)
+                level = logging.INFO if attempt <= len(RETRY_DELAYS_S) else logging.DEBUG
+                log.log(level, "devices not back yet (%s); next try in %.1f s", err, delay)
                 if not self._wait_to_retry(delay):
                     return False
         return False
@@ -491,7 +492,9 @@ class Daemon:
                     self.sink.reconnect()
                 self._start_pipeline(source)
             except (DeviceError, MidiPortError) as err:
-                log.info("audio input still unavailable (%s); next try in %.1f s", err, delay)
+                # the first tries say so; an outage that lasts goes on at debug level (every 5 s)
+                level = logging.INFO if attempt <= len(RETRY_DELAYS_S) else logging.DEBUG
+                log.log(level, "audio input still unavailable (%s); next try in %.1f s", err, delay)
                 continue
             except (ConfigError, AudioInputError) as err:
                 self._fall_back(err)  # a configuration reloaded meanwhile: back to the last good one

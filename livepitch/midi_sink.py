@@ -95,6 +95,7 @@ class MidiSink:
         self._lock = threading.RLock()
         self._next_check = 0.0  # when ``poll`` next asks the open port whether it is lost
         self._failed_ports: list[Port] = []  # dropped by a failed send, closed by ``poll``
+        self._said_down = False  # a failed reopen was logged as a warning in this outage
         self._offs_to_resend: set[tuple[int, int]] = set()  # note-offs an open port lost
         self._closed = False
         self._retry_at = 0.0
@@ -236,15 +237,25 @@ class MidiSink:
         try:
             port = self._reopen()
         except MidiPortError as err:
-            log.warning("MIDI port still unavailable: %s", err)
+            self._say_still_down(err)
             self._drop_port()
             return False
         return self._take_reopened(port)
+
+    def _say_still_down(self, err: MidiPortError) -> None:
+        """Log a failed reopen: the first of an outage as a warning, the next ones (every 5 s
+        for as long as it lasts) at debug level only."""
+        if self._said_down:
+            log.debug("MIDI port still unavailable: %s", err)
+        else:
+            self._said_down = True
+            log.warning("MIDI port still unavailable: %s (retrying quietly)", err)
 
     def _take_reopened(self, port: Port) -> bool:
         """Use a reopened ``port``: set it up, end what the lost one left sounding, put the
         wheels back; True if it is still open afterwards."""
         log.info("MIDI port %r open again", port.name)
+        self._said_down = False
         self._port = port
         self._end_sounding()  # what was sounding when the port failed, before a new mode's setup
         if self._port is not port or not self._attach(port):
@@ -336,7 +347,7 @@ class MidiSink:
         try:
             port = self._reopen()
         except MidiPortError as err:
-            log.warning("MIDI port still unavailable: %s", err)
+            self._say_still_down(err)
             with self._lock:
                 self._drop_port()
             return

@@ -686,3 +686,30 @@ def test_a_note_left_open_on_the_last_tick_ends_a_tick_later() -> None:
     on_64 = next(tick for tick, kind, note in written if kind == "note_on" and note == 64)
     offs = [tick for tick, kind, _ in written if kind == "note_off"]
     assert len(offs) == 2 and min(offs) > on_64
+
+
+def test_a_long_outage_warns_once_until_the_port_is_back(caplog: pytest.LogCaptureFixture) -> None:
+    """Retries go on every few seconds for as long as the port is away: one warning for the
+    outage, not one per try; the next outage warns again."""
+    up = [False]
+
+    def reopen() -> RecordingPort:
+        if not up[0]:
+            raise MidiPortError("no JACK server")
+        return RecordingPort("back")
+
+    sink = MidiSink(None, BendMode.NONE, 2, reopen=reopen)
+    with caplog.at_level("DEBUG", logger="livepitch.midi"):
+        for _ in range(4):
+            sink._retry_at = 0.0
+            sink.poll()
+        up[0] = True
+        sink._retry_at = 0.0
+        sink.poll()
+        sink._drop_port()
+        up[0] = False
+        sink._retry_at = 0.0
+        sink.poll()
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "still unavailable" in r.message]
+    debugs = [r for r in caplog.records if r.levelname == "DEBUG" and "still unavailable" in r.message]
+    assert len(warnings) == 2 and len(debugs) == 3
