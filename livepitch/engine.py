@@ -50,7 +50,21 @@ class StreamingEngine:
         return self._last_frame_end
 
     def feed(self, block: npt.NDArray[np.float32]) -> list[Event]:
-        """Consume a block of mono float32 audio at 22050 Hz; return the events it caused."""
+        """Consume a block of mono float32 audio at 22050 Hz; return the events it caused.
+
+        ``ValueError`` for a block that is not mono (``DeviceToModel`` downmixes); NaN and
+        infinite samples become silence, as the daemon's input does (they would poison the
+        model's state for seconds, and leave the note sounding then without its note-off)."""
+        samples = np.asarray(block, dtype=np.float32)
+        if samples.ndim == 2 and samples.shape[1] == 1:
+            samples = samples[:, 0]
+        if samples.ndim != 1:
+            raise ValueError(
+                f"feed takes mono audio, shape (samples,), not {samples.shape}: DeviceToModel downmixes"
+            )
+        if not np.isfinite(samples).all():
+            samples = np.where(np.isfinite(samples), samples, np.float32(0.0))
+        block = samples
         self.levels.push(block)
         events: list[Event] = []
         for frame in self.frames.push(block):

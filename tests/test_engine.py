@@ -127,3 +127,27 @@ def test_a_clean_sine_whose_note_posterior_ramps_up_slowly_plays(model: Any, eng
     check_event_stream(events)
     (on,) = note_ons(events)
     assert on.pitch == 69 and abs(on.time_sample / 22050 - 0.3) < 0.03
+
+
+def test_nan_samples_fed_through_the_api_are_silence_and_every_note_ends(model: Any) -> None:
+    """One NaN in a block poisoned the model's state: feed raised for seconds after it, and
+    finish raised too, leaving the note that had started without its note-off."""
+    melody = sequence([(0.3, 1.5, 60)], 2.5)
+    clean = events_for(model, melody, LiveSettings(), block=512)
+    engine = build_engine(model, LiveSettings())
+    events: list[Event] = []
+    for index, start in enumerate(range(0, melody.shape[0], 512)):
+        block = melody[start : start + 512].copy()
+        if index == 40:  # 0.93 s: the note sounds
+            block[10], block[20] = np.nan, np.inf
+        events += engine.feed(block)
+    events += engine.finish()
+    check_event_stream(events)  # every note-on has its note-off
+    assert [e.pitch for e in note_ons(events)] == [e.pitch for e in note_ons(clean)] == [60]
+
+
+def test_a_block_that_is_not_mono_is_refused(model: Any) -> None:
+    engine = build_engine(model, LiveSettings())
+    with pytest.raises(ValueError, match=r"mono audio, shape \(samples,\), not \(512, 2\)"):
+        engine.feed(np.zeros((512, 2), np.float32))
+    assert engine.feed(np.zeros((512, 1), np.float32)) == []  # a single column is mono
