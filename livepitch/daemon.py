@@ -162,6 +162,7 @@ class Daemon:
         """While a configuration adopted during a wait for the devices is untried: the last
         one that worked, and its model."""
         self._started: tuple[float, float] | None = None
+        self._shut_down = False
         """(monotonic, process CPU) time when audio first started flowing."""
         self._resume: _ReplayResume | None = None
         """Where the replay a reload restarts goes on (None: not a replay resumed)."""
@@ -351,6 +352,7 @@ class Daemon:
     def _log_session(self) -> None:
         """One line at exit: what the session did and cost (CPU counted from the first start)."""
         if self._started is None:
+            log.info("session: stopped before any audio came in")
             return
         usage = resource.getrusage(resource.RUSAGE_SELF)
         shared_mb = _status_mb("RssShmem") or 0.0
@@ -397,6 +399,11 @@ class Daemon:
         log.debug("pipeline stopped: %s", reason)
 
     def _shutdown(self) -> None:
+        """Stop, release, log the session, write the outputs and close the port; once (a
+        restart to reconnect shuts down before ``run`` does)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         try:
             self._stop_pipeline("shutdown")
             self._log_session()
@@ -472,10 +479,14 @@ class Daemon:
         if getattr(lost, "wedged", False):
             if self._restart_process is None:
                 raise DeviceError("the audio system did not release the lost stream; restart livepitch")
+            if self._stop.is_set():  # a stop asked meanwhile: nothing to reconnect for
+                return
             log.warning(
                 "the audio system will not release the lost stream: restarting livepitch to reconnect"
             )
             self._shutdown()
+            if self._stop.is_set():  # asked while shutting down: the new process would not know
+                return
             self._restart_process()
         attempt = 0
         while not self._stop.is_set():

@@ -797,3 +797,34 @@ def test_a_device_that_fails_to_start_leaves_the_last_takes_recording_and_events
         daemon.run()
     assert record.read_bytes() == b"the last take"
     assert events.read_text() == "the last take's events\n"
+
+
+def test_a_stop_asked_while_recovering_from_a_wedged_stream_stops_instead_of_restarting(
+    model: Any, melody: np.ndarray
+) -> None:
+    """A lost stream the audio system will not release makes livepitch restart itself; a
+    SIGTERM that arrives meanwhile (here: while the lost source stops) must end the process,
+    not be forgotten by the new one."""
+    restarts: list[int] = []
+    stop_now: list[Any] = []
+
+    class WedgedSource(FakeSource):
+        wedged = True
+
+        def stop(self) -> None:
+            super().stop()
+            stop_now[0]()  # the service manager's SIGTERM, during the recovery
+
+    port = RecordingPort()
+    source = WedgedSource(melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True)
+    daemon = Daemon(
+        settings(),
+        Factories(lambda _: model, lambda _: source, lambda _: port),
+        status_line=QuietStatus(),
+        restart_process=lambda: restarts.append(1),
+    )
+    stop_now.append(daemon.request_stop)
+    thread, result = run_in_thread(daemon)
+    thread.join(30)
+    assert result == [0] and restarts == []
+    assert sounding_after(port.messages) == set() and port.closed
