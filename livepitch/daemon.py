@@ -351,8 +351,7 @@ class Daemon:
 
     def _log_session(self) -> None:
         """One line at exit: what the session did and cost (CPU counted from the first start)."""
-        if self._started is None:
-            log.info("session: stopped before any audio came in")
+        if self._started is None:  # (a start that failed ends with its own error line)
             return
         usage = resource.getrusage(resource.RUSAGE_SELF)
         shared_mb = _status_mb("RssShmem") or 0.0
