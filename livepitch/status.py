@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import TextIO
@@ -61,11 +62,19 @@ class StatusLine:
         self._shown = False
 
     def show(self, text: str) -> None:
-        """Replace the line with ``text``."""
+        """Replace the line with ``text``, cut to the terminal's width (a wrapped line could
+        not be cleared: every refresh would leave a copy)."""
         if self.enabled:
-            self.stream.write("\r\x1b[2K" + text)
+            self.stream.write("\r\x1b[2K" + text[: self._columns() - 1])
             self.stream.flush()
             self._shown = True
+
+    def _columns(self) -> int:
+        """The terminal's width now (it can be resized), 100 where it cannot say."""
+        try:
+            return max(2, os.get_terminal_size(self.stream.fileno()).columns)
+        except (OSError, ValueError, AttributeError):
+            return 100
 
     def clear(self) -> None:
         """Remove the line (before a log message, and at exit)."""

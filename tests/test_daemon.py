@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 import threading
 import time
@@ -828,3 +829,21 @@ def test_a_stop_asked_while_recovering_from_a_wedged_stream_stops_instead_of_res
     thread.join(30)
     assert result == [0] and restarts == []
     assert sounding_after(port.messages) == set() and port.closed
+
+
+def test_the_status_line_fits_a_narrow_terminal() -> None:
+    """At 40 columns a 100-character line wrapped over three rows, and clearing the line
+    cleared only the last: the terminal filled with copies ten times a second."""
+    import fcntl
+    import struct
+    import termios
+
+    controller, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+    with os.fdopen(terminal, "w") as stream:
+        line = StatusLine(stream)
+        assert line.enabled
+        line.show("x" * 100)
+    written = os.read(controller, 1000).decode()
+    os.close(controller)
+    assert written.startswith("\r\x1b[2K") and written.count("x") == 39
