@@ -44,7 +44,10 @@ class DeviceToModel:
             )
 
     def mono(self, block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """The block's chosen channel, or the mean of its channels."""
+        """The block's chosen channel, or the mean of its channels; ``ValueError`` for a block
+        that is not ``[frames, channels]`` with the channel count given at construction."""
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise ValueError(f"blocks of shape (frames, {self.channels}) expected, not {block.shape}")
         if self.channel is not None:
             return np.ascontiguousarray(block[:, self.channel], dtype=np.float32)
         if block.shape[1] == 1:

@@ -151,3 +151,15 @@ def test_a_block_that_is_not_mono_is_refused(model: Any) -> None:
     with pytest.raises(ValueError, match=r"mono audio, shape \(samples,\), not \(512, 2\)"):
         engine.feed(np.zeros((512, 2), np.float32))
     assert engine.feed(np.zeros((512, 1), np.float32)) == []  # a single column is mono
+
+
+def test_the_converter_refuses_blocks_of_another_shape() -> None:
+    """A 1-D block raised an IndexError, and a block with another channel count was taken as
+    it came (column 0, or a mono block as stereo)."""
+    from livepitch.api import DeviceToModel
+
+    stereo = DeviceToModel(48000, 2)
+    for block in (np.zeros(480, np.float32), np.zeros((480, 1), np.float32), np.zeros((480, 3), np.float32)):
+        with pytest.raises(ValueError, match=r"blocks of shape \(frames, 2\) expected"):
+            stereo.convert(block)
+    assert stereo.convert(np.zeros((480, 2), np.float32), last=True).shape[0] == 220
