@@ -35,10 +35,18 @@ EXIT_BROKEN_PIPE = 141
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr (exit 2)."""
+    """An argument parser whose errors are one line on stderr (exit 2); a JSON line when the
+    command line asks for ``--log-json`` (a service's journal reads every line as JSON)."""
+
+    json_errors = False
+    """Set by ``main`` when the command line has ``--log-json`` (subparsers share it)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        text = f"{message} (see --help)"
+        if self.json_errors:
+            record = logging.LogRecord("livepitch", logging.ERROR, __file__, 0, "%s", (text,), None)
+            self.exit(2, JsonFormatter().format(record) + "\n")
+        self.exit(2, f"{self.prog}: error: {text}\n")
 
 
 def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
@@ -815,6 +823,7 @@ def _main(argv: Sequence[str] | None) -> int:
     rest = arguments[head:]
     if not rest or (rest[0] not in commands and rest[0] not in ("-h", "--help", "--version")):
         arguments.insert(head, "run")
+    _Parser.json_errors = "--log-json" in arguments
     args, unknown = parser.parse_known_args(arguments)
     if args.command != "run":  # the other commands end as any program does
         for name in ("SIGTERM", "SIGHUP"):

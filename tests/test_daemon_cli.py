@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -351,3 +352,12 @@ def test_devices_says_why_a_midi_system_is_unavailable() -> None:
     assert "jack: unavailable (" in midi
     if not Path("/dev/snd/seq").exists():
         assert "alsa: unavailable (no sequencer device /dev/snd/seq)" in midi
+
+
+def test_a_usage_error_with_log_json_is_a_json_line() -> None:
+    result = livepitch("--log-json", "--no-such-flag")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["level"] == "error" and "unrecognized arguments: --no-such-flag" in record["message"]
