@@ -441,6 +441,8 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
     from livepitch.status import StatusLine
 
     status_line = StatusLine()
+    if settings.ui.log_json:  # stderr is read as JSON lines: no refreshing line between them
+        status_line.enabled = False
     configure_logging("debug" if args.verbose else settings.ui.log_level, settings.ui.log_json, status_line)
     reload = (lambda: daemon_settings_from_args(args)) if args.config is not None else None
     resumed = _resume_count()
