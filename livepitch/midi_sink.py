@@ -229,8 +229,11 @@ class MidiSink:
 
     def _try_reopen(self) -> bool:
         """Open a new port if it is time to try (main thread); True if one is open afterwards.
-        A port that failed is closed first: two ports of one name would confuse whoever
-        connects by name."""
+
+        The port is opened outside the sink's lock when the caller does not hold it (``poll``:
+        the worker goes on, its events meanwhile lost with the port), inside when it does (a
+        release, the worker stopped; the lock is re-entrant). A port that failed is closed
+        first: two ports of one name would confuse whoever connects by name."""
         if self._closed or self._reopen is None or time.monotonic() < self._retry_at:
             return False
         self._close_failed_ports()
@@ -238,9 +241,15 @@ class MidiSink:
             port = self._reopen()
         except MidiPortError as err:
             self._say_still_down(err)
-            self._drop_port()
+            with self._lock:
+                self._drop_port()
             return False
-        return self._take_reopened(port)
+        with self._lock:
+            if self._closed or self._port is not None:  # closed, or reopened meanwhile
+                with contextlib.suppress(MidiPortError, OSError):
+                    port.close()
+                return self._port is not None
+            return self._take_reopened(port)
 
     def _say_still_down(self, err: MidiPortError) -> None:
         """Log a failed reopen: the first of an outage as a warning, the next ones (every 5 s
@@ -304,7 +313,7 @@ class MidiSink:
                 self._next_check = now + PORT_CHECK_S
                 self._drop_if_lost()
             return
-        self._reopen_on_main_thread()
+        self._try_reopen()
 
     def _resend_lost_offs(self) -> None:
         """Send again the note-offs the open port lost (a virtual ALSA port's full queue):
@@ -337,26 +346,6 @@ class MidiSink:
             gone, self._port = self._port, None
         with contextlib.suppress(MidiPortError, OSError):  # closing takes a while too: unlocked
             gone.close()
-
-    def _reopen_on_main_thread(self) -> None:
-        """``poll``'s try to reopen a port that is down, outside the lock: the worker goes on
-        (its events meanwhile are lost with the port)."""
-        if self._closed or self._reopen is None or time.monotonic() < self._retry_at:
-            return
-        self._close_failed_ports()
-        try:
-            port = self._reopen()
-        except MidiPortError as err:
-            self._say_still_down(err)
-            with self._lock:
-                self._drop_port()
-            return
-        with self._lock:
-            if self._closed or self._port is not None:
-                with contextlib.suppress(MidiPortError, OSError):
-                    port.close()
-                return
-            self._take_reopened(port)
 
     def reconnect(self) -> None:
         """Close and reopen the port now (its server restarted under it)."""
