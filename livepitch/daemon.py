@@ -283,12 +283,18 @@ class Daemon:
                 f"channel {channel} (--channel, audio.channel): {source.description} has {source.channels} channels"
             )
 
-    def _start_pipeline(self, source: AudioSource) -> None:
-        """A fresh ring, converter, engine and worker for ``source``, started."""
+    def _start_pipeline(self, source: AudioSource, running: bool = False) -> None:
+        """A fresh converter, engine and worker for ``source``, started; a fresh ring too,
+        unless the source is ``running`` (kept by a reload: the new worker reads its ring on
+        from where the last one stopped)."""
         assert self._model is not None and self.sink is not None
         settings = self.settings
         self._check_blocks(source)
-        ring = AudioRing(max(1, int(settings.audio.ring_ms / 1000.0 * source.rate_hz)), source.channels)
+        if running:
+            assert self._ring is not None and source is self.source
+            ring = self._ring
+        else:
+            ring = AudioRing(max(1, int(settings.audio.ring_ms / 1000.0 * source.rate_hz)), source.channels)
         self._check_channel(source)
         channel = None if settings.audio.channel is None else settings.audio.channel - 1
         converter = DeviceToModel(source.rate_hz, source.channels, channel, settings.audio.resample_quality)
@@ -309,7 +315,8 @@ class Daemon:
             on_events=self._note_printer if settings.ui.print_notes else None,
         )
         self._ring = ring
-        source.start(ring)
+        if not running:
+            source.start(ring)
         self.source = source
         if self._started is None:  # the session starts when audio first flows, not on a failed open
             self._started = (time.monotonic(), time.process_time())
@@ -318,7 +325,7 @@ class Daemon:
         self._last_delivered = source.frames_delivered
         self._last_progress = time.monotonic()
         self._stall_s = max(STALL_S, STALL_BLOCKS * settings.audio.block_frames / source.rate_hz)
-        log.info("audio in: %s", source.description)
+        log.info("audio in: %s%s", source.description, " (kept open)" if running else "")
 
     def _check_blocks(self, source: AudioSource, settings: DaemonSettings | None = None) -> None:
         """The backlog limit must hold two blocks (else every block looks like falling behind),
@@ -338,13 +345,15 @@ class Daemon:
                 f"block of {block}: raise it or lower block_frames"
             )
 
-    def _account(self, worker: Worker | None, source: AudioSource | None) -> None:
+    def _account(self, worker: Worker | None, source: AudioSource | None, ring: AudioRing | None) -> None:
         """Add a stopped pipeline's counters to the session totals (after its worker stopped,
-        so that notes it sent while the source closed are counted)."""
+        so that notes it sent while the source closed are counted): the worker's, and those of
+        the source and its ring once they stop (a reload may keep them for the next worker)."""
         if worker is not None:
             self.totals["drops"] += worker.stats.drops
-            self.totals["overflows"] += worker.ring.overflows
             self.totals["notes"] += worker.stats.notes_started
+        if ring is not None:
+            self.totals["overflows"] += ring.overflows
         if source is not None:
             self.totals["overflows"] += int(getattr(source, "overflows", 0))
             self.totals["audio_frames"] += source.frames_delivered
@@ -373,17 +382,22 @@ class Daemon:
             shared_mb,
         )
 
-    def _stop_pipeline(self, reason: str) -> None:
-        """Stop the worker and the source; release every sounding note (main thread)."""
-        worker, source = self.worker, self.source
-        self.worker, self.source = None, None
+    def _stop_pipeline(self, reason: str, keep_source: bool = False) -> None:
+        """Stop the worker and (unless ``keep_source``: it goes on filling its ring for the
+        next worker) the source; release every sounding note (main thread)."""
+        worker, source, ring = self.worker, self.source, self._ring
+        self.worker = None
+        if keep_source:
+            source = ring = None  # still running: counted when it stops
+        else:
+            self.source = None
         if source is not None:
             source.stop()  # no more audio: the worker finishes its chunk and sees the stop
             if getattr(source, "wedged", False):
                 self.audio_wedged = True
         if worker is not None:
             worker.stop()
-        self._account(worker, source)
+        self._account(worker, source, ring)
         events: list[Event] = []
         try:
             if self.engine is not None and (worker is None or not worker.alive):
@@ -608,30 +622,43 @@ class Daemon:
             return
         old = self.settings
         self._resume = None
+        running = self.source
         try:
             new, model = self._read_reloaded()  # before the running pipeline stops
-            source = self.factories.source(new)
+            keep = running is not None and self._keeps_input(running, new)
+            source = running if keep and running is not None else self.factories.source(new)
             self._check_blocks(source, new)
             self._check_channel(source, new)
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return
-        replaying = self.source
-        self._stop_pipeline("reload")
-        resume = self._replay_position(replaying)
+        self._stop_pipeline("reload", keep_source=keep)
+        resume = self._replay_position(running)
         old_model = self._model
         self._adopt(new, model)
         try:
-            self._start_pipeline(self._resumed(source, resume))
+            self._start_pipeline(source if keep else self._resumed(source, resume), running=keep)
         except LivepitchError as err:
             log.error("the reloaded configuration failed (%s); back to the previous one", err)
             self._adopt(old, old_model)  # and the port and bend mode the engine will use again
             try:
-                self._start_pipeline(self._resumed(self.factories.source(old), resume))
+                again = source if keep else self._resumed(self.factories.source(old), resume)
+                self._start_pipeline(again, running=keep)
             except (DeviceError, MidiPortError) as lost:  # the device went too: wait for it
                 self._recover(first_line(lost))
             return
         log.info("configuration reloaded")
+
+    def _keeps_input(self, source: AudioSource, new: DaemonSettings) -> bool:
+        """Whether a reload to ``new`` keeps the running audio stream open: a live input whose
+        settings it leaves alone (reopened, a JACK capture port would get a new name and lose
+        its connections). A replay restarts where it was, as it does for any reload."""
+        return (
+            new.audio.input_file is None
+            and self.settings.audio.input_file is None
+            and source.error is None
+            and _audio_input_of(new) == _audio_input_of(self.settings)
+        )
 
     def _replay_position(self, source: AudioSource | None) -> _ReplayResume | None:
         """Where a stopped file replay goes on: ``RESUME_OVERLAP_FRAMES`` before the end of the
@@ -729,6 +756,21 @@ def _worker_failed(err: BaseException) -> LivepitchError:
     """The one error line for a failure in the worker's steps (its thread, or the last ones of
     a replay on the main thread)."""
     return LivepitchError(f"the worker failed: {first_line(err)}")
+
+
+def _audio_input_of(settings: DaemonSettings) -> tuple[object, ...]:
+    """What decides the audio stream and its ring (a reload changing none of it keeps them)."""
+    audio = settings.audio
+    return (
+        audio.input_file,
+        audio.input,
+        audio.host_api,
+        audio.sample_rate_hz,
+        audio.channel,
+        audio.block_frames,
+        audio.callback,
+        audio.ring_ms,
+    )
 
 
 def _midi_output_of(settings: DaemonSettings) -> tuple[object, ...]:

@@ -236,7 +236,8 @@ def test_sighup_reload_restarts_with_the_new_settings_and_releases_notes(
     port = RecordingPort()
     sources = [FakeSource(melody, 22050, speed=1.0, finish=False), FakeSource(melody, 22050, speed=4.0)]
     daemon = make_daemon(model, settings(midi={"bends": "none"}), sources, [port, RecordingPort("second")])
-    reloaded = settings(midi={"bends": "none"}, tracker={"max_hz": 300.0})
+    # a new block size: the stream is reopened (the next fake device, replaying from its start)
+    reloaded = settings(midi={"bends": "none"}, tracker={"max_hz": 300.0}, audio={"block_frames": 512})
     daemon._reload_settings = lambda: reloaded
     thread, result = run_in_thread(daemon)
     wait_for(lambda: 64 in note_ons(port))
@@ -251,6 +252,58 @@ def test_sighup_reload_restarts_with_the_new_settings_and_releases_notes(
     assert sounding_after(port.messages) == set()
     # the session's note count covers both pipelines
     assert daemon.totals["notes"] == len([m for m in port.messages if m.type == "note_on" and m.velocity > 0])
+
+
+class CountedStarts(FakeSource):
+    """A fake device that counts how often its stream was started and stopped."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.starts = self.stops = 0
+
+    def start(self, ring: Any) -> None:
+        self.starts += 1
+        super().start(ring)
+
+    def stop(self) -> None:
+        self.stops += 1
+        super().stop()
+
+
+def test_a_reload_that_leaves_the_audio_settings_alone_keeps_the_stream_open(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    """Reopened, a JACK capture port gets a new name and loses what was connected to it. The
+    new worker reads the same ring on: the notes after the reload come once, on the session's
+    clock, and the ones sounding at the reload were released."""
+    device = CountedStarts(melody, 22050, speed=1.0)
+    port = RecordingPort()
+    events_csv = tmp_path / "events.csv"
+    config = settings(midi={"bends": "none"}, port={"events_csv": events_csv})
+    daemon = make_daemon(model, config, [device], [port])
+    daemon._reload_settings = lambda: settings(
+        midi={"bends": "none"}, tracker={"max_hz": 1000.0}, audio={"max_backlog_ms": 8000.0}
+    )
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 64 in note_ons(port))
+    daemon.request_reload()
+    thread.join(60)
+    assert result == [0]
+    assert daemon.settings.tracker.max_hz == 1000.0
+    assert (device.starts, device.stops) == (1, 1)  # the factory gave no other device either
+    assert note_ons(port) == [60, 64, 67, 72]  # the rest of the melody, once
+    sent = [(m.type, m.note) for m in port.messages if m.type in ("note_on", "note_off")]
+    assert sent.index(("note_off", 64)) < sent.index(("note_on", 67))  # released at the reload
+    assert sounding_after(port.messages) == set()
+    with open(events_csv, newline="") as handle:
+        onsets_s = {
+            int(row["pitch"]): float(row["time_s"])
+            for row in csv.DictReader(handle)
+            if row["kind"] == "note_on"
+        }
+    for pitch, melody_onset_s in ((60, 0.3), (64, 0.9), (67, 1.5), (72, 1.5)):
+        assert abs(onsets_s[pitch] - melody_onset_s) < 0.05, (pitch, onsets_s)
+    assert daemon.totals["audio_frames"] == melody.shape[0]  # counted once
 
 
 def test_a_reload_during_a_file_replay_goes_on_where_the_replay_was(
@@ -316,7 +369,7 @@ def test_a_reload_that_fails_after_switching_the_bend_mode_switches_the_port_bac
         FakeSource(melody, 22050, speed=4.0),  # the previous configuration's again
     ]
     daemon = make_daemon(model, settings(midi={"bends": "mpe"}), sources, [first, spare])
-    daemon._reload_settings = lambda: settings(midi={"bends": "single"})
+    daemon._reload_settings = lambda: settings(midi={"bends": "single"}, audio={"block_frames": 512})
     thread, result = run_in_thread(daemon)
     wait_for(lambda: 64 in note_ons(first))
     daemon.request_reload()
@@ -583,7 +636,7 @@ def test_a_device_lost_while_a_failed_reload_goes_back_is_recovered(model: Any, 
     daemon = Daemon(
         settings(), Factories(lambda _: model, next_source, lambda _: port), status_line=QuietStatus()
     )
-    daemon._reload_settings = lambda: settings(midi={"bends": "none"})
+    daemon._reload_settings = lambda: settings(midi={"bends": "none"}, audio={"block_frames": 512})
     thread, result = run_in_thread(daemon)
     wait_for(lambda: 60 in note_ons(port))
     daemon.request_reload()

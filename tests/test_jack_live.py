@@ -243,6 +243,36 @@ def test_sigterm_mid_chord_sends_note_offs_and_all_notes_off(jack_server: str, t
     assert still_sounding(events) == set()
 
 
+def test_a_reload_keeps_the_capture_port_and_its_connections(jack_server: str, tmp_path: Path) -> None:
+    """SIGHUP with the audio settings as they were: the stream stays open, so the capture port
+    keeps its name (reopened, PortAudio names it anew) and the harness's connection to it."""
+    config = tmp_path / "live.toml"
+    config.write_text("[tracker]\ngate_dbfs = -48.0\n")
+    notes = [(0.5, 0.5, 60), (1.5, 0.5, 64), (2.5, 0.5, 67), (3.5, 0.5, 62)]
+    wav = write_wav(tmp_path / "melody.wav", sequence(notes, 4.5, rate_hz=RATE_HZ))
+    livepitch = start_livepitch(jack_server, tmp_path, "--config", str(config), "--bends", "none")
+    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    try:
+        wait_playing(harness)
+        time.sleep(2.2)  # after the second note, before the third
+        config.write_text("[tracker]\ngate_dbfs = -50.0\n")
+        livepitch.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        ports = subprocess.run(["jack_lsp", "-s", jack_server], capture_output=True, text=True).stdout
+        assert harness.wait(60) == 0
+        code = stop_process(livepitch)
+    finally:
+        stop_process(livepitch)
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 0, log
+    assert "configuration reloaded" in log and "(kept open)" in log, log
+    capture = [line for line in ports.splitlines() if line.startswith("PortAudio") and ":in_" in line]
+    assert [line.rsplit(":", 1)[1] for line in capture] == ["in_0"], ports
+    events = note_events(read_report(tmp_path / "report.json"))
+    assert [note for _, _, note in held_notes(events)] == [60, 64, 67, 62]  # the last two after it
+    assert still_sounding(events) == set()
+
+
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
     """Let livepitch run for 3 s, then stop the JACK server ``name`` and start it again."""
     time.sleep(3.0)
