@@ -283,10 +283,12 @@ class Daemon:
                 f"channel {channel} (--channel, audio.channel): {source.description} has {source.channels} channels"
             )
 
-    def _start_pipeline(self, source: AudioSource, running: bool = False) -> None:
-        """A fresh converter, engine and worker for ``source``, started; a fresh ring too,
-        unless the source is ``running`` (kept by a reload: the new worker reads its ring on
-        from where the last one stopped)."""
+    def _start_pipeline(
+        self, source: AudioSource, running: bool = False, engine: StreamingEngine | None = None
+    ) -> None:
+        """A fresh converter, engine (unless given, built and warmed up) and worker for
+        ``source``, started; a fresh ring too, unless the source is ``running`` (kept by a
+        reload: the new worker reads its ring on from where the last one stopped)."""
         assert self._model is not None and self.sink is not None
         settings = self.settings
         self._check_blocks(source)
@@ -303,8 +305,9 @@ class Daemon:
                 self.sink.time_offset_samples = self._resume.time_offset_samples
             else:
                 self.sink.time_offset_samples += self.engine.consumed_samples
-        self.engine = build_engine(self._model, settings)
-        self.engine.warm_up()  # a model that cannot run fails here, on the main thread
+        if engine is None:
+            engine = self._ready_engine(self._model, settings)
+        self.engine = engine
         self.worker = Worker(
             ring,
             converter,
@@ -326,6 +329,14 @@ class Daemon:
         self._last_progress = time.monotonic()
         self._stall_s = max(STALL_S, STALL_BLOCKS * settings.audio.block_frames / source.rate_hz)
         log.info("audio in: %s%s", source.description, " (kept open)" if running else "")
+
+    @staticmethod
+    def _ready_engine(model: WindowFramesModel, settings: DaemonSettings) -> StreamingEngine:
+        """An engine for ``settings``, warmed up: a model that cannot run fails here, on the
+        main thread."""
+        engine = build_engine(model, settings)
+        engine.warm_up()
+        return engine
 
     def _check_blocks(self, source: AudioSource, settings: DaemonSettings | None = None) -> None:
         """The backlog limit must hold two blocks (else every block looks like falling behind),
@@ -382,20 +393,29 @@ class Daemon:
             shared_mb,
         )
 
-    def _stop_pipeline(self, reason: str, keep_source: bool = False) -> None:
-        """Stop the worker and (unless ``keep_source``: it goes on filling its ring for the
-        next worker) the source; release every sounding note (main thread)."""
+    def _stop_pipeline(self, reason: str, keep_source: bool = False) -> bool:
+        """Stop the worker and the source; release every sounding note (main thread).
+
+        With ``keep_source`` the source goes on filling its ring for the next worker, unless
+        the worker did not stop (it could still read the ring); True if the source was kept.
+        """
         worker, source, ring = self.worker, self.source, self._ring
         self.worker = None
+        if keep_source and worker is not None:
+            worker.stop()
+            keep_source = not worker.alive
+            worker_stopped = True
+        else:
+            worker_stopped = False
         if keep_source:
             source = ring = None  # still running: counted when it stops
         else:
-            self.source = None
+            self.source, self._ring = None, None
         if source is not None:
             source.stop()  # no more audio: the worker finishes its chunk and sees the stop
             if getattr(source, "wedged", False):
                 self.audio_wedged = True
-        if worker is not None:
+        if worker is not None and not worker_stopped:
             worker.stop()
         self._account(worker, source, ring)
         events: list[Event] = []
@@ -410,6 +430,7 @@ class Daemon:
             if self.sink is not None:
                 self.sink.release_all(events)
         log.debug("pipeline stopped: %s", reason)
+        return keep_source
 
     def _shutdown(self) -> None:
         """Stop, release, log the session, write the outputs and close the port; once (a
@@ -623,21 +644,34 @@ class Daemon:
         old = self.settings
         self._resume = None
         running = self.source
-        try:
-            new, model = self._read_reloaded()  # before the running pipeline stops
+        try:  # all of it before the running pipeline stops (a kept stream fills its ring meanwhile)
+            new, model = self._read_reloaded()
             keep = running is not None and self._keeps_input(running, new)
             source = running if keep and running is not None else self.factories.source(new)
             self._check_blocks(source, new)
             self._check_channel(source, new)
+            engine = self._ready_engine(model, new) if model is not None else None
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return
-        self._stop_pipeline("reload", keep_source=keep)
+        if keep and not self._stop_pipeline("reload", keep_source=True):
+            log.warning("the worker did not stop: the audio input is opened again")
+            keep = False
+            try:
+                source = self.factories.source(new)
+            except (DeviceError, MidiPortError) as lost:
+                self._adopt(new, model)
+                self._recover(first_line(lost))
+                return
+        elif not keep:
+            self._stop_pipeline("reload")
         resume = self._replay_position(running)
         old_model = self._model
         self._adopt(new, model)
         try:
-            self._start_pipeline(source if keep else self._resumed(source, resume), running=keep)
+            self._start_pipeline(
+                source if keep else self._resumed(source, resume), running=keep, engine=engine
+            )
         except LivepitchError as err:
             log.error("the reloaded configuration failed (%s); back to the previous one", err)
             self._adopt(old, old_model)  # and the port and bend mode the engine will use again

@@ -119,6 +119,8 @@ class Worker:
                 break
             if not last and self.ring.available_frames > self.max_backlog_frames:
                 self._skip_ahead(self.ring.available_frames)
+                if self._stop.is_set():  # (its notes' release may have waited for the port)
+                    break
             block = self.ring.read(self.chunk_frames)
             final = last and self.ring.available_frames == 0
             self._feed(block, final)
@@ -138,6 +140,9 @@ class Worker:
         )
         self.deliver(self.engine.release_all())
         self.converter.reset()
+        # the engine's clock counts the audio it was fed: recorded and printed times after the
+        # gap are moved on by the audio skipped, so they stay on the performance's timeline
+        self.sink.time_offset_samples += round(skipped * self.engine.rate_hz / self.converter.device_rate_hz)
 
     def _feed(self, block: np.ndarray, last: bool) -> None:
         if block.size and not float(np.abs(block).max()) <= MAX_SAMPLE_MAGNITUDE:  # NaN fails too

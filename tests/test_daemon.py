@@ -185,7 +185,9 @@ def test_a_vanished_device_releases_the_notes_and_is_reopened(model: Any, melody
     assert sounding_after(port.messages) == set()
 
 
-def test_overload_skips_ahead_counts_the_drop_and_releases_notes(model: Any, melody: np.ndarray) -> None:
+def test_overload_skips_ahead_counts_the_drop_and_releases_notes(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
     class SlowModel:
         def __init__(self) -> None:
             self.calls = 0
@@ -198,7 +200,10 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(model: Any, mel
 
     port = RecordingPort()
     # a window model made slow (the overload path is the same for every engine)
-    config = settings(audio={"max_backlog_ms": 200.0}, stream={"engine": "window"})
+    events_csv = tmp_path / "events.csv"
+    config = settings(
+        audio={"max_backlog_ms": 200.0}, stream={"engine": "window"}, port={"events_csv": events_csv}
+    )
     source = FakeSource(np.concatenate([melody, melody]), 22050, speed=1.0)
     daemon = Daemon(
         config, Factories(lambda _: SlowModel(), lambda _: source, lambda _: port), status_line=QuietStatus()
@@ -206,6 +211,15 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(model: Any, mel
     drops = at_the_file_end(daemon, lambda d: d.worker.stats.drops)
     assert drops[0] >= 1
     assert sounding_after(port.messages) == set()
+    # the notes after the gap keep their times: the engine's clock lost the audio skipped (a
+    # second past 2 s; the last chord starts at 4.5 s)
+    with open(events_csv, newline="") as handle:
+        last_c5_s = [
+            float(row["time_s"])
+            for row in csv.DictReader(handle)
+            if row["kind"] == "note_on" and row["pitch"] == "72"
+        ][-1]
+    assert abs(last_c5_s - 4.5) < 0.05
 
 
 def test_ring_overflow_is_counted_not_fatal(model: Any, melody: np.ndarray) -> None:
@@ -216,6 +230,8 @@ def test_ring_overflow_is_counted_not_fatal(model: Any, melody: np.ndarray) -> N
     ring_overflows = at_the_file_end(daemon, lambda d: d._ring.overflows)
     assert ring_overflows[0] >= 1
     assert sounding_after(port.messages) == set()
+    # counted once (the end of the file stops the pipeline, the shutdown tries again)
+    assert daemon.totals["overflows"] == ring_overflows[0] + source.overflows
 
 
 def test_a_failing_midi_port_is_reopened_and_nothing_sticks(model: Any, melody: np.ndarray) -> None:
@@ -304,6 +320,102 @@ def test_a_reload_that_leaves_the_audio_settings_alone_keeps_the_stream_open(
     for pitch, melody_onset_s in ((60, 0.3), (64, 0.9), (67, 1.5), (72, 1.5)):
         assert abs(onsets_s[pitch] - melody_onset_s) < 0.05, (pitch, onsets_s)
     assert daemon.totals["audio_frames"] == melody.shape[0]  # counted once
+
+
+class SlowToWarmUp:
+    """The model, with every run off the worker thread (an engine's warm-up) after the first
+    ``fast`` taking ``delay_s`` longer."""
+
+    def __init__(self, model: Any, delay_s: float, fast: int = 1) -> None:
+        self._model, self._delay_s, self._fast = model, delay_s, fast
+        self.warm_ups = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def run_window(self, window: Any, first: int, count: int) -> Any:
+        if threading.current_thread().name != "livepitch-worker":
+            self.warm_ups += 1
+            if self.warm_ups > self._fast:
+                time.sleep(self._delay_s)
+        return self._model.run_window(window, first, count)
+
+
+def test_a_kept_stream_does_not_wait_for_the_new_engine_to_warm_up(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    """The new engine is made ready before the old worker stops: a warm-up longer than the
+    backlog limit (300 ms) is no gap in the audio, so no drop, and times go on."""
+    slow = SlowToWarmUp(model, 0.4)
+    device = FakeSource(np.concatenate([melody, melody]), 22050, speed=1.0)
+    port = RecordingPort()
+    events_csv = tmp_path / "events.csv"
+    audio = {"ring_ms": 2000.0, "max_backlog_ms": 300.0}
+    config = settings(
+        audio=audio, stream={"engine": "window"}, midi={"bends": "none"}, port={"events_csv": events_csv}
+    )
+    daemon = Daemon(
+        config, Factories(lambda _: slow, lambda _: device, lambda _: port), status_line=QuietStatus()
+    )
+    daemon._reload_settings = lambda: settings(
+        audio=audio, stream={"engine": "window"}, midi={"bends": "none"}, tracker={"max_hz": 1000.0}
+    )
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 64 in note_ons(port))
+    daemon.request_reload()
+    thread.join(60)
+    assert result == [0] and slow.warm_ups >= 2
+    assert daemon.totals["drops"] == 0
+    with open(events_csv, newline="") as handle:
+        ons = [
+            (int(r["pitch"]), float(r["time_s"])) for r in csv.DictReader(handle) if r["kind"] == "note_on"
+        ]
+    assert [pitch for pitch, _ in ons] == [60, 64, 67, 72, 60, 64, 67, 72]
+    for (_, at_s), expected_s in zip(ons, [0.3, 0.9, 1.5, 1.5, 3.3, 3.9, 4.5, 4.5], strict=True):
+        assert abs(at_s - expected_s) < 0.05, ons
+
+
+def test_a_reload_reopens_the_stream_when_the_old_worker_would_not_stop(
+    model: Any, melody: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stuck past its stop's wait could still read the ring: a new worker must not
+    share it, so the stream is opened again (a new ring)."""
+    from livepitch import worker as worker_module
+
+    stop = worker_module.Worker.stop
+    monkeypatch.setattr(worker_module.Worker, "stop", lambda self, timeout_s=0.2: stop(self, timeout_s))
+    stall = threading.Event()
+
+    class StallsOnce:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(model, name)
+
+        def run_window(self, window: Any, first: int, count: int) -> Any:
+            if stall.is_set() and threading.current_thread().name == "livepitch-worker":
+                stall.clear()
+                time.sleep(1.0)
+            return model.run_window(window, first, count)
+
+    devices = [CountedStarts(melody, 22050, speed=1.0, finish=False), CountedStarts(melody, 22050, speed=4.0)]
+    port = RecordingPort()
+    config = settings(stream={"engine": "window"}, midi={"bends": "none"})
+    daemon = make_daemon(StallsOnce(), config, list[FakeSource](devices), [port])
+    daemon._reload_settings = lambda: settings(
+        stream={"engine": "window"}, midi={"bends": "none"}, tracker={"max_hz": 1000.0}
+    )
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 60 in note_ons(port))
+    old = daemon.worker
+    assert old is not None
+    stall.set()
+    wait_for(lambda: not stall.is_set())
+    daemon.request_reload()
+    wait_for(lambda: daemon.worker not in (None, old))
+    assert daemon.worker is not None and daemon.worker.ring is not old.ring
+    thread.join(60)
+    assert result == [0]
+    assert [(d.starts, d.stops) for d in devices] == [(1, 1), (1, 1)]
+    assert sounding_after(port.messages) == set()
 
 
 def test_a_reload_during_a_file_replay_goes_on_where_the_replay_was(
