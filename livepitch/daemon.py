@@ -643,7 +643,7 @@ class Daemon:
             return
         old = self.settings
         self._resume = None
-        running = self.source
+        running, running_worker = self.source, self.worker
         try:  # all of it before the running pipeline stops (a kept stream fills its ring meanwhile)
             new, model = self._read_reloaded()
             keep = running is not None and self._keeps_input(running, new)
@@ -665,7 +665,7 @@ class Daemon:
                 return
         elif not keep:
             self._stop_pipeline("reload")
-        resume = self._replay_position(running)
+        resume = self._replay_position(running, running_worker)
         old_model = self._model
         self._adopt(new, model)
         try:
@@ -694,14 +694,17 @@ class Daemon:
             and _audio_input_of(new) == _audio_input_of(self.settings)
         )
 
-    def _replay_position(self, source: AudioSource | None) -> _ReplayResume | None:
+    def _replay_position(self, source: AudioSource | None, worker: Worker | None) -> _ReplayResume | None:
         """Where a stopped file replay goes on: ``RESUME_OVERLAP_FRAMES`` before the end of the
         last frame its engine published (the audio after it, held for its lookahead, was never
-        judged; an onset needs frames before it to rise from)."""
+        judged; an onset needs frames before it to rise from), past what ``worker`` skipped."""
         if not isinstance(source, FileReplaySource) or self.engine is None:
             return None
         model_samples = max(0, self.engine.published_end_sample - RESUME_OVERLAP_FRAMES * FRAME_HOP_SAMPLES)
-        first_frame = source.first_frame + round(model_samples * source.rate_hz / MODEL_RATE_HZ)
+        skipped_frames = worker.stats.dropped_frames if worker is not None else 0
+        first_frame = (
+            source.first_frame + round(model_samples * source.rate_hz / MODEL_RATE_HZ) + skipped_frames
+        )
         offset = (self.sink.time_offset_samples if self.sink is not None else 0) + model_samples
         return _ReplayResume(source.path, first_frame, offset)
 

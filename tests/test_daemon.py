@@ -468,6 +468,56 @@ def test_a_reload_during_a_file_replay_goes_on_where_the_replay_was(
         assert abs(printed[str(pitch)] - onsets_s[pitch]) < 0.002, (pitch, printed)
 
 
+def test_a_reload_after_a_drop_resumes_the_replay_past_the_audio_skipped(
+    model: Any, melody: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stall = threading.Event()
+
+    class StallsOnce:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(model, name)
+
+        def run_window(self, window: Any, first: int, count: int) -> Any:
+            if stall.is_set() and threading.current_thread().name == "livepitch-worker":
+                stall.clear()
+                time.sleep(1.0)
+            return model.run_window(window, first, count)
+
+    wav = tmp_path / "twice.wav"
+    soundfile.write(wav, np.concatenate([melody, melody]), 22050, subtype="FLOAT")
+    config = settings(
+        midi={"bends": "none"},
+        stream={"engine": "window"},
+        audio={"input_file": wav, "ring_ms": 10000.0, "max_backlog_ms": 200.0},
+    )
+    sources: list[FileReplaySource] = []
+
+    def replay(_: DaemonSettings) -> FileReplaySource:
+        sources.append(FileReplaySource(wav, 1024, speed=1.0))
+        return sources[-1]
+
+    port = RecordingPort()
+    daemon = Daemon(
+        config, Factories(lambda _: StallsOnce(), replay, lambda _: port), status_line=QuietStatus()
+    )
+    daemon._reload_settings = lambda: config.model_copy(deep=True)
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: 60 in note_ons(port))
+    stall.set()
+    wait_for(lambda: daemon.worker is not None and daemon.worker.stats.drops == 1)
+    played_s = sources[0].position_frames / 22050
+    with caplog.at_level("INFO", logger="livepitch"):
+        daemon.request_reload()
+        thread.join(60)
+    assert result == [0]
+    resumed_at_s = [
+        float(r.getMessage().split()[-2]) for r in caplog.records if "replay goes on at" in r.getMessage()
+    ]
+    # where the replay was, less the audio held for the lookahead and the chunk being read
+    assert len(resumed_at_s) == 1 and played_s - 0.4 < resumed_at_s[0] <= played_s, (resumed_at_s, played_s)
+    assert sounding_after(port.messages) == set()
+
+
 def test_a_reload_that_fails_after_switching_the_bend_mode_switches_the_port_back(
     model: Any, melody: np.ndarray
 ) -> None:
