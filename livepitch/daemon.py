@@ -162,10 +162,12 @@ class Daemon:
         """While a configuration adopted during a wait for the devices is untried: the last
         one that worked, and its model."""
         self._started: tuple[float, float] | None = None
-        self._shut_down = False
         """(monotonic, process CPU) time when audio first started flowing."""
+        self._shut_down = False
         self._resume: _ReplayResume | None = None
         """Where the replay a reload restarts goes on (None: not a replay resumed)."""
+        self._input_stopped: tuple[float, float] | None = None
+        """When the last audio stream stopped (monotonic s), and the audio it left unread [s]."""
 
     # -- control from other threads / signal handlers -----------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -300,18 +302,12 @@ class Daemon:
         self._check_channel(source)
         channel = None if settings.audio.channel is None else settings.audio.channel - 1
         converter = DeviceToModel(source.rate_hz, source.channels, channel, settings.audio.resample_quality)
-        if self.engine is not None:  # a restart: recorded times go on from where the last run ended
-            if self._resume is not None:  # a replay resumed by a reload: times go on from there
-                self.sink.time_offset_samples = self._resume.time_offset_samples
-            else:
-                self.sink.time_offset_samples += self.engine.consumed_samples
         if engine is None:
             engine = self._ready_engine(self._model, settings)
-        self.engine = engine
         self.worker = Worker(
             ring,
             converter,
-            self.engine,
+            engine,
             self.sink,
             max_backlog_frames=int(settings.audio.max_backlog_ms / 1000.0 * source.rate_hz),
             chunk_frames=max(MIN_CHUNK_FRAMES, settings.audio.block_frames),
@@ -320,6 +316,14 @@ class Daemon:
         self._ring = ring
         if not running:
             source.start(ring)
+        if self.engine is not None:  # a restart: recorded times go on from where the last run ended
+            if self._resume is not None:  # a replay resumed by a reload: times go on from there
+                self.sink.time_offset_samples = self._resume.time_offset_samples
+            else:
+                self.sink.time_offset_samples += self.engine.consumed_samples + self._input_gap_samples(
+                    source, running
+                )
+        self.engine = engine
         self.source = source
         if self._started is None:  # the session starts when audio first flows, not on a failed open
             self._started = (time.monotonic(), time.process_time())
@@ -329,6 +333,16 @@ class Daemon:
         self._last_progress = time.monotonic()
         self._stall_s = max(STALL_S, STALL_BLOCKS * settings.audio.block_frames / source.rate_hz)
         log.info("audio in: %s%s", source.description, " (kept open)" if running else "")
+
+    def _input_gap_samples(self, source: AudioSource, running: bool) -> int:
+        """The time a live input was away (since the last stream stopped, or a lost one last
+        delivered, with the audio it held that no engine read) [samples at 22050 Hz]: recorded
+        times after a recovery or a reopening reload stay on the performance's clock (to the
+        main loop's 0.1 s tick after a loss). 0 for a kept stream or a replay."""
+        if running or self._input_stopped is None or isinstance(source, FileReplaySource):
+            return 0
+        stopped_at, unread_s = self._input_stopped
+        return round((time.monotonic() - stopped_at + unread_s) * MODEL_RATE_HZ)
 
     @staticmethod
     def _ready_engine(model: WindowFramesModel, settings: DaemonSettings) -> StreamingEngine:
@@ -393,11 +407,12 @@ class Daemon:
             shared_mb,
         )
 
-    def _stop_pipeline(self, reason: str, keep_source: bool = False) -> bool:
+    def _stop_pipeline(self, reason: str, keep_source: bool = False, lost: bool = False) -> bool:
         """Stop the worker and the source; release every sounding note (main thread).
 
         With ``keep_source`` the source goes on filling its ring for the next worker, unless
         the worker did not stop (it could still read the ring); True if the source was kept.
+        ``lost``: the source had stopped delivering (its audio ended when it last made progress).
         """
         worker, source, ring = self.worker, self.source, self._ring
         self.worker = None
@@ -417,6 +432,9 @@ class Daemon:
                 self.audio_wedged = True
         if worker is not None and not worker_stopped:
             worker.stop()
+        if source is not None:
+            unread_s = ring.available_frames / source.rate_hz if ring is not None else 0.0
+            self._input_stopped = (self._last_progress if lost else time.monotonic(), unread_s)
         self._account(worker, source, ring)
         events: list[Event] = []
         try:
@@ -509,7 +527,7 @@ class Daemon:
         """Release the notes, then reopen the audio source (and a JACK MIDI port) with backoff."""
         log.warning("audio input lost (%s): notes released, retrying", reason)
         lost = self.source
-        self._stop_pipeline(reason)
+        self._stop_pipeline(reason, lost=True)
         if getattr(lost, "wedged", False):
             if self._restart_process is None:
                 raise DeviceError("the audio system did not release the lost stream; restart livepitch")

@@ -163,6 +163,45 @@ def test_stop_mid_note_releases_everything_and_exits_0(model: Any, melody: np.nd
     assert port.closed
 
 
+class TimedStart(FakeSource):
+    """A fake device that remembers when its stream started (monotonic s)."""
+
+    started_at = 0.0
+
+    def start(self, ring: Any) -> None:
+        self.started_at = time.monotonic()
+        super().start(ring)
+
+
+def test_recorded_times_after_a_lost_device_returns_count_the_time_it_was_away(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    """The outage is part of the performance: the notes after it are recorded when they were
+    played, to the main loop's tick (0.1 s), not joined on to the notes before it."""
+    first = TimedStart(melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True)
+    second = TimedStart(melody, 22050, speed=1.0)
+    events_csv = tmp_path / "events.csv"
+    daemon = make_daemon(
+        model,
+        settings(midi={"bends": "none"}, port={"events_csv": events_csv}),
+        [first, second],
+        [RecordingPort()],
+    )
+    thread, result = run_in_thread(daemon)
+    thread.join(60)
+    assert result == [0] and daemon.recoveries == 1
+    with open(events_csv, newline="") as handle:
+        ons = [
+            (int(r["pitch"]), float(r["time_s"])) for r in csv.DictReader(handle) if r["kind"] == "note_on"
+        ]
+    away_s = second.started_at - first.started_at  # the second run's audio starts then
+    assert away_s > 1.7  # 1.2 s of audio, then the first retry half a second later
+    second_run = ons[-4:]
+    assert [pitch for pitch, _ in second_run] == [60, 64, 67, 72]
+    for (_, at_s), onset_s in zip(second_run, [0.3, 0.9, 1.5, 1.5], strict=True):
+        assert away_s + onset_s - 0.02 < at_s < away_s + onset_s + 0.15, (ons, away_s)
+
+
 def test_a_vanished_device_releases_the_notes_and_is_reopened(model: Any, melody: np.ndarray) -> None:
     port = RecordingPort()
     first = FakeSource(melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True)
