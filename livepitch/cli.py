@@ -26,6 +26,8 @@ from livepitch.paths import cannot_write, is_directory, is_regular_file, stat_or
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from livepitch.daemon import SessionClock
+
 log = logging.getLogger("livepitch")
 
 EXIT_OK = 0
@@ -437,7 +439,7 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
     if args.log_json:  # a bad configuration's one line is JSON too, for the service's journal
         configure_logging("warning", True)
     settings = daemon_settings_from_args(args)
-    from livepitch.daemon import Daemon
+    from livepitch.daemon import Daemon, SessionClock
     from livepitch.status import StatusLine
 
     status_line = StatusLine()
@@ -459,8 +461,9 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
         settings,
         reload=reload,
         status_line=status_line,
-        restart_process=lambda: _restart_self(resumed + 1),
+        restart_process=lambda clock: _restart_self(resumed + 1, clock),
         resumed=resumed,
+        clock=SessionClock.from_text(os.environ.get(CLOCK_VARIABLE, "")) if resumed else None,
     )
     daemon.install_signal_handlers()
     from livepitch.jack_watch import quiet_libjack_messages
@@ -492,9 +495,14 @@ def _resume_count() -> int:
     return int(value) if value.isdigit() else 0
 
 
-def _restart_self(count: int) -> None:
-    """Replace this process with a fresh livepitch (same arguments) that waits for its devices."""
-    environment = dict(os.environ, **{RESUME_VARIABLE: str(count)})
+CLOCK_VARIABLE = "LIVEPITCH_SESSION_CLOCK"
+"""The session's clock, handed to the re-executed livepitch (``SessionClock.to_text``)."""
+
+
+def _restart_self(count: int, clock: SessionClock) -> None:
+    """Replace this process with a fresh livepitch (same arguments) that waits for its devices
+    and goes on with the session's clock."""
+    environment = dict(os.environ, **{RESUME_VARIABLE: str(count), CLOCK_VARIABLE: clock.to_text()})
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import resource
 import signal
 import sys
@@ -131,9 +132,12 @@ class Daemon:
         factories: Factories | None = None,
         reload: Callable[[], DaemonSettings] | None = None,
         status_line: StatusLine | None = None,
-        restart_process: Callable[[], None] | None = None,
+        restart_process: Callable[[SessionClock], None] | None = None,
         resumed: int = 0,
+        clock: SessionClock | None = None,
     ) -> None:
+        """``restart_process`` replaces the process with a new livepitch (to reconnect), given
+        the session's clock; a restarted one gets it back as ``clock``."""
         self.settings = settings
         self._restart_process = restart_process
         self.resumed = resumed
@@ -168,6 +172,13 @@ class Daemon:
         """Where the replay a reload restarts goes on (None: not a replay resumed)."""
         self._input_stopped: tuple[float, float] | None = None
         """When the last audio stream stopped (monotonic s), and the audio it left unread [s]."""
+        self._source_clock_start = 0
+        """The session's time when the current source started [samples at 22050 Hz]."""
+        self._carried_clock: int | None = None
+        """The session's time a restarted process goes on from (``clock``) until audio flows."""
+        if clock is not None:
+            self._carried_clock = clock.time_samples
+            self._input_stopped = (clock.stopped_monotonic_s, clock.unread_s)
 
     # -- control from other threads / signal handlers -----------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -323,7 +334,12 @@ class Daemon:
                 self.sink.time_offset_samples += self.engine.consumed_samples + self._input_gap_samples(
                     source, running
                 )
+        elif self._carried_clock is not None:  # a restarted process: from where the last one ended
+            self.sink.time_offset_samples = self._carried_clock + self._input_gap_samples(source, running)
+            self._carried_clock = None
         self.engine = engine
+        if not running:
+            self._source_clock_start = self.sink.time_offset_samples
         self.source = source
         if self._started is None:  # the session starts when audio first flows, not on a failed open
             self._started = (time.monotonic(), time.process_time())
@@ -333,6 +349,17 @@ class Daemon:
         self._last_progress = time.monotonic()
         self._stall_s = max(STALL_S, STALL_BLOCKS * settings.audio.block_frames / source.rate_hz)
         log.info("audio in: %s%s", source.description, " (kept open)" if running else "")
+
+    def session_clock(self) -> SessionClock:
+        """Where the session's clock stands with no audio flowing: the time after the last
+        sample any engine read, and when the input stopped (main thread)."""
+        time_samples = self._carried_clock or 0
+        if self.sink is not None:
+            time_samples = self.sink.time_offset_samples + (
+                self.engine.consumed_samples if self.engine else 0
+            )
+        stopped_s, unread_s = self._input_stopped or (time.monotonic(), 0.0)
+        return SessionClock(time_samples, stopped_s, unread_s)
 
     def _input_gap_samples(self, source: AudioSource, running: bool) -> int:
         """The time a live input was away (since the last stream stopped, or a lost one last
@@ -536,10 +563,11 @@ class Daemon:
             log.warning(
                 "the audio system will not release the lost stream: restarting livepitch to reconnect"
             )
+            clock = self.session_clock()
             self._shutdown()
             if self._stop.is_set():  # asked while shutting down: the new process would not know
                 return
-            self._restart_process()
+            self._restart_process(clock)
         attempt = 0
         while not self._stop.is_set():
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
@@ -661,7 +689,7 @@ class Daemon:
             return
         old = self.settings
         self._resume = None
-        running, running_worker = self.source, self.worker
+        running = self.source
         try:  # all of it before the running pipeline stops (a kept stream fills its ring meanwhile)
             new, model = self._read_reloaded()
             keep = running is not None and self._keeps_input(running, new)
@@ -683,7 +711,7 @@ class Daemon:
                 return
         elif not keep:
             self._stop_pipeline("reload")
-        resume = self._replay_position(running, running_worker)
+        resume = self._replay_position(running)
         old_model = self._model
         self._adopt(new, model)
         try:
@@ -712,18 +740,17 @@ class Daemon:
             and _audio_input_of(new) == _audio_input_of(self.settings)
         )
 
-    def _replay_position(self, source: AudioSource | None, worker: Worker | None) -> _ReplayResume | None:
+    def _replay_position(self, source: AudioSource | None) -> _ReplayResume | None:
         """Where a stopped file replay goes on: ``RESUME_OVERLAP_FRAMES`` before the end of the
         last frame its engine published (the audio after it, held for its lookahead, was never
-        judged; an onset needs frames before it to rise from), past what ``worker`` skipped."""
-        if not isinstance(source, FileReplaySource) or self.engine is None:
+        judged; an onset needs frames before it to rise from). The session's clock went on from
+        where the replay started by the file's audio, fed or lost to a drop."""
+        if not isinstance(source, FileReplaySource) or self.engine is None or self.sink is None:
             return None
         model_samples = max(0, self.engine.published_end_sample - RESUME_OVERLAP_FRAMES * FRAME_HOP_SAMPLES)
-        skipped_frames = worker.stats.dropped_frames if worker is not None else 0
-        first_frame = (
-            source.first_frame + round(model_samples * source.rate_hz / MODEL_RATE_HZ) + skipped_frames
-        )
-        offset = (self.sink.time_offset_samples if self.sink is not None else 0) + model_samples
+        offset = self.sink.time_offset_samples + model_samples
+        played_samples = offset - self._source_clock_start
+        first_frame = source.first_frame + round(played_samples * source.rate_hz / MODEL_RATE_HZ)
         return _ReplayResume(source.path, first_frame, offset)
 
     def _resumed(self, source: AudioSource, resume: _ReplayResume | None) -> AudioSource:
@@ -788,6 +815,31 @@ class Daemon:
                 )
             )
         )
+
+
+@dataclass(frozen=True)
+class SessionClock:
+    """The session's clock handed to a restarted process: its time after the last sample an
+    engine read [samples at 22050 Hz], when the input stopped (``time.monotonic``, the same
+    clock in every process) and the audio it left unread [s]."""
+
+    time_samples: int
+    stopped_monotonic_s: float
+    unread_s: float
+
+    def to_text(self) -> str:
+        return f"{self.time_samples} {self.stopped_monotonic_s!r} {self.unread_s!r}"
+
+    @staticmethod
+    def from_text(text: str) -> SessionClock | None:
+        """The clock ``to_text`` wrote, or None for anything else."""
+        try:
+            time_text, stopped_text, unread_text = text.split()
+            clock = SessionClock(int(time_text), float(stopped_text), float(unread_text))
+        except ValueError:
+            return None
+        finite = math.isfinite(clock.stopped_monotonic_s) and math.isfinite(clock.unread_s)
+        return clock if finite and clock.time_samples >= 0 and clock.unread_s >= 0 else None
 
 
 @dataclass(frozen=True)

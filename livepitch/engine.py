@@ -91,6 +91,19 @@ class StreamingEngine:
         now = self.consumed_samples
         return self.voices.handle(self.tracker.finish(min(self._last_frame_end, now), now))
 
+    def break_stream(self) -> int:
+        """The audio jumps (a drop skipped some): forget the audio held for the lookahead, so
+        nothing from before the jump is published after it, and start the clock again at 0;
+        return the samples consumed before. Channels and wheels stay as the synth has them
+        (``release_all`` first)."""
+        consumed = self.consumed_samples
+        self.frames.reset()
+        self.tracker.reset()
+        self.levels.reset()
+        self._last_frame_end = 0
+        self.voices.rebase_clock(consumed)
+        return consumed
+
     def warm_up(self) -> None:
         """Build and run the model once before real audio arrives (call on any thread, before use)."""
         self.frames.warm_up()

@@ -371,6 +371,13 @@ class MidiSink:
             self._retry_at = 0.0
             self._try_reopen()
 
+    def advance_clock(self, samples: int, refused: Callable[[], bool] | None = None) -> None:
+        """Move recorded and logged times on by ``samples`` (22050 Hz) from the next event on:
+        the engine's clock restarted after a gap (worker thread; ``refused`` as for ``send``)."""
+        with self._lock:
+            if refused is None or not refused():
+                self.time_offset_samples += samples
+
     def send(self, events: Iterable[Event], refused: Callable[[], bool] | None = None) -> None:
         """Send events in order (worker thread); log them to the CSV and the recording.
 

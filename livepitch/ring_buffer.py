@@ -52,6 +52,7 @@ class AudioRing:
         self.counters = np.zeros(COUNTER_SLOTS, dtype=np.int64)
         self.fence: Callable[[], None] = _no_fence
         """A memory fence around the reader's copy; a producer in C sets a real one."""
+        self._dropped_taken = 0
 
     @property
     def overflows(self) -> int:
@@ -106,6 +107,17 @@ class AudioRing:
         self.fence()  # and copied before the producer may overwrite them
         counters[COUNTER_READ] = read + frames
         return out
+
+    def take_dropped_frames(self) -> int:
+        """Frames the producer dropped (overflows) since the last call; consumer thread."""
+        dropped = int(self.counters[COUNTER_DROPPED])
+        new, self._dropped_taken = dropped - self._dropped_taken, dropped
+        return new
+
+    @property
+    def has_dropped(self) -> bool:
+        """Whether frames were dropped that ``take_dropped_frames`` has not returned yet."""
+        return int(self.counters[COUNTER_DROPPED]) != self._dropped_taken
 
     def skip(self, frames: int) -> int:
         """Discard up to ``frames`` unread frames (consumer thread); return how many."""

@@ -33,6 +33,10 @@ class VoiceAllocator:
             channel: i - len(MPE_MEMBER_CHANNELS) for i, channel in enumerate(MPE_MEMBER_CHANNELS)
         }
 
+    def rebase_clock(self, samples: int) -> None:
+        """The engine's clock went back by ``samples`` (it restarted at 0): times kept move too."""
+        self._free_since = {channel: at - samples for channel, at in self._free_since.items()}
+
     @property
     def sounding(self) -> list[tuple[int, int]]:
         """``(channel, pitch)`` of every sounding note."""

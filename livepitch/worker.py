@@ -117,7 +117,7 @@ class Worker:
         while self.ring.available_frames > 0 or last:
             if not last and self._stop.is_set():
                 break
-            if not last and self.ring.available_frames > self.max_backlog_frames:
+            if not last and (self.ring.available_frames > self.max_backlog_frames or self.ring.has_dropped):
                 self._skip_ahead(self.ring.available_frames)
                 if self._stop.is_set():  # (its notes' release may have waited for the port)
                     break
@@ -129,20 +129,25 @@ class Worker:
         return True
 
     def _skip_ahead(self, available: int) -> None:
+        """Fallen behind, or audio lost to a full ring: skip to the newest audio, end the notes
+        and start the engine's stream again after the gap."""
         keep = self.chunk_frames
         skipped = self.ring.skip(max(0, available - keep))
+        lost = skipped + self.ring.take_dropped_frames()
         self.stats.drops += 1
         self.stats.dropped_frames += skipped
         log.warning(
             "fell %.0f ms behind the audio: skipped it and released the sounding notes (drop %d)",
-            1000.0 * skipped / self.converter.device_rate_hz,
+            1000.0 * lost / self.converter.device_rate_hz,
             self.stats.drops,
         )
         self.deliver(self.engine.release_all())
         self.converter.reset()
-        # the engine's clock counts the audio it was fed: recorded and printed times after the
-        # gap are moved on by the audio skipped, so they stay on the performance's timeline
-        self.sink.time_offset_samples += round(skipped * self.engine.rate_hz / self.converter.device_rate_hz)
+        # recorded and printed times after the gap go on by the audio fed and the audio lost,
+        # so they stay on the performance's clock
+        fed = self.engine.break_stream()
+        lost_samples = round(lost * self.engine.rate_hz / self.converter.device_rate_hz)
+        self.sink.advance_clock(fed + lost_samples, refused=lambda: self.detached)
 
     def _feed(self, block: np.ndarray, last: bool) -> None:
         if block.size and not float(np.abs(block).max()) <= MAX_SAMPLE_MAGNITUDE:  # NaN fails too

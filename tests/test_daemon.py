@@ -1076,13 +1076,75 @@ def test_a_stop_asked_while_recovering_from_a_wedged_stream_stops_instead_of_res
         settings(),
         Factories(lambda _: model, lambda _: source, lambda _: port),
         status_line=QuietStatus(),
-        restart_process=lambda: restarts.append(1),
+        restart_process=lambda _: restarts.append(1),
     )
     stop_now.append(daemon.request_stop)
     thread, result = run_in_thread(daemon)
     thread.join(30)
     assert result == [0] and restarts == []
     assert sounding_after(port.messages) == set() and port.closed
+
+
+def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    """A lost stream the audio system will not release makes livepitch re-execute itself; the
+    new process appends to the same events log, so its times go on from the old one's, with
+    the time the input was away."""
+    from livepitch.daemon import SessionClock
+
+    class WedgedSource(TimedStart):
+        wedged = True
+
+    clocks: list[SessionClock] = []
+
+    class Restarted(Exception):
+        """What ``os.execve`` does to the old process (it does not return)."""
+
+    def restart(clock: SessionClock) -> None:
+        clocks.append(clock)
+        raise Restarted
+
+    events_csv = tmp_path / "events.csv"
+    config = settings(midi={"bends": "none"}, port={"events_csv": events_csv})
+    first = WedgedSource(melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True)
+    old = Daemon(
+        config,
+        Factories(lambda _: model, lambda _: first, lambda _: RecordingPort()),
+        status_line=QuietStatus(),
+        restart_process=restart,
+    )
+    with pytest.raises(Restarted):
+        old.run()
+    assert len(clocks) == 1 and 1.2 <= clocks[0].time_samples / 22050 < 1.3
+    carried = SessionClock.from_text(clocks[0].to_text())  # as the environment hands it over
+    assert carried == clocks[0]
+    time.sleep(0.3)
+    second = TimedStart(melody, 22050, speed=1.0)
+    new = Daemon(
+        config,
+        Factories(lambda _: model, lambda _: second, lambda _: RecordingPort()),
+        status_line=QuietStatus(),
+        resumed=1,
+        clock=carried,
+    )
+    assert new.run() == 0
+    with open(events_csv, newline="") as handle:
+        ons = [
+            (int(r["pitch"]), float(r["time_s"])) for r in csv.DictReader(handle) if r["kind"] == "note_on"
+        ]
+    away_s = second.started_at - first.started_at
+    assert [pitch for pitch, _ in ons] == [60, 64, 60, 64, 67, 72]
+    for (_, at_s), onset_s in zip(ons[2:], [0.3, 0.9, 1.5, 1.5], strict=True):
+        assert away_s + onset_s - 0.02 < at_s < away_s + onset_s + 0.15, (ons, away_s)
+
+
+def test_a_session_clock_from_the_environment_is_read_or_ignored() -> None:
+    from livepitch.daemon import SessionClock
+
+    assert SessionClock.from_text("22050 123.5 0.25") == SessionClock(22050, 123.5, 0.25)
+    for text in ("", "1 2", "x 1.0 0.0", "-5 1.0 0.0", "5 nan 0.0", "5 1.0 -1.0"):
+        assert SessionClock.from_text(text) is None, text
 
 
 def test_the_status_line_fits_a_narrow_terminal() -> None:

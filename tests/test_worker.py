@@ -1,0 +1,104 @@
+"""The worker's drops: skipping to the newest audio keeps the session's clock and every note."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from livepitch.engine import build_engine
+from livepitch.events import Event, NoteOff, NoteOn
+from livepitch.midi_sink import MidiSink
+from livepitch.resample_stream import DeviceToModel
+from livepitch.ring_buffer import AudioRing
+from livepitch.settings import BendMode, DaemonSettings
+from livepitch.worker import Worker
+from tests.fakes import RecordingPort, sounding_after
+from tests.synth import sequence
+
+RATE_HZ = 22050
+
+
+class LoggedSink(MidiSink):
+    """A sink that keeps every event as logged (with the session's offset applied)."""
+
+    def __init__(self) -> None:
+        self.port = RecordingPort()
+        super().__init__(self.port, BendMode.NONE, 2)
+        self.logged: list[Event] = []
+
+    def _log(self, event: Event) -> None:
+        self.logged.append(event)
+        super()._log(event)
+
+    def logged_at_s(self, kind: type) -> list[tuple[int, float]]:
+        return [
+            (event.pitch, (event.time_sample + self.time_offset_samples) / RATE_HZ)
+            for event in self.logged
+            if isinstance(event, kind)
+        ]
+
+
+def worker_for(model: Any, sink: MidiSink, ring_frames: int = 10 * RATE_HZ) -> tuple[Worker, AudioRing]:
+    config = DaemonSettings.model_validate({"midi": {"bends": "none"}})
+    engine = build_engine(model, config)
+    engine.warm_up()
+    ring = AudioRing(ring_frames, 1)
+    converter = DeviceToModel(RATE_HZ, 1, None, config.audio.resample_quality)
+    worker = Worker(ring, converter, engine, sink, max_backlog_frames=int(0.2 * RATE_HZ), chunk_frames=256)
+    return worker, ring
+
+
+def play(worker: Worker, ring: AudioRing, audio: np.ndarray, first: int, stop: int) -> None:
+    """Deliver ``audio[first:stop]`` block by block, the worker keeping up."""
+    for start in range(first, stop, 256):
+        ring.write(audio[start : min(start + 256, stop), None])
+        worker.process_available()
+
+
+def test_a_note_whose_onset_waits_for_its_lookahead_at_a_drop_is_not_played_after_the_gap(
+    model: Any,
+) -> None:
+    """C4 at 0.3 s, E4 at 2.0 s; the worker falls a second behind when it has read 0.34 s: C4's
+    onset is still in the engine's lookahead. It must not come out after the gap (it was
+    dated 1 s late, and once a second time), and E4 keeps its time."""
+    audio = sequence([(0.3, 0.2, 60), (2.0, 0.4, 64)], 3.0).astype(np.float32)
+    sink = LoggedSink()
+    worker, ring = worker_for(model, sink)
+    cut = int(0.34 * RATE_HZ)
+    play(worker, ring, audio, 0, cut)
+    ring.write(audio[cut : cut + RATE_HZ, None])  # a second at once: skipped
+    worker.process_available()
+    play(worker, ring, audio, cut + RATE_HZ, audio.shape[0])
+    worker.deliver(worker.engine.finish())
+    assert worker.stats.drops == 1
+    ons = sink.logged_at_s(NoteOn)
+    assert [pitch for pitch, _ in ons] in ([64], [60, 64]), ons
+    assert all(abs(at_s - {60: 0.3, 64: 2.0}[pitch]) < 0.05 for pitch, at_s in ons), ons
+    assert sounding_after(sink.port.messages) == set()
+    assert len(sink.logged_at_s(NoteOff)) == len(ons)
+
+
+def test_audio_lost_to_a_full_ring_is_a_drop_on_the_sessions_clock(model: Any) -> None:
+    """A block the full ring refused is audio the engine never hears: a gap in the stream, so
+    a drop (notes released, the engine's stream started again) and the clock goes on by it."""
+    audio = sequence([(0.3, 0.4, 60), (2.0, 0.4, 64)], 3.0).astype(np.float32)
+    sink = LoggedSink()
+    worker, ring = worker_for(model, sink, ring_frames=RATE_HZ // 2)
+    play(worker, ring, audio, 0, RATE_HZ)
+    assert not ring.write(audio[RATE_HZ : 2 * RATE_HZ - 256, None])  # more than the ring holds
+    play(worker, ring, audio, 2 * RATE_HZ - 256, audio.shape[0])
+    assert worker.stats.drops == 1 and ring.overflows == 1
+    ons = sink.logged_at_s(NoteOn)
+    assert [pitch for pitch, _ in ons] == [60, 64], ons
+    assert abs(ons[1][1] - 2.0) < 0.05, ons
+
+
+def test_a_worker_given_up_on_leaves_the_sessions_clock_alone(model: Any) -> None:
+    """Once the main thread gave up waiting for it, the clock is the main thread's."""
+    sink = LoggedSink()
+    worker, ring = worker_for(model, sink)
+    ring.write(np.zeros((RATE_HZ, 1), np.float32))
+    worker.detached = True
+    worker.process_available()
+    assert worker.stats.drops == 1 and sink.time_offset_samples == 0
