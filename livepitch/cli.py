@@ -465,6 +465,8 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
         resumed=resumed,
         clock=SessionClock.from_text(os.environ.get(CLOCK_VARIABLE, "")) if resumed else None,
     )
+    for variable in (RESUME_VARIABLE, CLOCK_VARIABLE):  # this process's own: not for its children
+        os.environ.pop(variable, None)
     daemon.install_signal_handlers()
     from livepitch.jack_watch import quiet_libjack_messages
 

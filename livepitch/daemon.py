@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import resource
 import signal
 import sys
@@ -48,6 +47,8 @@ log = logging.getLogger("livepitch")
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 GIL_SWITCH_INTERVAL_S = 0.0005
 RESUME_OVERLAP_FRAMES = 4
+CLOCK_MAX_AGE_S = 60.0
+"""Longest a restarted process may take to read the clock its predecessor handed it [s]."""
 """Frames (46 ms) of a replay played again after a reload, before where its engine stopped:
 an onset there needs frames before it to rise from."""
 MIN_CHUNK_FRAMES = 64
@@ -174,6 +175,9 @@ class Daemon:
         """When the last audio stream stopped (monotonic s), and the audio it left unread [s]."""
         self._source_clock_start = 0
         """The session's time when the current source started [samples at 22050 Hz]."""
+        self._held_samples = 0
+        """Audio the last stopped worker's resampler held back, that no engine read [samples
+        at 22050 Hz]: the next start's clock goes on past it."""
         self._carried_clock: int | None = None
         """The session's time a restarted process goes on from (``clock``) until audio flows."""
         if clock is not None:
@@ -331,9 +335,12 @@ class Daemon:
             if self._resume is not None:  # a replay resumed by a reload: times go on from there
                 self.sink.time_offset_samples = self._resume.time_offset_samples
             else:
-                self.sink.time_offset_samples += self.engine.consumed_samples + self._input_gap_samples(
-                    source, running
+                self.sink.time_offset_samples += (
+                    self.engine.consumed_samples
+                    + self._held_samples
+                    + self._input_gap_samples(source, running)
                 )
+            self._held_samples = 0
         elif self._carried_clock is not None:  # a restarted process: from where the last one ended
             self.sink.time_offset_samples = self._carried_clock + self._input_gap_samples(source, running)
             self._carried_clock = None
@@ -355,9 +362,8 @@ class Daemon:
         sample any engine read, and when the input stopped (main thread)."""
         time_samples = self._carried_clock or 0
         if self.sink is not None:
-            time_samples = self.sink.time_offset_samples + (
-                self.engine.consumed_samples if self.engine else 0
-            )
+            time_samples = self.sink.time_offset_samples + self._held_samples
+            time_samples += self.engine.consumed_samples if self.engine else 0
         stopped_s, unread_s = self._input_stopped or (time.monotonic(), 0.0)
         return SessionClock(time_samples, stopped_s, unread_s)
 
@@ -369,7 +375,7 @@ class Daemon:
         if running or self._input_stopped is None or isinstance(source, FileReplaySource):
             return 0
         stopped_at, unread_s = self._input_stopped
-        return round((time.monotonic() - stopped_at + unread_s) * MODEL_RATE_HZ)
+        return max(0, round((time.monotonic() - stopped_at + unread_s) * MODEL_RATE_HZ))
 
     @staticmethod
     def _ready_engine(model: WindowFramesModel, settings: DaemonSettings) -> StreamingEngine:
@@ -459,8 +465,14 @@ class Daemon:
                 self.audio_wedged = True
         if worker is not None and not worker_stopped:
             worker.stop()
+        stopped = worker is None or not worker.alive  # (else the ring and the resampler are its)
+        if worker is not None and stopped:
+            self._held_samples += worker.converter.reset()
         if source is not None:
-            unread_s = ring.available_frames / source.rate_hz if ring is not None else 0.0
+            unread_frames = 0
+            if ring is not None:  # what it held and what it refused when full: never read either
+                unread_frames = ring.available_frames + (ring.take_dropped_frames() if stopped else 0)
+            unread_s = unread_frames / source.rate_hz
             self._input_stopped = (self._last_progress if lost else time.monotonic(), unread_s)
         self._account(worker, source, ring)
         events: list[Event] = []
@@ -838,8 +850,9 @@ class SessionClock:
             clock = SessionClock(int(time_text), float(stopped_text), float(unread_text))
         except ValueError:
             return None
-        finite = math.isfinite(clock.stopped_monotonic_s) and math.isfinite(clock.unread_s)
-        return clock if finite and clock.time_samples >= 0 and clock.unread_s >= 0 else None
+        age_s = time.monotonic() - clock.stopped_monotonic_s  # NaN fails the test too
+        fresh = 0.0 <= age_s <= CLOCK_MAX_AGE_S  # not left over from another boot or by hand
+        return clock if fresh and clock.time_samples >= 0 and 0.0 <= clock.unread_s <= 60.0 else None
 
 
 @dataclass(frozen=True)

@@ -32,16 +32,23 @@ class DeviceToModel:
         self.channel = channel
         self.quality = quality
         self._stream: soxr.ResampleStream | None = None
+        self._ended = False
         self.reset()
 
-    def reset(self) -> None:
-        """Forget the resampler's state (after a gap in the audio)."""
+    def reset(self) -> int:
+        """Forget the resampler's state (after a gap in the audio); return how many model-rate
+        samples of the audio it was given it still held back (their time is not lost)."""
+        held = 0
+        if self._stream is not None and not self._ended:
+            held = int(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True).shape[0])
+        self._ended = False  # (soxr takes nothing after its last input)
         if self.device_rate_hz == MODEL_RATE_HZ:
             self._stream = None
         else:
             self._stream = soxr.ResampleStream(
                 self.device_rate_hz, MODEL_RATE_HZ, 1, dtype="float32", quality=self.quality
             )
+        return held
 
     def mono(self, block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The block's chosen channel, or the mean of its channels; ``ValueError`` for a block
@@ -61,4 +68,5 @@ class DeviceToModel:
         if self._stream is None:
             return mono
         out: npt.NDArray[np.float32] = self._stream.resample_chunk(mono, last=last)
+        self._ended = last
         return out

@@ -142,10 +142,12 @@ class Worker:
             self.stats.drops,
         )
         self.deliver(self.engine.release_all())
-        self.converter.reset()
-        # recorded and printed times after the gap go on by the audio fed and the audio lost,
-        # so they stay on the performance's clock
-        fed = self.engine.break_stream()
+        if self.detached:  # given up on: the engine and the clock are the main thread's now
+            return
+        held = self.converter.reset()
+        # recorded and printed times after the gap go on by the audio fed (or held back by the
+        # resampler) and the audio lost, so they stay on the performance's clock
+        fed = self.engine.break_stream() + held
         lost_samples = round(lost * self.engine.rate_hz / self.converter.device_rate_hz)
         self.sink.advance_clock(fed + lost_samples, refused=lambda: self.detached)
 

@@ -1023,7 +1023,10 @@ def test_an_engine_that_fails_to_release_its_notes_still_leaves_none_sounding(
     model: Any, melody: np.ndarray, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = RecordingPort()
-    source = FakeSource(melody, 22050, speed=1.0, finish=False)
+    # audio goes on after the melody: on a loaded machine the worker may reach 67 after the
+    # melody's last sample, and a device that stops delivering would be recovered first
+    audio = np.concatenate([melody, np.zeros(30 * 22050, np.float32)])
+    source = FakeSource(audio, 22050, speed=1.0, finish=False)
     daemon = make_daemon(model, settings(midi={"bends": "mpe"}), [source], [port])
     thread, result = run_in_thread(daemon)
     wait_for(lambda: 67 in note_ons(port))
@@ -1142,9 +1145,20 @@ def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
 def test_a_session_clock_from_the_environment_is_read_or_ignored() -> None:
     from livepitch.daemon import SessionClock
 
-    assert SessionClock.from_text("22050 123.5 0.25") == SessionClock(22050, 123.5, 0.25)
-    for text in ("", "1 2", "x 1.0 0.0", "-5 1.0 0.0", "5 nan 0.0", "5 1.0 -1.0"):
+    stopped_s = time.monotonic() - 2.0
+    assert SessionClock.from_text(f"22050 {stopped_s!r} 0.25") == SessionClock(22050, stopped_s, 0.25)
+    future, stale = stopped_s + 100.0, stopped_s - 100.0  # set by hand, or from another boot
+    for text in (
+        "",
+        "1 2",
+        "x 1.0 0.0",
+        f"-5 {stopped_s} 0.0",
+        "5 nan 0.0",
+        f"5 {stopped_s} -1.0",
+        f"5 {future} 0",
+    ):
         assert SessionClock.from_text(text) is None, text
+    assert SessionClock.from_text(f"5 {stale} 0") is None
 
 
 def test_the_status_line_fits_a_narrow_terminal() -> None:
