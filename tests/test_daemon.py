@@ -346,7 +346,10 @@ def test_a_reload_that_leaves_the_audio_settings_alone_keeps_the_stream_open(
     assert result == [0]
     assert daemon.settings.tracker.max_hz == 1000.0
     assert (device.starts, device.stops) == (1, 1)  # the factory gave no other device either
-    assert note_ons(port) == [60, 64, 67, 72]  # the rest of the melody, once
+    # the rest of the melody, once; the chord's notes in either order (the new engine's frames
+    # fall wherever the reload happened)
+    ons = note_ons(port)
+    assert ons[:2] == [60, 64] and sorted(ons[2:]) == [67, 72]
     sent = [(m.type, m.note) for m in port.messages if m.type in ("note_on", "note_off")]
     assert sent.index(("note_off", 64)) < sent.index(("note_on", 67))  # released at the reload
     assert sounding_after(port.messages) == set()
@@ -409,6 +412,7 @@ def test_a_kept_stream_does_not_wait_for_the_new_engine_to_warm_up(
         ons = [
             (int(r["pitch"]), float(r["time_s"])) for r in csv.DictReader(handle) if r["kind"] == "note_on"
         ]
+    ons.sort(key=lambda on: (round(on[1], 1), on[0]))  # a chord's notes in either order
     assert [pitch for pitch, _ in ons] == [60, 64, 67, 72, 60, 64, 67, 72]
     for (_, at_s), expected_s in zip(ons, [0.3, 0.9, 1.5, 1.5, 3.3, 3.9, 4.5, 4.5], strict=True):
         assert abs(at_s - expected_s) < 0.05, ons
