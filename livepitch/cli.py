@@ -299,6 +299,9 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
     )
     midi.add_argument("--record", type=Path, metavar="FILE.mid", help="also write the session to a MIDI file")
     midi.add_argument("--events-csv", type=Path, metavar="EVENTS.csv", help="also log every event as CSV")
+    midi.add_argument(
+        "--save-every-s", type=float, metavar="S", help="write the --record file so far this often (60)"
+    )
     engine = parser.add_argument_group("engine and tracker")
     _add_live_engine_options(engine)
     engine.add_argument(
@@ -352,6 +355,7 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "connect": args.connect,
             "record": args.record,
             "events_csv": args.events_csv,
+            "save_every_s": args.save_every_s,
         },
         "midi": {"bends": args.bends, "bend_range_semitones": args.bend_range},
         "stream": {

@@ -286,6 +286,7 @@ class Daemon:
                 events_csv=settings.port.events_csv,
                 append_events=self.resumed > 0,
                 started=False,
+                save_every_s=settings.port.save_every_s if settings.port.record is not None else None,
             )
         except BaseException:  # an unwritable recording: the port (and its JACK watch) closes
             if port is not None:
@@ -532,6 +533,7 @@ class Daemon:
                 self._recover(source.error or "no audio arrived for a while")
             if self.sink is not None:
                 self.sink.poll()  # a failed port holding notes is reopened even over silence
+                self.sink.checkpoint()  # the events log to disk; the recording so far, now and then
             self._flush_printed()
             self._show_status()
             self._stop.wait(tick_s)
@@ -648,6 +650,8 @@ class Daemon:
         changed = _midi_output_of(settings) != _midi_output_of(self.settings)
         new_port = _midi_output_of(settings)[:3] != _midi_output_of(self.settings)[:3]
         self.settings, self._model = settings, model
+        if self.sink is not None and self.sink.save_every_s is not None:
+            self.sink.save_every_s = settings.port.save_every_s
         if changed and self.sink is not None:
             self.sink.switch_port(settings.midi.bends, settings.midi.effective_bend_range_semitones, new_port)
 

@@ -320,6 +320,12 @@ class PortSettings(BaseModel):
     )
     record: FilePath | None = Field(None, description="also write the session to this MIDI file")
     events_csv: FilePath | None = Field(None, description="also log every event to this CSV file")
+    save_every_s: float = Field(
+        60.0,
+        ge=1.0,
+        le=86_400.0,
+        description="write the recording so far this often [s] (a crash loses no more; a long take less often)",
+    )
 
 
 class AudioSettings(BaseModel):

@@ -15,6 +15,7 @@ import mido
 import numpy as np
 import soundfile
 
+from tests.fakes import sounding_after
 from tests.synth import sequence
 
 REPO = Path(__file__).resolve().parents[1]
@@ -361,3 +362,37 @@ def test_a_usage_error_with_log_json_is_a_json_line() -> None:
     assert len(lines) == 1
     record = json.loads(lines[0])
     assert record["level"] == "error" and "unrecognized arguments: --no-such-flag" in record["message"]
+
+
+def test_a_killed_session_leaves_its_recording_so_far(tmp_path: Path) -> None:
+    """SIGKILL (a service manager's last resort, the OOM killer) gives no chance to write at
+    the end: the notes played until the last save are in the file, and the events log too."""
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, sequence([(0.5 + i, 0.5, 60 + i) for i in range(20)], 21.0), 22050)
+    record, events_csv = tmp_path / "take.mid", tmp_path / "events.csv"
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    env.pop("JACK_DEFAULT_SERVER", None)
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "livepitch", "--input-file", str(wav), "--quiet", "--midi-api", "alsa",
+            "--record", str(record), "--events-csv", str(events_csv), "--save-every-s", "1",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )  # fmt: skip
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "audio in:" in line:
+            break
+    time.sleep(4.5)
+    process.kill()
+    process.wait(10)
+    played = [m.note for m in mido.MidiFile(record) if m.type == "note_on" and m.velocity > 0]
+    assert played[:3] == [60, 61, 62] and len(played) <= 5, played
+    assert sounding_after(list(mido.MidiFile(record))) == set()
+    with open(events_csv, newline="") as handle:
+        logged = [int(row["pitch"]) for row in csv.DictReader(handle) if row["kind"] == "note_on"]
+    assert logged[:3] == [60, 61, 62]

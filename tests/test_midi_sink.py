@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -713,3 +714,50 @@ def test_a_long_outage_warns_once_until_the_port_is_back(caplog: pytest.LogCaptu
     warnings = [r for r in caplog.records if r.levelname == "WARNING" and "still unavailable" in r.message]
     debugs = [r for r in caplog.records if r.levelname == "DEBUG" and "still unavailable" in r.message]
     assert len(warnings) == 2 and len(debugs) == 3
+
+
+def test_the_recording_so_far_is_on_disk_during_the_session(tmp_path: Path) -> None:
+    """A take of hours must not live only in memory: a crash or a kill would lose all of it.
+    A checkpoint writes the recording so far (a note still sounding ends where it ends) and
+    puts the events log on disk; one with nothing new writes nothing."""
+    record, events_csv = tmp_path / "take.mid", tmp_path / "events.csv"
+    sink = MidiSink(
+        RecordingPort(), BendMode.NONE, 2, record_path=record, events_csv=events_csv, save_every_s=0.0
+    )
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOff(5000, 5010, 0, 60), NoteOn(6000, 6010, 0, 64, 100)])
+    sink.checkpoint()
+    first = mido.MidiFile(record)
+    notes = [(m.type, m.note) for m in first if m.type in ("note_on", "note_off")]
+    assert [n for t, n in notes if t == "note_on"] == [60, 64]
+    assert len(notes) == 4  # 64, still sounding, ends with the file
+    assert events_csv.read_text().count("note_on") == 2  # flushed, not waiting in a buffer
+    saved_at = record.stat().st_mtime_ns
+    sink.checkpoint()
+    assert record.stat().st_mtime_ns == saved_at  # nothing new: not written again
+    sink.send([NoteOff(9000, 9010, 0, 64), NoteOn(10000, 10010, 0, 67, 100)])
+    deadline = time.monotonic() + 10.0  # (after a hundred times the last save's CPU time)
+    while record.stat().st_mtime_ns == saved_at and time.monotonic() < deadline:
+        time.sleep(0.01)
+        sink.checkpoint()
+    assert [m.note for m in mido.MidiFile(record) if m.type == "note_on"] == [60, 64, 67]
+    sink.close()
+    assert sounding_after(list(mido.MidiFile(record))) == set()
+
+
+def test_a_recording_that_cannot_be_saved_during_the_session_is_kept_for_the_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    record = folder / "take.mid"
+    sink = MidiSink(RecordingPort(), BendMode.NONE, 2, record_path=record, save_every_s=0.0)
+    folder.rmdir()  # the folder went away meanwhile (an unmounted disk, say)
+    sink.send([NoteOn(0, 10, 0, 60, 100)])
+    sink.checkpoint()
+    sink.send([NoteOn(6000, 6010, 0, 64, 100)])
+    time.sleep(0.1)
+    sink.checkpoint()
+    assert caplog.text.count("kept in memory") == 1  # said once
+    folder.mkdir()  # back before the end
+    sink.close()
+    assert [m.note for m in mido.MidiFile(record) if m.type == "note_on"] == [60, 64]
