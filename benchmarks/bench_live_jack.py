@@ -102,6 +102,7 @@ SESSION_RE = re.compile(
     r"session: (?P<wall_s>[\d.]+) s, (?P<notes>\d+) notes, (?P<overflows>\d+) overflows, "
     r"(?P<drops>\d+) drops, (?P<recoveries>\d+) recoveries, CPU (?P<cpu_s>[\d.]+) s "
     r"\((?P<cpu_pct>\d+)% of one core\), peak RSS (?P<peak_rss_mb>\d+) MB"
+    r"(?:.*?; (?P<device_overflows>\d+) input overflows flagged by the audio system)?"
 )
 REAL_RECORDINGS = (
     "guitar_guitarset/00_BN1-129-Eb_comp_mic.wav",
@@ -185,11 +186,16 @@ class Session:
     wall_s: float
     notes: int
     overflows: int
+    """Blocks livepitch's ring could not take (audio livepitch lost)."""
     drops: int
     recoveries: int
     cpu_s: float
     cpu_pct: float
     peak_rss_mb: float
+    device_overflows: int = 0
+    """Callbacks PortAudio flagged as input overflows: its JACK backend flags the callback after
+    any xrun of the server, whoever was late (counted in ``overflows`` before the daemon told
+    them apart)."""
 
 
 def parse_session(log_text: str) -> Session | None:
@@ -207,6 +213,7 @@ def parse_session(log_text: str) -> Session | None:
         cpu_s=cpu_s,
         cpu_pct=100.0 * cpu_s / max(wall_s, 1e-9),
         peak_rss_mb=float(g["peak_rss_mb"]),
+        device_overflows=int(g["device_overflows"] or 0),
     )
 
 
@@ -684,6 +691,7 @@ def pool(runs: Sequence[LatencyRun], label: str) -> LatencyRun:
             cpu_s=cpu_s,
             cpu_pct=100.0 * cpu_s / max(wall_s, 1e-9),
             peak_rss_mb=max(s.peak_rss_mb for s in sessions),
+            device_overflows=sum(s.device_overflows for s in sessions),
         )
     late: Counter[str] = Counter()
     for r in runs:
@@ -1004,16 +1012,18 @@ def machine_lines() -> list[str]:
 def latency_table(runs: Sequence[LatencyRun]) -> str:
     rows = [
         "| run | matched / missed / extra | end-to-end p50 / p95 ms | algorithmic p50 / p95 ms "
-        "| overhead p50 / p95 ms | xruns | overflows | drops | daemon CPU % of one core | machine busy % "
+        "| overhead p50 / p95 ms | xruns | overflows (ring) | flagged by PortAudio | drops "
+        "| daemon CPU % of one core | machine busy % "
         "| harness slip max ms (end-to-end p50 / p95 on the nominal timeline) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         s = run.session
         rows.append(
             f"| {run.label} | {run.matched} / {run.missed} / {run.extra} of {run.notes} | {p50_p95(run.e2e_ms)} "
             f"| {p50_p95(run.algorithmic_ms)} | {p50_p95(run.overhead_ms)} | {run.xruns} "
-            f"| {s.overflows if s else 'n/a'} | {s.drops if s else 'n/a'} | {fmt(s.cpu_pct if s else None)} "
+            f"| {s.overflows if s else 'n/a'} | {s.device_overflows if s else 'n/a'} "
+            f"| {s.drops if s else 'n/a'} | {fmt(s.cpu_pct if s else None)} "
             f"| {machine_text(run.machine)} | {fmt(run.harness_slip_ms)} ({p50_p95(run.nominal_e2e_ms)}) |"
         )
     return "\n".join(rows)
@@ -1091,12 +1101,13 @@ def long_tables(run: LongRun) -> str:
         f"{SAMPLE_EVERY_S:.0f} s ({len(run.samples)} samples).\n",
         "| duration (session) | CPU % of one core (session) | CPU % per interval median / max "
         "| peak RSS (session) | VmRSS start / end / max MB | RSS without shared memory start / end / max MB "
-        "| shared memory (JACK) MB | overflows | drops | xruns |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| shared memory (JACK) MB | overflows (ring) | flagged by PortAudio | drops | xruns |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {fmt(s.wall_s if s else None, 1)} s | {fmt(s.cpu_pct if s else None, 1)} "
         f"| {fmt(pct(cpu_intervals, 50), 1)} / {fmt(max(cpu_intervals, default=float('nan')), 1)} "
         f"| {fmt(s.peak_rss_mb if s else None)} MB | {rss} | {private} | {shmem} "
-        f"| {s.overflows if s else 'n/a'} | {s.drops if s else 'n/a'} | {run.xruns} |",
+        f"| {s.overflows if s else 'n/a'} | {s.device_overflows if s else 'n/a'} "
+        f"| {s.drops if s else 'n/a'} | {run.xruns} |",
         "",
         f"VmHWM (the peak RSS so far) in the samples: first {fmt(hwm[0] if hwm else None)} MB, last "
         f"{fmt(hwm[-1] if hwm else None)} MB, jumps of > 20 MB at "
@@ -1131,8 +1142,9 @@ def target_table(runs: Sequence[LatencyRun], baseline: Baseline | None, long: Lo
             "" if baseline is None else f"; a do-nothing client got {baseline.xruns} xruns on the same setup"
         )
         rows.append(
-            f"| zero overflows when idle | {idle.overflows} overflows, {idle.drops} drops, "
-            f"{runs[0].xruns} xruns (idle latency run){null} | {'yes' if idle.overflows == 0 else 'no'} |"
+            f"| zero overflows when idle | {idle.overflows} overflows of livepitch's ring, {idle.drops} drops; "
+            f"PortAudio flagged {idle.device_overflows} callbacks after {runs[0].xruns} xruns of the server "
+            f"(idle latency run){null} | {'yes' if idle.overflows == 0 else 'no'} (ring) |"
         )
     if long is not None and long.session is not None:
         peak = long.session.peak_rss_mb

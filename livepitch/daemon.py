@@ -162,7 +162,10 @@ class Daemon:
         self._last_progress = time.monotonic()
         self._stall_s = STALL_S
         self.recoveries = 0
-        self.totals = {"drops": 0, "overflows": 0, "notes": 0, "audio_frames": 0}
+        self.totals = {"drops": 0, "overflows": 0, "device_overflows": 0, "notes": 0, "audio_frames": 0}
+        """Session counts: ``overflows`` are blocks livepitch's ring could not take (audio it
+        lost); ``device_overflows`` callbacks the audio system flagged (PortAudio's JACK
+        backend flags the callback after any xrun of the server, whoever was late)."""
         self._fallback: tuple[DaemonSettings, WindowFramesModel | None] | None = None
         """While a configuration adopted during a wait for the devices is untried: the last
         one that worked, and its model."""
@@ -414,7 +417,7 @@ class Daemon:
         if ring is not None:
             self.totals["overflows"] += ring.overflows
         if source is not None:
-            self.totals["overflows"] += int(getattr(source, "overflows", 0))
+            self.totals["device_overflows"] += int(getattr(source, "overflows", 0))
             self.totals["audio_frames"] += source.frames_delivered
 
     def _log_session(self) -> None:
@@ -429,7 +432,8 @@ class Daemon:
         cpu_s = time.process_time() - self._started[1]
         log.info(
             "session: %.1f s, %d notes, %d overflows, %d drops, %d recoveries, CPU %.1f s (%.0f%% of one core), "
-            "peak RSS %.0f MB (of which %.0f MB shared memory, e.g. JACK's buffers)",
+            "peak RSS %.0f MB (of which %.0f MB shared memory, e.g. JACK's buffers); %d input overflows "
+            "flagged by the audio system (with JACK: xruns)",
             wall_s,
             self.totals["notes"],
             self.totals["overflows"],
@@ -439,6 +443,7 @@ class Daemon:
             100.0 * cpu_s / max(wall_s, 1e-9),
             peak_mb,
             shared_mb,
+            self.totals["device_overflows"],
         )
 
     def _stop_pipeline(self, reason: str, keep_source: bool = False, lost: bool = False) -> bool:
@@ -815,7 +820,8 @@ class Daemon:
             return
         lookahead_ms = 1000.0 * engine.frames.lookahead_samples / MODEL_RATE_HZ
         worst_ms = lookahead_ms + 1000.0 * FRAME_HOP_SAMPLES * engine.frames.hop_frames / MODEL_RATE_HZ
-        overflows = getattr(source, "overflows", 0) + (self._ring.overflows if self._ring is not None else 0)
+        ring_overflows = self.totals["overflows"] + (self._ring.overflows if self._ring is not None else 0)
+        device_overflows = self.totals["device_overflows"] + int(getattr(source, "overflows", 0))
         self.status_line.show(
             format_status(
                 StatusSnapshot(
@@ -824,8 +830,9 @@ class Daemon:
                     cpu_load=worker.stats.cpu_load,
                     lookahead_ms=lookahead_ms,
                     worst_delay_ms=worst_ms,
-                    overflows=overflows,
-                    drops=worker.stats.drops,
+                    overflows=ring_overflows,
+                    drops=self.totals["drops"] + worker.stats.drops,
+                    device_overflows=device_overflows,
                     port=sink.port_name if sink.has_midi else "no MIDI",
                     gate_dbfs=engine.tracker.params.gate_dbfs,
                 )

@@ -34,19 +34,24 @@ class StatusSnapshot:
     lookahead_ms: float
     worst_delay_ms: float
     overflows: int
+    """Blocks livepitch's ring could not take (audio it lost)."""
     drops: int
     port: str | None
     gate_dbfs: float | None = None
+    device_overflows: int = 0
+    """Callbacks the audio system flagged as overflowed (with JACK: after any xrun)."""
 
 
 def format_status(s: StatusSnapshot, width: int = 100) -> str:
     """One line: input level (RMS, as the noise gate reads it, ``|`` at the gate), sounding
-    notes, worker CPU, latency, overflow/drop counters, port."""
+    notes, worker CPU, latency, overflow/drop counters (and the audio system's own
+    overflow flags, when there were any), port."""
     notes = " ".join(note_name(p) for p in sorted(s.sounding)) or "-"
     port = s.port if s.port is not None else "MIDI down"
     line = (
         f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs, gate_dbfs=s.gate_dbfs)}] | notes {notes} | cpu {100 * s.cpu_load:3.0f}% "
-        f"| delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | overflows {s.overflows} drops {s.drops} | {port}"
+        f"| delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | overflows {s.overflows} drops {s.drops}"
+        f"{f' device overflows {s.device_overflows}' if s.device_overflows else ''} | {port}"
     )
     return line[:width]
 

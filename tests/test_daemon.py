@@ -261,7 +261,10 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(
     assert abs(last_c5_s - 4.5) < 0.05
 
 
-def test_ring_overflow_is_counted_not_fatal(model: Any, melody: np.ndarray) -> None:
+def test_ring_overflow_is_counted_not_fatal(
+    model: Any, melody: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="livepitch")
     port = RecordingPort()
     config = settings(audio={"ring_ms": 100.0, "max_backlog_ms": 80.0})
     source = FakeSource(melody, 22050, burst_frames=22050)  # a 1 s burst into a 0.1 s ring
@@ -269,8 +272,13 @@ def test_ring_overflow_is_counted_not_fatal(model: Any, melody: np.ndarray) -> N
     ring_overflows = at_the_file_end(daemon, lambda d: d._ring.overflows)
     assert ring_overflows[0] >= 1
     assert sounding_after(port.messages) == set()
-    # counted once (the end of the file stops the pipeline, the shutdown tries again)
-    assert daemon.totals["overflows"] == ring_overflows[0] + source.overflows
+    # counted once (the end of the file stops the pipeline, the shutdown tries again), apart
+    # from what the device flagged
+    assert daemon.totals["overflows"] == ring_overflows[0]
+    assert daemon.totals["device_overflows"] == source.overflows
+    session = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("session:"))
+    assert f"notes, {ring_overflows[0]} overflows, " in session
+    assert f"; {source.overflows} input overflows flagged by the audio system" in session
 
 
 def test_a_failing_midi_port_is_reopened_and_nothing_sticks(model: Any, melody: np.ndarray) -> None:
@@ -617,7 +625,11 @@ def test_the_status_line_shows_level_notes_load_latency_and_counters() -> None:
     assert [note_name(p) for p in (21, 60, 61, 108)] == ["A0", "C4", "C#4", "C8"]
     line = format_status(StatusSnapshot(-12.0, [64, 60], 0.41, 61.1, 84.3, 2, 1, "BasicPitch Out"), width=200)
     assert "-12 dB [########--]" in line and "notes C4 E4" in line and "cpu  41%" in line
-    assert "delay 61-84 ms" in line and "overflows 2 drops 1" in line and line.endswith("BasicPitch Out")
+    assert "delay 61-84 ms" in line and "overflows 2 drops 1 |" in line and line.endswith("BasicPitch Out")
+    flagged = format_status(
+        StatusSnapshot(-12.0, [], 0.4, 61.1, 84.3, 0, 0, "out", device_overflows=3), width=200
+    )
+    assert "overflows 0 drops 0 device overflows 3 | out" in flagged
     gated = format_status(StatusSnapshot(-30.0, [], 0.1, 61.1, 84.3, 0, 0, None, gate_dbfs=-48.0))
     assert "-30 dB [##|##-----]" in gated  # the level the gate reads, | at the gate
 
