@@ -556,7 +556,7 @@ def test_a_reload_after_a_drop_resumes_the_replay_past_the_audio_skipped(
     wait_for(lambda: 60 in note_ons(port))
     stall.set()
     wait_for(lambda: daemon.worker is not None and daemon.worker.stats.drops == 1)
-    played_s = sources[0].position_frames / 22050
+    dropped_at_s = sources[0].position_frames / 22050
     with caplog.at_level("INFO", logger="livepitch"):
         daemon.request_reload()
         thread.join(60)
@@ -564,8 +564,11 @@ def test_a_reload_after_a_drop_resumes_the_replay_past_the_audio_skipped(
     resumed_at_s = [
         float(r.getMessage().split()[-2]) for r in caplog.records if "replay goes on at" in r.getMessage()
     ]
-    # where the replay was, less the audio held for the lookahead and the chunk being read
-    assert len(resumed_at_s) == 1 and played_s - 0.4 < resumed_at_s[0] <= played_s, (resumed_at_s, played_s)
+    # past the drop (it went on at 0.44 s, before the second skipped), and no later than where
+    # the replay was when the reload stopped it
+    stopped_at_s = sources[0].position_frames / 22050
+    assert len(resumed_at_s) == 1, resumed_at_s
+    assert dropped_at_s - 0.4 < resumed_at_s[0] <= stopped_at_s, (resumed_at_s, dropped_at_s, stopped_at_s)
     assert sounding_after(port.messages) == set()
 
 
@@ -1135,7 +1138,9 @@ def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
     )
     with pytest.raises(Restarted):
         old.run()
-    assert len(clocks) == 1 and 1.2 <= clocks[0].time_samples / 22050 < 1.3
+    # the audio read, and what was left unread when the loss was found (a loaded machine's
+    # worker may not have caught up): 1.2 s in all
+    assert len(clocks) == 1 and 1.2 <= clocks[0].time_samples / 22050 + clocks[0].unread_s < 1.3, clocks
     carried = SessionClock.from_text(clocks[0].to_text())  # as the environment hands it over
     assert carried == clocks[0]
     time.sleep(0.3)

@@ -269,7 +269,9 @@ def test_a_reload_keeps_the_capture_port_and_its_connections(jack_server: str, t
     capture = [line for line in ports.splitlines() if line.startswith("PortAudio") and ":in_" in line]
     assert [line.rsplit(":", 1)[1] for line in capture] == ["in_0"], ports
     events = note_events(read_report(tmp_path / "report.json"))
-    assert [note for _, _, note in held_notes(events)] == [60, 64, 67, 62]  # the last two after it
+    # the last two after it (once each: on a loaded machine a harness that misses cycles can
+    # cut a note in two)
+    assert list(dict.fromkeys(note for _, _, note in held_notes(events))) == [60, 64, 67, 62]
     assert still_sounding(events) == set()
 
 
