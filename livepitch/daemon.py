@@ -655,8 +655,8 @@ class Daemon:
         changed = _midi_output_of(settings) != _midi_output_of(self.settings)
         new_port = _midi_output_of(settings)[:3] != _midi_output_of(self.settings)[:3]
         self.settings, self._model = settings, model
-        if self.sink is not None and self.sink.save_every_s is not None:
-            self.sink.save_every_s = settings.port.save_every_s
+        if self.sink is not None:
+            self.sink.set_save_interval(settings.port.save_every_s)
         if changed and self.sink is not None:
             self.sink.switch_port(settings.midi.bends, settings.midi.effective_bend_range_semitones, new_port)
 

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from typing import Protocol, TextIO
 
 import mido
 
+from livepitch.background_save import BackgroundSave, Saved
 from livepitch.errors import MidiMessageLost, MidiPortError, OutputError, first_line
 from livepitch.event_files import (
     EVENTS_CSV_COLUMNS,
@@ -129,8 +131,10 @@ class MidiSink:
         self._began = False
         self.save_every_s = save_every_s
         self._next_save_s = 0.0  # (monotonic)
+        self._last_save_s = 0.0
         self._saved_events = 0
         self._save_failed = False
+        self._background = BackgroundSave()
         if started:
             self.begin()
         if port is not None:
@@ -141,7 +145,8 @@ class MidiSink:
         ``checkpoint`` and at ``close``). Safe twice."""
         if self._began:
             return
-        self._next_save_s = time.monotonic() + (self.save_every_s or 0.0)
+        self._last_save_s = time.monotonic()  # (the session's start counts as the last save)
+        self._next_save_s = self._last_save_s + (self.save_every_s or 0.0)
         events_csv = self._csv_path
         if events_csv is None:
             self._began = True
@@ -482,12 +487,26 @@ class MidiSink:
             with contextlib.suppress(OSError):
                 csv_file.close()
 
+    def set_save_interval(self, save_every_s: float) -> None:
+        """A reload changed ``save_every_s``: a shorter interval counts from the last save."""
+        if self.save_every_s is None:
+            return
+        self.save_every_s = save_every_s
+        self._next_save_s = min(self._next_save_s, self._last_save_s + save_every_s)
+
     def checkpoint(self) -> None:
         """Main thread, every tick: the events log goes to disk, and every ``save_every_s``
         the recording so far is written (notes still sounding end where it ends), so a crash
-        or a kill loses little of a take. Writing a long take takes a while (mido: about 30 ms
-        per 1000 events), so the next save waits at least a hundred times as long as this one
-        took: at most 1 % of a core. The worker's sends wait only for the events' copy."""
+        or a kill loses little of a take.
+
+        A forked child writes it (``BackgroundSave``): a long take takes seconds of Python
+        (mido: about 30 ms per 1000 events) that would hold the GIL from the worker. The next
+        save waits at least a hundred times the CPU time the last one took: at most 1 % of a
+        core. The worker's sends wait only for the events' copy. A recording that is not a
+        regular file (a pipe) is written once, at the end."""
+        finished = self._background.poll()
+        if finished is not None:
+            self._saved(finished)
         with self._lock:
             if self._closed or not self._began:
                 return
@@ -500,20 +519,43 @@ class MidiSink:
             path = self._record_path
             if path is None or self.save_every_s is None or now_s < self._next_save_s:
                 return
-            if len(self._recorded) == self._saved_events:
+            if self._background.busy or len(self._recorded) == self._saved_events:
+                return
+            if _is_special_file(path):
                 return
             events, switches = list(self._recorded), list(self._switches)
-        started_s = time.process_time()
-        try:
+        self._last_save_s = now_s
+
+        def write() -> None:
             write_events_midi(path, events, *self._first_bends, switches)
+
+        if BackgroundSave.available():
+            self._background.start(write, len(events))
+            return
+        started_s = time.thread_time()
+        error = None
+        try:
+            write()
         except OutputError as err:
-            if not self._save_failed:  # (close reports it again if it still fails)
-                log.warning("%s; the recording is kept in memory and written at the end", err)
+            error = str(err)
+        self._saved(Saved(len(events), error, time.thread_time() - started_s))
+
+    def finish_save(self) -> None:
+        """Wait for a save in progress to end (main thread)."""
+        finished = self._background.poll(wait=True)
+        if finished is not None:
+            self._saved(finished)
+
+    def _saved(self, save: Saved) -> None:
+        """A save ended: remember what it saved, or say once why it failed; when the next may start."""
+        if save.error is None:
+            self._saved_events = save.label
+            self._save_failed = False
+        elif not self._save_failed:  # (close reports it again if it still fails)
+            log.warning("%s; the recording is kept in memory and written at the end", save.error)
             self._save_failed = True
-        else:
-            self._saved_events = len(events)
-        cost_s = time.process_time() - started_s
-        self._next_save_s = now_s + max(self.save_every_s, 100.0 * cost_s)
+        every_s = self.save_every_s if self.save_every_s is not None else 0.0
+        self._next_save_s = self._last_save_s + max(every_s, 100.0 * save.cpu_s)
 
     def release_all(self, events: Iterable[Event] = ()) -> None:
         """Send ``events`` (the engine's note-offs), then end anything still sounding, send All
@@ -551,6 +593,7 @@ class MidiSink:
             self._closed = True
             failures: list[OutputError] = []
             try:
+                self.finish_save()  # (its file must not land after the last one)
                 if self._record_path is not None and self._began:
                     path, self._record_path = self._record_path, None
                     try:
@@ -583,6 +626,14 @@ def _setup_bytes(bends: BendMode, bend_range_semitones: int) -> tuple[tuple[int,
     """The setup's messages as bytes, built once (the MPE zone is 101 messages: building them
     took a millisecond of the worker's before a phrase's first note)."""
     return tuple(tuple(message.bytes()) for message in setup_messages(bends, bend_range_semitones))
+
+
+def _is_special_file(path: Path) -> bool:
+    """Whether ``path`` is there and not a regular file (a pipe, a device: written once)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # not there yet (or not to be looked at: the save will say why)
+        return False
 
 
 def _check_writable(path: Path) -> None:

@@ -44,14 +44,14 @@ class StatusSnapshot:
 
 def format_status(s: StatusSnapshot, width: int = 100) -> str:
     """One line: input level (RMS, as the noise gate reads it, ``|`` at the gate), sounding
-    notes, worker CPU, latency, overflow/drop counters (and the audio system's own
-    overflow flags, when there were any), port."""
+    notes, worker CPU, latency, port, overflow/drop counters (and the audio system's own
+    overflow flags as xruns, when there were any)."""
     notes = " ".join(note_name(p) for p in sorted(s.sounding)) or "-"
     port = s.port if s.port is not None else "MIDI down"
     line = (
         f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs, gate_dbfs=s.gate_dbfs)}] | notes {notes} | cpu {100 * s.cpu_load:3.0f}% "
-        f"| delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | overflows {s.overflows} drops {s.drops}"
-        f"{f' device overflows {s.device_overflows}' if s.device_overflows else ''} | {port}"
+        f"| delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | {port} | overflows {s.overflows} drops {s.drops}"
+        f"{f' xruns {s.device_overflows}' if s.device_overflows else ''}"
     )
     return line[:width]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from pathlib import Path
@@ -726,6 +727,7 @@ def test_the_recording_so_far_is_on_disk_during_the_session(tmp_path: Path) -> N
     )
     sink.send([NoteOn(0, 10, 0, 60, 100), NoteOff(5000, 5010, 0, 60), NoteOn(6000, 6010, 0, 64, 100)])
     sink.checkpoint()
+    sink.finish_save()  # (a child process writes it)
     first = mido.MidiFile(record)
     notes = [(m.type, m.note) for m in first if m.type in ("note_on", "note_off")]
     assert [n for t, n in notes if t == "note_on"] == [60, 64]
@@ -733,12 +735,14 @@ def test_the_recording_so_far_is_on_disk_during_the_session(tmp_path: Path) -> N
     assert events_csv.read_text().count("note_on") == 2  # flushed, not waiting in a buffer
     saved_at = record.stat().st_mtime_ns
     sink.checkpoint()
+    sink.finish_save()
     assert record.stat().st_mtime_ns == saved_at  # nothing new: not written again
     sink.send([NoteOff(9000, 9010, 0, 64), NoteOn(10000, 10010, 0, 67, 100)])
     deadline = time.monotonic() + 10.0  # (after a hundred times the last save's CPU time)
     while record.stat().st_mtime_ns == saved_at and time.monotonic() < deadline:
         time.sleep(0.01)
         sink.checkpoint()
+        sink.finish_save()
     assert [m.note for m in mido.MidiFile(record) if m.type == "note_on"] == [60, 64, 67]
     sink.close()
     assert sounding_after(list(mido.MidiFile(record))) == set()
@@ -754,10 +758,51 @@ def test_a_recording_that_cannot_be_saved_during_the_session_is_kept_for_the_end
     folder.rmdir()  # the folder went away meanwhile (an unmounted disk, say)
     sink.send([NoteOn(0, 10, 0, 60, 100)])
     sink.checkpoint()
+    sink.finish_save()
     sink.send([NoteOn(6000, 6010, 0, 64, 100)])
     time.sleep(0.1)
     sink.checkpoint()
+    sink.finish_save()
     assert caplog.text.count("kept in memory") == 1  # said once
+    assert "cannot write" in caplog.text and "take.mid" in caplog.text
     folder.mkdir()  # back before the end
     sink.close()
     assert [m.note for m in mido.MidiFile(record) if m.type == "note_on"] == [60, 64]
+
+
+def test_a_recording_into_a_pipe_is_written_once_at_the_end(tmp_path: Path) -> None:
+    """A pipe cannot be rewritten: a save during the session would send a second file down it
+    (and wait for a reader)."""
+    fifo = tmp_path / "take.mid"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def read() -> None:  # every opening for writing is a file (the sink's own check opens it too)
+        while not received or not received[-1]:
+            received.append(fifo.read_bytes())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sink = MidiSink(RecordingPort(), BendMode.NONE, 2, record_path=fifo, save_every_s=0.0)
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOff(5000, 5010, 0, 60)])
+    sink.checkpoint()
+    sink.finish_save()
+    sink.close()
+    reader.join(10)
+    files = [data for data in received if data]
+    assert len(files) == 1 and files[0].count(b"MThd") == 1
+
+
+def test_a_shorter_save_interval_from_a_reload_counts_from_the_last_save(tmp_path: Path) -> None:
+    record = tmp_path / "take.mid"
+    sink = MidiSink(RecordingPort(), BendMode.NONE, 2, record_path=record, save_every_s=3600.0)
+    sink.send([NoteOn(0, 10, 0, 60, 100)])
+    sink.checkpoint()
+    sink.finish_save()
+    assert not record.exists()  # an hour to go
+    sink.set_save_interval(0.05)
+    time.sleep(0.1)
+    sink.checkpoint()
+    sink.finish_save()
+    assert [m.note for m in mido.MidiFile(record) if m.type == "note_on"] == [60]
+    sink.close()
