@@ -429,7 +429,8 @@ class Daemon:
         # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's peak
         peak_mb = _status_mb("VmHWM") or usage.ru_maxrss / 1024.0
         wall_s = time.monotonic() - self._started[0]
-        cpu_s = time.process_time() - self._started[1]
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # (the recording's saves)
+        cpu_s = time.process_time() - self._started[1] + children.ru_utime + children.ru_stime
         log.info(
             "session: %.1f s, %d notes, %d overflows, %d drops, %d recoveries, CPU %.1f s (%.0f%% of one core), "
             "peak RSS %.0f MB (of which %.0f MB shared memory, e.g. JACK's buffers); %d input overflows "

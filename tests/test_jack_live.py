@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mido
 import numpy as np
 import pytest
 import soundfile
@@ -250,7 +251,11 @@ def test_a_reload_keeps_the_capture_port_and_its_connections(jack_server: str, t
     config.write_text("[tracker]\ngate_dbfs = -48.0\n")
     notes = [(0.5, 0.5, 60), (1.5, 0.5, 64), (2.5, 0.5, 67), (3.5, 0.5, 62)]
     wav = write_wav(tmp_path / "melody.wav", sequence(notes, 4.5, rate_hz=RATE_HZ))
-    livepitch = start_livepitch(jack_server, tmp_path, "--config", str(config), "--bends", "none")
+    record = tmp_path / "take.mid"  # saved every second by a forked child of a JACK client
+    livepitch = start_livepitch(
+        jack_server, tmp_path, "--config", str(config), "--bends", "none", "--record", str(record),
+        "--save-every-s", "1",
+    )  # fmt: skip
     harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
     try:
         wait_playing(harness)
@@ -273,6 +278,8 @@ def test_a_reload_keeps_the_capture_port_and_its_connections(jack_server: str, t
     # cut a note in two)
     assert list(dict.fromkeys(note for _, _, note in held_notes(events))) == [60, 64, 67, 62]
     assert still_sounding(events) == set()
+    recorded = [m.note for m in mido.MidiFile(record) if m.type == "note_on" and m.velocity > 0]
+    assert list(dict.fromkeys(recorded)) == [60, 64, 67, 62]
 
 
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
