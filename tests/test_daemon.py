@@ -372,6 +372,22 @@ def test_a_reload_that_leaves_the_audio_settings_alone_keeps_the_stream_open(
     assert daemon.totals["audio_frames"] == melody.shape[0]  # counted once
 
 
+class StallsOnce:
+    """The model, stalling the worker thread for a second once ``stall`` is set (then clearing it)."""
+
+    def __init__(self, model: Any, stall: threading.Event) -> None:
+        self._model, self._stall = model, stall
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def run_window(self, window: Any, first: int, count: int) -> Any:
+        if self._stall.is_set() and threading.current_thread().name == "livepitch-worker":
+            self._stall.clear()
+            time.sleep(1.0)
+        return self._model.run_window(window, first, count)
+
+
 class SlowToWarmUp:
     """The model, with every run off the worker thread (an engine's warm-up) after the first
     ``fast`` taking ``delay_s`` longer."""
@@ -438,20 +454,10 @@ def test_a_reload_reopens_the_stream_when_the_old_worker_would_not_stop(
     monkeypatch.setattr(worker_module.Worker, "stop", lambda self, timeout_s=0.2: stop(self, timeout_s))
     stall = threading.Event()
 
-    class StallsOnce:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(model, name)
-
-        def run_window(self, window: Any, first: int, count: int) -> Any:
-            if stall.is_set() and threading.current_thread().name == "livepitch-worker":
-                stall.clear()
-                time.sleep(1.0)
-            return model.run_window(window, first, count)
-
     devices = [CountedStarts(melody, 22050, speed=1.0, finish=False), CountedStarts(melody, 22050, speed=4.0)]
     port = RecordingPort()
     config = settings(stream={"engine": "window"}, midi={"bends": "none"})
-    daemon = make_daemon(StallsOnce(), config, list[FakeSource](devices), [port])
+    daemon = make_daemon(StallsOnce(model, stall), config, list[FakeSource](devices), [port])
     daemon._reload_settings = lambda: settings(
         stream={"engine": "window"}, midi={"bends": "none"}, tracker={"max_hz": 1000.0}
     )
@@ -525,16 +531,6 @@ def test_a_reload_after_a_drop_resumes_the_replay_past_the_audio_skipped(
 ) -> None:
     stall = threading.Event()
 
-    class StallsOnce:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(model, name)
-
-        def run_window(self, window: Any, first: int, count: int) -> Any:
-            if stall.is_set() and threading.current_thread().name == "livepitch-worker":
-                stall.clear()
-                time.sleep(1.0)
-            return model.run_window(window, first, count)
-
     wav = tmp_path / "twice.wav"
     soundfile.write(wav, np.concatenate([melody, melody]), 22050, subtype="FLOAT")
     config = settings(
@@ -550,7 +546,9 @@ def test_a_reload_after_a_drop_resumes_the_replay_past_the_audio_skipped(
 
     port = RecordingPort()
     daemon = Daemon(
-        config, Factories(lambda _: StallsOnce(), replay, lambda _: port), status_line=QuietStatus()
+        config,
+        Factories(lambda _: StallsOnce(model, stall), replay, lambda _: port),
+        status_line=QuietStatus(),
     )
     daemon._reload_settings = lambda: config.model_copy(deep=True)
     thread, result = run_in_thread(daemon)
