@@ -97,6 +97,16 @@ def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
         time.sleep(0.01)
 
 
+def run_reloading_at(daemon: Daemon, port: RecordingPort, pitch: int) -> int:
+    """Run ``daemon`` until it ends, asking for a reload once ``port`` got a note-on of ``pitch``."""
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: pitch in note_ons(port))
+    daemon.request_reload()
+    thread.join(60)
+    assert len(result) == 1, "the daemon did not end"
+    return result[0]
+
+
 def at_the_file_end(daemon: Daemon, read: Callable[[Any], Any]) -> list[Any]:
     """Run ``daemon`` on a replay that ends, and return ``read(daemon)`` taken when the file
     ended, before the pipeline stopped (one value)."""
@@ -302,11 +312,7 @@ def test_sighup_reload_restarts_with_the_new_settings_and_releases_notes(
     # a new block size: the stream is reopened (the next fake device, replaying from its start)
     reloaded = settings(midi={"bends": "none"}, tracker={"max_hz": 300.0}, audio={"block_frames": 512})
     daemon._reload_settings = lambda: reloaded
-    thread, result = run_in_thread(daemon)
-    wait_for(lambda: 64 in note_ons(port))
-    daemon.request_reload()
-    thread.join(60)
-    assert result == [0]
+    assert run_reloading_at(daemon, port, 64) == 0
     assert daemon.settings.tracker.max_hz == 300.0
     ons = note_ons(port)
     first_run, second_run = ons[: ons.index(64) + 1], ons[ons.index(64) + 1 :]
@@ -347,11 +353,7 @@ def test_a_reload_that_leaves_the_audio_settings_alone_keeps_the_stream_open(
     daemon._reload_settings = lambda: settings(
         midi={"bends": "none"}, tracker={"max_hz": 1000.0}, audio={"max_backlog_ms": 8000.0}
     )
-    thread, result = run_in_thread(daemon)
-    wait_for(lambda: 64 in note_ons(port))
-    daemon.request_reload()
-    thread.join(60)
-    assert result == [0]
+    assert run_reloading_at(daemon, port, 64) == 0
     assert daemon.settings.tracker.max_hz == 1000.0
     assert (device.starts, device.stops) == (1, 1)  # the factory gave no other device either
     # the rest of the melody, once; the chord's notes in either order (the new engine's frames
@@ -585,11 +587,7 @@ def test_a_reload_that_fails_after_switching_the_bend_mode_switches_the_port_bac
     ]
     daemon = make_daemon(model, settings(midi={"bends": "mpe"}), sources, [first, spare])
     daemon._reload_settings = lambda: settings(midi={"bends": "single"}, audio={"block_frames": 512})
-    thread, result = run_in_thread(daemon)
-    wait_for(lambda: 64 in note_ons(first))
-    daemon.request_reload()
-    thread.join(60)
-    assert result == [0]
+    assert run_reloading_at(daemon, first, 64) == 0
     assert daemon.settings.midi.bends is BendMode.MPE
     assert not spare.messages  # one port all along
     sent = [m.bytes() for m in first.messages]
@@ -753,11 +751,7 @@ def test_a_reload_refused_up_front_leaves_the_notes_playing(
     sources = [FakeSource(melody, 22050, speed=1.0), FakeSource(melody, 22050)]
     daemon = make_daemon(model, settings(midi={"bends": "none"}), sources, [port])
     daemon._reload_settings = lambda: settings(midi={"bends": "none"}, audio=audio)
-    thread, result = run_in_thread(daemon)
-    wait_for(lambda: 60 in note_ons(port))
-    daemon.request_reload()
-    thread.join(60)
-    assert result == [0]
+    assert run_reloading_at(daemon, port, 60) == 0
     assert daemon.totals["notes"] == len([m for m in port.messages if m.type == "note_on" and m.velocity > 0])
     assert daemon.settings.audio.block_frames == 256 and daemon.settings.audio.channel is None
     assert_one_pipeline_played_the_melody(port)
@@ -784,11 +778,7 @@ def test_a_reload_to_the_other_engine_loads_the_model_for_it_before_stopping_the
         status_line=QuietStatus(),
     )
     daemon._reload_settings = lambda: settings(midi={"bends": "none"}, stream={"engine": "window"})
-    thread, result = run_in_thread(daemon)
-    wait_for(lambda: 60 in note_ons(port))
-    daemon.request_reload()
-    thread.join(60)
-    assert result == [0]
+    assert run_reloading_at(daemon, port, 60) == 0
     assert asked == ["incremental", "window"]
     assert daemon.settings.stream.engine.value == "incremental"
     assert_one_pipeline_played_the_melody(port)
