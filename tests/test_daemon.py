@@ -97,6 +97,16 @@ def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
         time.sleep(0.01)
 
 
+def logged_note_ons(events_csv: Path) -> list[tuple[int, float]]:
+    """(pitch, time [s]) of every note-on in an events log, in its order."""
+    with open(events_csv, newline="") as handle:
+        return [
+            (int(row["pitch"]), float(row["time_s"]))
+            for row in csv.DictReader(handle)
+            if row["kind"] == "note_on"
+        ]
+
+
 def run_reloading_at(daemon: Daemon, port: RecordingPort, pitch: int) -> int:
     """Run ``daemon`` until it ends, asking for a reload once ``port`` got a note-on of ``pitch``."""
     thread, result = run_in_thread(daemon)
@@ -200,10 +210,7 @@ def test_recorded_times_after_a_lost_device_returns_count_the_time_it_was_away(
     thread, result = run_in_thread(daemon)
     thread.join(60)
     assert result == [0] and daemon.recoveries == 1
-    with open(events_csv, newline="") as handle:
-        ons = [
-            (int(r["pitch"]), float(r["time_s"])) for r in csv.DictReader(handle) if r["kind"] == "note_on"
-        ]
+    ons = logged_note_ons(events_csv)
     away_s = second.started_at - first.started_at  # the second run's audio starts then
     assert away_s > 1.7  # 1.2 s of audio, then the first retry half a second later
     second_run = ons[-4:]
@@ -262,12 +269,7 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(
     assert sounding_after(port.messages) == set()
     # the notes after the gap keep their times: the engine's clock lost the audio skipped (a
     # second past 2 s; the last chord starts at 4.5 s)
-    with open(events_csv, newline="") as handle:
-        last_c5_s = [
-            float(row["time_s"])
-            for row in csv.DictReader(handle)
-            if row["kind"] == "note_on" and row["pitch"] == "72"
-        ][-1]
+    last_c5_s = [at_s for pitch, at_s in logged_note_ons(events_csv) if pitch == 72][-1]
     assert abs(last_c5_s - 4.5) < 0.05
 
 
@@ -363,12 +365,7 @@ def test_a_reload_that_leaves_the_audio_settings_alone_keeps_the_stream_open(
     sent = [(m.type, m.note) for m in port.messages if m.type in ("note_on", "note_off")]
     assert sent.index(("note_off", 64)) < sent.index(("note_on", 67))  # released at the reload
     assert sounding_after(port.messages) == set()
-    with open(events_csv, newline="") as handle:
-        onsets_s = {
-            int(row["pitch"]): float(row["time_s"])
-            for row in csv.DictReader(handle)
-            if row["kind"] == "note_on"
-        }
+    onsets_s = dict(logged_note_ons(events_csv))
     for pitch, melody_onset_s in ((60, 0.3), (64, 0.9), (67, 1.5), (72, 1.5)):
         assert abs(onsets_s[pitch] - melody_onset_s) < 0.05, (pitch, onsets_s)
     assert daemon.totals["audio_frames"] == melody.shape[0]  # counted once
@@ -435,10 +432,7 @@ def test_a_kept_stream_does_not_wait_for_the_new_engine_to_warm_up(model: Any, t
     thread.join(60)
     assert result == [0] and slow.warm_ups >= 2
     assert daemon.totals["drops"] == 0
-    with open(events_csv, newline="") as handle:
-        ons = [
-            (int(r["pitch"]), float(r["time_s"])) for r in csv.DictReader(handle) if r["kind"] == "note_on"
-        ]
+    ons = logged_note_ons(events_csv)
     ons.sort(key=lambda on: (round(on[1], 1), on[0]))  # a chord's notes in either order
     assert [pitch for pitch, _ in ons] == [60, 64, 67, 72, 60, 64, 67, 72]
     for (_, at_s), expected_s in zip(ons, [0.3, 0.9, 2.4, 2.4, 4.3, 4.9, 6.4, 6.4], strict=True):
@@ -512,12 +506,7 @@ def test_a_reload_during_a_file_replay_goes_on_where_the_replay_was(
     ons = note_ons(port)
     assert ons.count(60) == 1 and ons[-2:] == [67, 72]  # not replayed again from its start
     assert sounding_after(port.messages) == set()
-    with open(events_csv, newline="") as handle:
-        onsets_s = {
-            int(row["pitch"]): float(row["time_s"])
-            for row in csv.DictReader(handle)
-            if row["kind"] == "note_on"
-        }
+    onsets_s = dict(logged_note_ons(events_csv))
     printed = {
         re.search(r"\(\s*(\d+)\)", line).group(1): float(line.split()[0])  # type: ignore[union-attr]
         for line in capsys.readouterr().out.splitlines()
@@ -1146,10 +1135,7 @@ def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
         clock=carried,
     )
     assert new.run() == 0
-    with open(events_csv, newline="") as handle:
-        ons = [
-            (int(r["pitch"]), float(r["time_s"])) for r in csv.DictReader(handle) if r["kind"] == "note_on"
-        ]
+    ons = logged_note_ons(events_csv)
     away_s = second.started_at - first.started_at
     assert [pitch for pitch, _ in ons] == [60, 64, 60, 64, 67, 72]
     for (_, at_s), onset_s in zip(ons[2:], [0.3, 0.9, 1.5, 1.5], strict=True):
