@@ -107,6 +107,13 @@ def logged_note_ons(events_csv: Path) -> list[tuple[int, float]]:
         ]
 
 
+def replay_resumed_at_s(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """Where each replay a reload restarted went on [s], as logged."""
+    return [
+        float(r.getMessage().split()[-2]) for r in caplog.records if "replay goes on at" in r.getMessage()
+    ]
+
+
 def run_reloading_at(daemon: Daemon, port: RecordingPort, pitch: int) -> int:
     """Run ``daemon`` until it ends, asking for a reload once ``port`` got a note-on of ``pitch``."""
     thread, result = run_in_thread(daemon)
@@ -499,9 +506,7 @@ def test_a_reload_during_a_file_replay_goes_on_where_the_replay_was(
         daemon.request_reload()
         thread.join(60)
     assert result == [0]
-    resumed_at_s = [
-        float(r.getMessage().split()[-2]) for r in caplog.records if "replay goes on at" in r.getMessage()
-    ]
+    resumed_at_s = replay_resumed_at_s(caplog)
     assert len(resumed_at_s) == 1 and 0.7 < resumed_at_s[0] < 1.5
     ons = note_ons(port)
     assert ons.count(60) == 1 and ons[-2:] == [67, 72]  # not replayed again from its start
@@ -551,9 +556,7 @@ def test_a_reload_after_a_drop_resumes_the_replay_past_the_audio_skipped(
         daemon.request_reload()
         thread.join(60)
     assert result == [0]
-    resumed_at_s = [
-        float(r.getMessage().split()[-2]) for r in caplog.records if "replay goes on at" in r.getMessage()
-    ]
+    resumed_at_s = replay_resumed_at_s(caplog)
     # past the drop (it went on at 0.44 s, before the second skipped), and no later than where
     # the replay was when the reload stopped it
     stopped_at_s = sources[0].position_frames / 22050
