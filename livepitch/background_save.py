@@ -10,12 +10,16 @@ child at a time. Where there is no ``fork`` (Windows), the caller writes itself.
 from __future__ import annotations
 
 import os
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from livepitch.errors import first_line
 
 MAX_MESSAGE_BYTES = 4096
+STOP_WAIT_S = 10.0
+"""Longest a stop waits for a save in progress before ending it [s]."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,22 @@ class BackgroundSave:
         os.close(write_end)
         self._pid, self._label, self._messages = pid, label, read_end
 
-    def poll(self, wait: bool = False) -> Saved | None:
-        """The save that ended since the last call (``wait``: wait for a running one), or None."""
+    def poll(self, wait_s: float = 0.0) -> Saved | None:
+        """The save that ended since the last call, or None. ``wait_s``: wait that long for a
+        running one, then end it (a child stuck on a stalled disk must not hold up a stop)."""
         if self._pid is None:
             return None
-        pid, status, usage = os.wait4(self._pid, 0 if wait else os.WNOHANG)
+        deadline_s = time.monotonic() + wait_s
+        while True:
+            pid, status, usage = os.wait4(self._pid, os.WNOHANG)
+            if pid != 0 or time.monotonic() >= deadline_s:
+                break
+            time.sleep(0.01)
         if pid == 0:
-            return None
+            if wait_s <= 0.0:
+                return None
+            os.kill(self._pid, signal.SIGKILL)
+            pid, status, usage = os.wait4(self._pid, 0)
         self._pid = None
         assert self._messages is not None
         try:
@@ -83,6 +96,8 @@ class BackgroundSave:
             os.close(self._messages)
             self._messages = None
         error = None
-        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and not message:
+            error = f"the save did not finish within {wait_s:g} s (a stalled disk?)"
+        elif not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             error = message or f"the saving process ended with status {status}"
         return Saved(self._label, error, usage.ru_utime + usage.ru_stime)

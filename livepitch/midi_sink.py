@@ -29,7 +29,7 @@ from typing import Protocol, TextIO
 
 import mido
 
-from livepitch.background_save import BackgroundSave, Saved
+from livepitch.background_save import STOP_WAIT_S, BackgroundSave, Saved
 from livepitch.errors import MidiMessageLost, MidiPortError, OutputError, first_line
 from livepitch.event_files import (
     EVENTS_CSV_COLUMNS,
@@ -540,9 +540,9 @@ class MidiSink:
             error = str(err)
         self._saved(Saved(len(events), error, time.thread_time() - started_s))
 
-    def finish_save(self) -> None:
-        """Wait for a save in progress to end (main thread)."""
-        finished = self._background.poll(wait=True)
+    def finish_save(self, wait_s: float = STOP_WAIT_S) -> None:
+        """Wait for a save in progress to end, at most ``wait_s`` (then it is ended; main thread)."""
+        finished = self._background.poll(wait_s)
         if finished is not None:
             self._saved(finished)
 
