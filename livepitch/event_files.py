@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,11 +204,13 @@ def write_events_midi(
     bends: BendMode,
     bend_range_semitones: int,
     switches: Sequence[BendSwitch] = (),
+    announce: Callable[[Path], None] | None = None,
 ) -> None:
-    """Write ``events`` as a MIDI file; an unwritable path raises ``OutputError``."""
+    """Write ``events`` as a MIDI file; an unwritable path raises ``OutputError``.
+    ``announce`` gets the temporary file first (see ``replaced_whole``)."""
     midi = events_to_midi(events, bends, bend_range_semitones, switches)
     try:
-        with replaced_whole(path) as written:
+        with replaced_whole(path, announce) as written:
             midi.save(str(written))
     except OSError as err:
         raise OutputError(f"cannot write {path}: {first_line(err)}") from err

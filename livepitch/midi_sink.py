@@ -29,7 +29,7 @@ from typing import Protocol, TextIO
 
 import mido
 
-from livepitch.background_save import STOP_WAIT_S, BackgroundSave, Saved
+from livepitch.background_save import Announce, BackgroundSave, Saved
 from livepitch.errors import MidiMessageLost, MidiPortError, OutputError, first_line
 from livepitch.event_files import (
     EVENTS_CSV_COLUMNS,
@@ -47,6 +47,8 @@ log = logging.getLogger("livepitch.midi")
 
 ALL_NOTES_OFF = 123
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+STOP_WAIT_S = 2.0
+"""Longest ``close`` waits for a save in progress before ending it [s]."""
 PORT_CHECK_S = 1.0
 """How often ``poll`` asks the open port whether it is lost [s]."""
 SETUP_AGAIN_AFTER_S = 1.0
@@ -135,6 +137,7 @@ class MidiSink:
         self._saved_events = 0
         self._save_failed = False
         self._background = BackgroundSave()
+        self._fork_failed = False
         if started:
             self.begin()
         if port is not None:
@@ -526,29 +529,35 @@ class MidiSink:
             events, switches = list(self._recorded), list(self._switches)
         self._last_save_s = now_s
 
-        def write() -> None:
-            write_events_midi(path, events, *self._first_bends, switches)
+        def write(announce: Announce | None = None) -> None:
+            write_events_midi(path, events, *self._first_bends, switches, announce)
 
         if BackgroundSave.available():
-            self._background.start(write, len(events))
-            return
+            if self._background.start(write, len(events)):
+                return
+            if not self._fork_failed:
+                log.warning("cannot start a process to save the recording: this one writes it (it may lag)")
+                self._fork_failed = True
         started_s = time.thread_time()
         error = None
         try:
             write()
         except OutputError as err:
             error = str(err)
-        self._saved(Saved(len(events), error, time.thread_time() - started_s))
+        self._saved(Saved(len(events), error, False, time.thread_time() - started_s))
 
-    def finish_save(self, wait_s: float = STOP_WAIT_S) -> None:
-        """Wait for a save in progress to end, at most ``wait_s`` (then it is ended; main thread)."""
-        finished = self._background.poll(wait_s)
+    def finish_save(self, wait_s: float = 60.0, end: bool = False) -> None:
+        """Wait for a save in progress to end, at most ``wait_s``; ``end``: then end it (main
+        thread)."""
+        finished = self._background.poll(wait_s, end)
         if finished is not None:
             self._saved(finished)
 
     def _saved(self, save: Saved) -> None:
         """A save ended: remember what it saved, or say once why it failed; when the next may start."""
-        if save.error is None:
+        if save.cancelled:  # by the stop, which writes the whole take itself
+            log.debug("the save of the recording so far was ended by the stop")
+        elif save.error is None:
             self._saved_events = save.label
             self._save_failed = False
         elif not self._save_failed:  # (close reports it again if it still fails)
@@ -593,7 +602,9 @@ class MidiSink:
             self._closed = True
             failures: list[OutputError] = []
             try:
-                self.finish_save()  # (its file must not land after the last one)
+                # a save in progress must not land after the last file: a short one may end,
+                # a long one is ended (the last file supersedes it)
+                self.finish_save(STOP_WAIT_S, end=True)
                 if self._record_path is not None and self._began:
                     path, self._record_path = self._record_path, None
                     try:

@@ -8,7 +8,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 MAX_TEMPORARY_SUFFIX_CHARS = 8
@@ -16,8 +16,9 @@ MAX_TEMPORARY_SUFFIX_CHARS = 8
 
 
 @contextlib.contextmanager
-def replaced_whole(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` to write; on success it replaces ``path`` in one
+def replaced_whole(path: str | Path, announce: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write (given to ``announce`` first, if
+    given, so that whoever may end this process early can remove it); on success it replaces ``path`` in one
     step, on any failure it is removed and ``path`` is left as it was.
 
     A symbolic link is written through (its target is replaced); an existing file's permission
@@ -49,6 +50,8 @@ def replaced_whole(path: str | Path) -> Iterator[Path]:
     os.close(handle)
     written = Path(temporary)
     try:
+        if announce is not None:
+            announce(written)
         yield written
         if existing is not None:
             shutil.copymode(destination, written)

@@ -806,3 +806,25 @@ def test_a_shorter_save_interval_from_a_reload_counts_from_the_last_save(tmp_pat
     sink.finish_save()
     assert [m.note for m in mido.MidiFile(record) if m.type == "note_on"] == [60]
     sink.close()
+
+
+def test_a_refused_fork_saves_in_this_process_and_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No memory for a child, or no more processes allowed (a service's TasksMax): the save
+    is made here, the session goes on."""
+
+    def refuse() -> int:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    record = tmp_path / "take.mid"
+    sink = MidiSink(RecordingPort(), BendMode.NONE, 2, record_path=record, save_every_s=0.0)
+    sink.send([NoteOn(0, 10, 0, 60, 100)])
+    sink.checkpoint()
+    assert [m.note for m in mido.MidiFile(record) if m.type == "note_on"] == [60]
+    sink.send([NoteOn(6000, 6010, 0, 64, 100)])
+    time.sleep(0.05)
+    sink.checkpoint()
+    assert caplog.text.count("cannot start a process to save the recording") == 1
+    sink.close()
