@@ -47,10 +47,10 @@ log = logging.getLogger("livepitch")
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 GIL_SWITCH_INTERVAL_S = 0.0005
 RESUME_OVERLAP_FRAMES = 4
-CLOCK_MAX_AGE_S = 60.0
-"""Longest a restarted process may take to read the clock its predecessor handed it [s]."""
 """Frames (46 ms) of a replay played again after a reload, before where its engine stopped:
 an onset there needs frames before it to rise from."""
+CLOCK_MAX_AGE_S = 60.0
+"""Longest a restarted process may take to read the clock its predecessor handed it [s]."""
 MIN_CHUNK_FRAMES = 64
 """The worker reads at least this many device frames at once."""
 RELOAD_POLL_S = 0.05
@@ -335,19 +335,13 @@ class Daemon:
         self._ring = ring
         if not running:
             source.start(ring)
-        if self.engine is not None:  # a restart: recorded times go on from where the last run ended
-            if self._resume is not None:  # a replay resumed by a reload: times go on from there
-                self.sink.time_offset_samples = self._resume.time_offset_samples
-            else:
-                self.sink.time_offset_samples += (
-                    self.engine.consumed_samples
-                    + self._held_samples
-                    + self._input_gap_samples(source, running)
-                )
-            self._held_samples = 0
-        elif self._carried_clock is not None:  # a restarted process: from where the last one ended
-            self.sink.time_offset_samples = self._carried_clock + self._input_gap_samples(source, running)
-            self._carried_clock = None
+        if self._resume is not None:  # a replay resumed by a reload: times go on from there
+            self.sink.time_offset_samples = self._resume.time_offset_samples
+        elif self.engine is not None or self._carried_clock is not None:  # a restart (of the process)
+            self.sink.time_offset_samples = self._clock_after_last_sample() + self._input_gap_samples(
+                source, running
+            )
+        self._held_samples, self._carried_clock = 0, None
         self.engine = engine
         if not running:
             self._source_clock_start = self.sink.time_offset_samples
@@ -364,12 +358,16 @@ class Daemon:
     def session_clock(self) -> SessionClock:
         """Where the session's clock stands with no audio flowing: the time after the last
         sample any engine read, and when the input stopped (main thread)."""
-        time_samples = self._carried_clock or 0
-        if self.sink is not None:
-            time_samples = self.sink.time_offset_samples + self._held_samples
-            time_samples += self.engine.consumed_samples if self.engine else 0
         stopped_s, unread_s = self._input_stopped or (time.monotonic(), 0.0)
-        return SessionClock(time_samples, stopped_s, unread_s)
+        return SessionClock(self._clock_after_last_sample(), stopped_s, unread_s)
+
+    def _clock_after_last_sample(self) -> int:
+        """The session's time just after the last sample an engine read (or its resampler
+        held), or the clock a restarted process was handed [samples at 22050 Hz]."""
+        if self._carried_clock is not None:
+            return self._carried_clock
+        offset = self.sink.time_offset_samples if self.sink is not None else 0
+        return offset + self._held_samples + (self.engine.consumed_samples if self.engine else 0)
 
     def _input_gap_samples(self, source: AudioSource, running: bool) -> int:
         """The time a live input was away (since the last stream stopped, or a lost one last

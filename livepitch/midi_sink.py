@@ -507,9 +507,7 @@ class MidiSink:
         save waits at least a hundred times the CPU time the last one took: at most 1 % of a
         core. The worker's sends wait only for the events' copy. A recording that is not a
         regular file (a pipe) is written once, at the end."""
-        finished = self._background.poll()
-        if finished is not None:
-            self._saved(finished)
+        self.finish_save(0.0)  # (one that ended meanwhile)
         with self._lock:
             if self._closed or not self._began:
                 return
