@@ -97,10 +97,7 @@ class StreamingEngine:
         return the samples consumed before. Channels and wheels stay as the synth has them
         (``release_all`` first)."""
         consumed = self.consumed_samples
-        self.frames.reset()
-        self.tracker.reset()
-        self.levels.reset()
-        self._last_frame_end = 0
+        self._forget_audio()
         self.voices.rebase_clock(consumed)
         return consumed
 
@@ -110,9 +107,13 @@ class StreamingEngine:
 
     def reset(self) -> None:
         """Restart from sample 0 with no state (release notes first)."""
+        self._forget_audio()
+        self.voices.reset()
+
+    def _forget_audio(self) -> None:
+        """Frames, tracker and levels start again at sample 0."""
         self.frames.reset()
         self.tracker.reset()
-        self.voices.reset()
         self.levels.reset()
         self._last_frame_end = 0
 
