@@ -22,6 +22,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from livepitch.audio_sources import AudioSource, FileReplaySource
 from livepitch.engine import StreamingEngine, build_engine
 from livepitch.errors import (
@@ -47,8 +50,9 @@ log = logging.getLogger("livepitch")
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 GIL_SWITCH_INTERVAL_S = 0.0005
 RESUME_OVERLAP_FRAMES = 4
-"""Frames (46 ms) of a replay played again after a reload, before where its engine stopped:
-an onset there needs frames before it to rise from."""
+"""Frames (46 ms) of a replay, or of a kept stream's audio, played again after a reload,
+before where the old engine stopped publishing: an onset there needs frames before it to
+rise from."""
 CLOCK_MAX_AGE_S = 60.0
 """Longest a restarted process may take to read the clock its predecessor handed it [s]."""
 MIN_CHUNK_FRAMES = 64
@@ -183,6 +187,8 @@ class Daemon:
         at 22050 Hz]: the next start's clock goes on past it."""
         self._carried_clock: int | None = None
         """The session's time a restarted process goes on from (``clock``) until audio flows."""
+        self._handover: _Handover | None = None
+        """What a reload that kept the stream hands the next worker (None: nothing)."""
         if clock is not None:
             self._carried_clock = clock.time_samples
             self._input_stopped = (clock.stopped_monotonic_s, clock.unread_s)
@@ -323,6 +329,7 @@ class Daemon:
         converter = DeviceToModel(source.rate_hz, source.channels, channel, settings.audio.resample_quality)
         if engine is None:
             engine = self._ready_engine(self._model, settings)
+        handover, self._handover = (self._handover, None) if running else (None, None)
         self.worker = Worker(
             ring,
             converter,
@@ -331,12 +338,15 @@ class Daemon:
             max_backlog_frames=int(settings.audio.max_backlog_ms / 1000.0 * source.rate_hz),
             chunk_frames=max(MIN_CHUNK_FRAMES, settings.audio.block_frames),
             on_events=self._note_printer if settings.ui.print_notes else None,
+            preroll=None if handover is None else handover.audio,
         )
         self._ring = ring
         if not running:
             source.start(ring)
         if self._resume is not None:  # a replay resumed by a reload: times go on from there
             self.sink.time_offset_samples = self._resume.time_offset_samples
+        elif handover is not None:  # a kept stream: the new engine starts with the old one's held audio
+            self.sink.time_offset_samples = handover.time_offset_samples
         elif self.engine is not None or self._carried_clock is not None:  # a restart (of the process)
             self.sink.time_offset_samples = self._clock_after_last_sample() + self._input_gap_samples(
                 source, running
@@ -471,8 +481,12 @@ class Daemon:
         if worker is not None and not worker_stopped:
             worker.stop()
         stopped = worker is None or not worker.alive  # (else the ring and the resampler are its)
+        self._handover = None
         if worker is not None and stopped:
-            self._held_samples += worker.converter.reset()
+            if keep_source:
+                self._handover = self._held_back(worker)
+            else:
+                self._held_samples += worker.converter.reset()
         if source is not None:
             unread_frames = 0
             if ring is not None:  # what it held and what it refused when full: never read either
@@ -493,6 +507,18 @@ class Daemon:
                 self.sink.release_all(events)
         log.debug("pipeline stopped: %s", reason)
         return keep_source
+
+    def _held_back(self, worker: Worker) -> _Handover:
+        """The audio a stopped worker's engine held back for its lookahead, which the next
+        engine on the same stream gets first: from ``RESUME_OVERLAP_FRAMES`` before the end of
+        its last published frame (an onset needs frames before it to rise from), then what the
+        resampler held."""
+        assert self.engine is not None and self.sink is not None
+        consumed = self.engine.consumed_samples
+        start = max(0, self.engine.published_end_sample - RESUME_OVERLAP_FRAMES * FRAME_HOP_SAMPLES)
+        tail = worker.recent.newest(consumed - start)
+        audio = np.concatenate([tail, worker.converter.flush()])
+        return _Handover(audio, self.sink.time_offset_samples + consumed - tail.shape[0])
 
     def _shutdown(self) -> None:
         """Stop, release, log the session, write the outputs and close the port; once (a
@@ -872,6 +898,17 @@ class _ReplayResume:
 
     path: Path
     first_frame: int
+    time_offset_samples: int
+
+
+@dataclass(frozen=True)
+class _Handover:
+    """Audio a stopped engine held back for its lookahead (from ``RESUME_OVERLAP_FRAMES``
+    before the end of its last published frame, then what its resampler held), for the engine
+    that goes on reading the same stream; and the session's time where it starts [samples at
+    22050 Hz]."""
+
+    audio: npt.NDArray[np.float32]
     time_offset_samples: int
 
 

@@ -38,9 +38,14 @@ class DeviceToModel:
     def reset(self) -> int:
         """Forget the resampler's state (after a gap in the audio); return how many model-rate
         samples of the audio it was given it still held back (their time is not lost)."""
-        held = 0
+        return int(self.flush().shape[0])
+
+    def flush(self) -> npt.NDArray[np.float32]:
+        """End the audio given so far: return the model-rate samples the resampler still held
+        back (the end of its filter, padded with silence), and start a fresh stream."""
+        held = np.zeros(0, dtype=np.float32)
         if self._stream is not None and not self._ended:
-            held = int(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True).shape[0])
+            held = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         self._ended = False  # (soxr takes nothing after its last input)
         if self.device_rate_hz == MODEL_RATE_HZ:
             self._stream = None
@@ -48,7 +53,7 @@ class DeviceToModel:
             self._stream = soxr.ResampleStream(
                 self.device_rate_hz, MODEL_RATE_HZ, 1, dtype="float32", quality=self.quality
             )
-        return held
+        return np.asarray(held, dtype=np.float32)
 
     def mono(self, block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The block's chosen channel, or the mean of its channels; ``ValueError`` for a block

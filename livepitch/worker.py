@@ -18,7 +18,9 @@ import numpy as np
 from livepitch.audio_file import MAX_SAMPLE_MAGNITUDE
 from livepitch.engine import StreamingEngine
 from livepitch.events import Event, NoteOn
+from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.midi_sink import MidiSink
+from livepitch.recent_audio import RecentAudio
 from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
 
@@ -28,6 +30,10 @@ POLL_S = 0.004
 """How long the worker sleeps when the ring is empty: short against a model hop (35 ms),
 long enough that waking costs little CPU."""
 
+
+RECENT_AUDIO_SAMPLES = 2 * MODEL_RATE_HZ
+"""How much of the audio fed to the engine the worker keeps for a successor engine [samples
+at 22050 Hz]: more than any engine holds back for its lookahead and hop."""
 
 METER_FALL_DB_PER_S = 20.0
 """How fast the level meter falls from a peak (a status line read every 100 ms sees each attack)."""
@@ -61,7 +67,10 @@ class Worker:
         max_backlog_frames: int,
         chunk_frames: int,
         on_events: Callable[[list[Event]], None] | None = None,
+        preroll: np.ndarray | None = None,
     ) -> None:
+        """``preroll``: model-rate audio the engine gets before the ring's (a predecessor's
+        audio it never judged, see ``RecentAudio``)."""
         self.ring = ring
         self.converter = converter
         self.engine = engine
@@ -70,6 +79,9 @@ class Worker:
         self.chunk_frames = chunk_frames
         self.on_events = on_events
         self.stats = WorkerStats()
+        self.recent = RecentAudio(RECENT_AUDIO_SAMPLES)
+        """The newest audio fed to the engine since its stream last started (read once stopped)."""
+        self._preroll = preroll
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livepitch-worker", daemon=True)
@@ -98,6 +110,9 @@ class Worker:
         """Worker thread body."""
         wall_start, cpu_start = time.monotonic(), time.thread_time()
         try:
+            if self._preroll is not None and self._preroll.size:
+                self._feed_model_rate(self._preroll)
+                self._preroll = None
             while not self._stop.is_set():
                 if not self.process_available():
                     self._stop.wait(self._poll_s)
@@ -148,6 +163,7 @@ class Worker:
         # recorded and printed times after the gap go on by the audio fed (or held back by the
         # resampler) and the audio lost, so they stay on the performance's clock
         fed = self.engine.break_stream() + held
+        self.recent.clear()
         lost_samples = round(lost * self.engine.rate_hz / self.converter.device_rate_hz)
         self.sink.advance_clock(fed + lost_samples, refused=lambda: self.detached)
 
@@ -165,8 +181,12 @@ class Worker:
                 -MAX_SAMPLE_MAGNITUDE,
                 MAX_SAMPLE_MAGNITUDE,
             )
-        mono = self.converter.convert(block, last=last)
         self.stats.blocks += 1
+        self._feed_model_rate(self.converter.convert(block, last=last))
+
+    def _feed_model_rate(self, mono: np.ndarray) -> None:
+        """Feed mono 22050 Hz audio to the engine, keep it in ``recent``, send the events."""
+        self.recent.append(mono)
         self.deliver(self.engine.feed(mono))
         fallen = self.stats.level_dbfs - METER_FALL_DB_PER_S * mono.shape[0] / self.engine.rate_hz
         self.stats.level_dbfs = max(-120.0, self.engine.levels.newest_db, fallen)

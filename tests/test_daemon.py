@@ -378,6 +378,68 @@ def test_a_reload_that_leaves_the_audio_settings_alone_keeps_the_stream_open(
     assert daemon.totals["audio_frames"] == melody.shape[0]  # counted once
 
 
+class PausesAt(FakeSource):
+    """A fake device whose audio stops at ``pause_frame`` until ``go`` is set (a moment to
+    reload in, with the engine holding a known stretch of audio)."""
+
+    def __init__(self, audio: npt.NDArray[np.float32], rate_hz: int, pause_frame: int, **kwargs: Any) -> None:
+        super().__init__(audio, rate_hz, **kwargs)
+        self.pause_frame = pause_frame
+        self.go = threading.Event()
+
+    def start(self, ring: Any) -> None:
+        source = self
+
+        class Paused:
+            written = 0
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(ring, name)
+
+            def write(self, block: Any) -> bool:
+                if self.written + block.shape[0] > source.pause_frame:
+                    source.go.wait(10.0)
+                self.written += block.shape[0]
+                return bool(ring.write(block))
+
+        super().start(Paused())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("engine", ["incremental", "window"])
+def test_a_kept_stream_plays_a_note_that_started_in_the_audio_the_old_engine_held(
+    model: Any, tmp_path: Path, engine: str
+) -> None:
+    """G4 starts 20 ms before the reload: the old engine holds that audio for its lookahead
+    (72.7 ms) and never judges it; the new engine gets it first, so G4 is played, at its
+    time (it was lost before)."""
+    phrase = sequence([(0.3, 0.5, 60), (1.0, 0.4, 64), (1.6, 0.8, 67), (2.8, 0.5, 72)], 3.6)
+    pause_frame = round(1.62 * 22050)  # (block edges: 256 frames)
+    device = PausesAt(phrase, 22050, pause_frame - pause_frame % 256, speed=1.0)
+    port = RecordingPort()
+    events_csv = tmp_path / "events.csv"
+    audio = {"ring_ms": 8000.0, "max_backlog_ms": 6000.0}
+    stream = {"engine": engine}
+    config = settings(audio=audio, stream=stream, midi={"bends": "none"}, port={"events_csv": events_csv})
+    daemon = make_daemon(model, config, [device], [port])
+    daemon._reload_settings = lambda: settings(
+        audio=audio, stream=stream, midi={"bends": "none"}, tracker={"max_hz": 1000.0}
+    )
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: daemon.engine is not None and daemon.engine.consumed_samples >= device.pause_frame)
+    old_worker = daemon.worker
+    assert 67 not in note_ons(port)  # still held for the lookahead
+    daemon.request_reload()
+    wait_for(lambda: daemon.worker is not None and daemon.worker is not old_worker)
+    device.go.set()
+    thread.join(60)
+    assert result == [0] and daemon.settings.tracker.max_hz == 1000.0
+    ons = logged_note_ons(events_csv)
+    assert [pitch for pitch, _ in ons] == [60, 64, 67, 72]
+    for (_, at_s), expected_s in zip(ons, [0.3, 1.0, 1.6, 2.8], strict=True):
+        assert abs(at_s - expected_s) < 0.03, ons
+    assert sounding_after(port.messages) == set()
+
+
 class StallsOnce:
     """The model, stalling the worker thread for a second once ``stall`` is set (then clearing it)."""
 

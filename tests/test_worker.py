@@ -9,6 +9,7 @@ import numpy as np
 from livepitch.engine import build_engine
 from livepitch.events import Event, NoteOff, NoteOn
 from livepitch.midi_sink import MidiSink
+from livepitch.recent_audio import RecentAudio
 from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
 from livepitch.settings import BendMode, DaemonSettings
@@ -126,3 +127,28 @@ def test_a_drop_counts_the_audio_the_resampler_held_back(model: Any) -> None:
         play(worker, ring, audio, cut, audio.shape[0])
         times_s.append(sink.logged_at_s(NoteOn)[-1][1])
     assert abs(times_s[1] - times_s[0]) < 0.006, times_s  # (the frame grid moves with a drop)
+
+
+def test_recent_audio_keeps_the_newest_samples_across_the_wrap() -> None:
+    recent = RecentAudio(5)
+    assert recent.newest(3).shape == (0,)
+    recent.append(np.arange(3, dtype=np.float32))
+    recent.append(np.arange(3, 7, dtype=np.float32))  # wraps: 0 and 1 are forgotten
+    assert recent.held_samples == 5
+    assert recent.newest(9).tolist() == [2, 3, 4, 5, 6]
+    assert recent.newest(2).tolist() == [5, 6]
+    recent.append(np.arange(10, 18, dtype=np.float32))  # more than it holds
+    assert recent.newest(5).tolist() == [13, 14, 15, 16, 17]
+    recent.clear()
+    assert recent.newest(5).shape == (0,)
+
+
+def test_a_resamplers_flush_returns_the_audio_it_held() -> None:
+    """What soxr still holds at a reload goes to the next engine, so the stream loses nothing."""
+    converter = DeviceToModel(48000, 1, quality="HQ")
+    block = np.sin(np.arange(4800, dtype=np.float32) / 10.0)[:, None].astype(np.float32)
+    out = converter.convert(block)
+    held = converter.flush()
+    assert out.shape[0] + held.shape[0] == 2205  # 0.1 s at 22050 Hz, all of it
+    assert held.shape[0] > 0 and np.abs(held).max() > 0.1
+    assert converter.flush().shape == (0,)  # a fresh stream holds nothing
