@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from livepitch.audio_file import read_audio
+from livepitch.audio_file import read_audio_frames
 from livepitch.engine import StreamingEngine, build_engine, stream_audio
 from livepitch.events import Event
-from livepitch.resample_stream import DeviceToModel
-from livepitch.settings import LiveSettings
+from livepitch.resample_stream import DeviceToModel, recording_to_model_rate
+from livepitch.settings import AudioSettings, DaemonSettings, LiveSettings
 
 __all__ = ["DeviceToModel", "Event", "LiveSettings", "StreamingEngine", "open_engine", "stream_file"]
 
@@ -48,7 +48,16 @@ def open_engine(settings: LiveSettings | None = None) -> StreamingEngine:
 
 
 def stream_file(path: str | Path, settings: LiveSettings | None = None) -> Iterator[Event]:
-    """Every event the live engine emits for an audio file (any format, rate and channels)."""
+    """Every event the live engine emits for an audio file (any format, rate and channels):
+    the events ``livepitch transcribe --stream`` and a replay (``--input-file``) give, the
+    file converted as the daemon converts it (``DaemonSettings``' ``audio.resample_quality``
+    where given)."""
     settings = settings or LiveSettings()
-    audio = read_audio(path)
+    quality = (
+        settings.audio.resample_quality
+        if isinstance(settings, DaemonSettings)
+        else AudioSettings().resample_quality
+    )
+    frames, rate_hz = read_audio_frames(path)
+    audio = recording_to_model_rate(frames, rate_hz, quality)
     yield from stream_audio(audio, open_engine(settings), settings.stream.block_samples)

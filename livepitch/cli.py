@@ -756,7 +756,7 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
     from livepitch.model_file import resolve_model_path
     from livepitch.notes_csv import write_notes_csv
     from livepitch.onnx_model import BasicPitchModel
-    from livepitch.resample_stream import DeviceToModel
+    from livepitch.resample_stream import recording_to_model_rate
     from livepitch.settings import AudioSettings
 
     model = BasicPitchModel(resolve_model_path(settings.model.path), threads=settings.model.threads)
@@ -767,9 +767,7 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
         try:
             # converted as the daemon converts a replayed file: its streaming resampler
             frames, rate_hz = read_audio_frames(input_path)
-            audio = DeviceToModel(rate_hz, frames.shape[1], quality=AudioSettings().resample_quality).convert(
-                frames, last=True
-            )
+            audio = recording_to_model_rate(frames, rate_hz, AudioSettings().resample_quality)
             engine = build_engine(model, settings)
             events = list(stream_audio(audio, engine, settings.stream.block_samples))
             bend_range = settings.midi.effective_bend_range_semitones

@@ -25,6 +25,18 @@ from livepitch.voices import VoiceAllocator
 from livepitch.window_engine import WindowEngine, WindowFramesModel, lookahead_frames_for_ms
 
 
+def float_samples(block: npt.ArrayLike) -> npt.NDArray[np.floating]:
+    """``block`` as an array of floating-point samples; ``TypeError`` for any other kind
+    (integers, booleans, complex numbers: audio is float in ±1)."""
+    samples = np.asarray(block)
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise TypeError(
+            f"audio samples must be floating point in ±1, not {samples.dtype} "
+            "(scale integer PCM first, e.g. int16 / 32768)"
+        )
+    return samples
+
+
 class StreamingEngine:
     """Feeds audio through frames, tracker and voice allocation; one owner thread."""
 
@@ -52,10 +64,12 @@ class StreamingEngine:
     def feed(self, block: npt.NDArray[np.float32]) -> list[Event]:
         """Consume a block of mono float32 audio at 22050 Hz; return the events it caused.
 
-        ``ValueError`` for a block that is not mono (``DeviceToModel`` downmixes); NaN and
-        infinite samples become silence, as the daemon's input does (they would poison the
-        model's state for seconds, and leave the note sounding then without its note-off)."""
-        samples = np.asarray(block, dtype=np.float32)
+        ``ValueError`` for a block that is not mono (``DeviceToModel`` downmixes), ``TypeError``
+        for samples that are not floating point (integer PCM is not scaled to ±1 here, and would
+        sound thousands of times too loud to the noise gate); NaN and infinite samples become
+        silence, as the daemon's input does (they would poison the model's state for seconds,
+        and leave the note sounding then without its note-off)."""
+        samples = np.asarray(float_samples(block), dtype=np.float32)
         if samples.ndim == 2 and samples.shape[1] == 1:
             samples = samples[:, 0]
         if samples.ndim != 1:

@@ -25,6 +25,8 @@ class DeviceToModel:
     def __init__(
         self, device_rate_hz: int, channels: int, channel: int | None = None, quality: str = "QQ"
     ) -> None:
+        if channels < 1:
+            raise ValueError(f"an input needs at least one channel, not {channels}")
         if channel is not None and not 0 <= channel < channels:
             raise ValueError(f"channel {channel + 1} does not exist (the input has {channels})")
         self.device_rate_hz = device_rate_hz
@@ -57,7 +59,10 @@ class DeviceToModel:
 
     def mono(self, block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The block's chosen channel, or the mean of its channels; ``ValueError`` for a block
-        that is not ``[frames, channels]`` with the channel count given at construction."""
+        that is not ``[frames, channels]`` with the channel count given at construction,
+        ``TypeError`` for samples that are not floating point."""
+        if not np.issubdtype(block.dtype, np.floating):
+            raise TypeError(f"audio samples must be floating point in ±1, not {block.dtype}")
         if block.ndim != 2 or block.shape[1] != self.channels:
             raise ValueError(f"blocks of shape (frames, {self.channels}) expected, not {block.shape}")
         if self.channel is not None:
@@ -75,3 +80,12 @@ class DeviceToModel:
         out: npt.NDArray[np.float32] = self._stream.resample_chunk(mono, last=last)
         self._ended = last
         return out
+
+
+def recording_to_model_rate(
+    frames: npt.NDArray[np.float32], rate_hz: int, quality: str
+) -> npt.NDArray[np.float32]:
+    """A whole recording (``[frames, channels]`` at ``rate_hz``) as mono 22050 Hz audio,
+    converted exactly as the daemon converts a replayed file (its channels averaged, its
+    streaming resampler at ``quality``), so a file run emits the events a replay would."""
+    return DeviceToModel(rate_hz, frames.shape[1], quality=quality).convert(frames, last=True)

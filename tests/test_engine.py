@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from livepitch.cli import main
 from livepitch.engine import build_engine, stream_audio
+from livepitch.event_files import event_csv_row
 from livepitch.events import Event, NoteOn, PitchBend
 from livepitch.settings import LiveSettings
 from tests.event_checks import check_event_stream, note_ons
@@ -94,6 +97,19 @@ def test_the_public_api_streams_a_file(tmp_path: Any) -> None:
     events = list(stream_file(path))
     check_event_stream(events)
     assert [e.pitch for e in note_ons(events)] == [60, 67]
+    # the same events as `livepitch transcribe --stream` (and a replay): the file converted alike
+    cli = [
+        "transcribe",
+        str(path),
+        "--stream",
+        "-o",
+        str(tmp_path / "cli.mid"),
+        "--events-csv",
+        str(tmp_path / "cli.csv"),
+    ]
+    assert main([*cli, "-q"]) == 0
+    with open(tmp_path / "cli.csv", newline="") as handle:
+        assert list(csv.reader(handle))[1:] == [event_csv_row(e) for e in events]
     engine = open_engine()
     assert engine.rate_hz == 22050
     fed = engine.feed(sequence([(0.2, 0.4, 60)], 1.0)) + engine.finish()
@@ -163,3 +179,15 @@ def test_the_converter_refuses_blocks_of_another_shape() -> None:
         with pytest.raises(ValueError, match=r"blocks of shape \(frames, 2\) expected"):
             stereo.convert(block)
     assert stereo.convert(np.zeros((480, 2), np.float32), last=True).shape[0] == 220
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.bool_, np.complex64])
+def test_feed_refuses_samples_that_are_not_floating_point(model: Any, dtype: Any) -> None:
+    """int16 PCM fed as is would be thousands of times too loud for the noise gate (a quiet
+    room would play notes): a TypeError, and the engine goes on as before."""
+    engine = build_engine(model, LiveSettings())
+    with pytest.raises(TypeError, match="floating point"):
+        engine.feed(np.ones(1024, dtype=dtype))
+    assert engine.consumed_samples == 0
+    melody = sequence([(0.2, 0.4, 60)], 1.0)
+    assert [e.pitch for e in note_ons(engine.feed(melody) + engine.finish())] == [60]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from livepitch.engine import build_engine
 from livepitch.events import Event, NoteOff, NoteOn
@@ -152,3 +153,10 @@ def test_a_resamplers_flush_returns_the_audio_it_held() -> None:
     assert out.shape[0] + held.shape[0] == 2205  # 0.1 s at 22050 Hz, all of it
     assert held.shape[0] > 0 and np.abs(held).max() > 0.1
     assert converter.flush().shape == (0,)  # a fresh stream holds nothing
+
+
+def test_the_converter_refuses_no_channels_and_integer_samples() -> None:
+    with pytest.raises(ValueError, match="at least one channel"):
+        DeviceToModel(44100, 0)
+    with pytest.raises(TypeError, match="floating point"):
+        DeviceToModel(44100, 1).convert(np.ones((441, 1), dtype=np.int16))
