@@ -11,8 +11,10 @@ same, to "BasicPitch Out" for the performer's own notes):
 It waits for livepitch's port to appear (``--wait-s``), and takes JACK MIDI where Linux has no
 ALSA sequencer, as livepitch does (``--jack`` forces it).
 
-Runs until Ctrl-C or SIGTERM, then releases every note it started. Uses python-rtmidi's
-callback thread for input and one lock around its state; the sending happens in that thread.
+Runs until Ctrl-C or SIGTERM, then releases every note it started. If livepitch's port goes
+away (livepitch stopped, or restarted by systemd or to reconnect its audio), it releases its
+notes at once and listens again when the port comes back. Uses python-rtmidi's callback
+thread for input and one lock around its state; the sending happens in that thread.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ KEYS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#"
         "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}  # fmt: skip
 HARMONY_CHANNEL = 0
 BASS_CHANNEL = 1
+PORT_CHECK_S = 0.25
+"""How often the main thread checks that livepitch's port is still there [s]."""
 
 
 def third_below(pitch: int, tonic: int) -> int:
@@ -158,12 +162,58 @@ def main() -> int:
         return 1
 
     print(f"accompany: listening to {ports[matches[0]]!r}, answering on {args.port!r} in {args.key} major")
-    stop.wait()
-    midi_in.close_port()
+    follow = PortFollower(midi_in, accompanist, args.listen, ports[matches[0]])
+    while not stop.wait(PORT_CHECK_S):
+        try:
+            follow.check()
+        except rtmidi.RtMidiError as err:  # the MIDI system itself went away: try again later
+            print(f"accompany: {err}", file=sys.stderr)
+    follow.close()
     with accompanist.lock:
         accompanist.release_all()
     out.close_port()
     return 0
+
+
+class PortFollower:
+    """Keeps the input connected to livepitch's port across its restarts (main thread).
+
+    A restarted livepitch opens a new port of the same name, which the old connection does
+    not reach: when the port is gone the accompanist's notes end (the performer's did too),
+    and when one matching ``listen`` is there again the input opens it.
+    """
+
+    def __init__(self, midi_in: rtmidi.MidiIn, accompanist: Accompanist, listen: str, listening: str) -> None:
+        self.midi_in = midi_in
+        self.accompanist = accompanist
+        self.listen = listen.lower()
+        self.listening: str | None = listening
+        """The name of the port the input is open on (None: waiting for it to come back)."""
+
+    def check(self) -> None:
+        """Look at the ports once: close on a vanished port, open a returned one."""
+        ports = self.midi_in.get_ports()
+        if self.listening is not None and self.listening not in ports:
+            self.close()
+            with self.accompanist.lock:
+                self.accompanist.release_all()
+            print(
+                "accompany: livepitch's port went away; its notes are released, waiting for it",
+                file=sys.stderr,
+            )
+        if self.listening is None:
+            matches = [i for i, name in enumerate(ports) if self.listen in name.lower()]
+            if matches:
+                self.midi_in.set_callback(self.accompanist.on_message)  # (closing the port cancelled it)
+                self.midi_in.open_port(matches[0])
+                self.listening = ports[matches[0]]
+                print(f"accompany: listening to {self.listening!r} again", file=sys.stderr)
+
+    def close(self) -> None:
+        """Close the input's connection, if open."""
+        if self.listening is not None:
+            self.listening = None
+            self.midi_in.close_port()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import soundfile
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))
 
-from accompany import Accompanist, third_below  # noqa: E402
+from accompany import Accompanist, PortFollower, third_below  # noqa: E402
 
 
 class Out:
@@ -46,6 +46,52 @@ def test_the_accompanist_answers_and_releases_everything() -> None:
         elif status & 0xF0 == 0x80:
             sounding.discard((status & 0x0F, data1))
     assert sounding == set()
+
+
+class Inputs:
+    """A MIDI input that sees ``ports`` (changed by the test) and records what it opens."""
+
+    def __init__(self, ports: list[str]) -> None:
+        self.ports = ports
+        self.opened: list[str] = []
+        self.closes = 0
+        self.callback: object = None
+
+    def get_ports(self) -> list[str]:
+        return list(self.ports)
+
+    def set_callback(self, callback: object) -> None:
+        self.callback = callback
+
+    def open_port(self, index: int) -> None:
+        assert self.callback is not None, "python-rtmidi's close_port cancelled the callback: set it again"
+        self.opened.append(self.ports[index])
+
+    def close_port(self) -> None:
+        self.closes += 1
+        self.callback = None
+
+
+def test_the_accompanist_ends_its_notes_when_livepitch_goes_and_listens_again_when_it_returns() -> None:
+    """A restarted livepitch (systemd, or its own restart to reconnect the audio) opens a new
+    port: the old connection hears nothing, and the harmony would hang."""
+    out = Out()
+    accompanist = Accompanist(out, tonic=0, bass_octaves=1)
+    inputs = Inputs(["livepitch:BasicPitch Out", "accompany:livepitch Accompaniment"])
+    follow = PortFollower(inputs, accompanist, "BasicPitch Out", "livepitch:BasicPitch Out")
+    accompanist.on_message(([0x91, 64, 100], 0.0))
+    follow.check()
+    assert inputs.closes == 0 and accompanist.held
+    inputs.ports = ["accompany:livepitch Accompaniment"]  # livepitch stopped
+    follow.check()
+    assert inputs.closes == 1 and not accompanist.held and accompanist.bass is None
+    assert [0x80, 60, 0] in out.sent and [0x81, 52, 0] in out.sent
+    follow.check()  # still gone: nothing more
+    assert inputs.closes == 1 and inputs.opened == []
+    inputs.ports = ["accompany:livepitch Accompaniment", "livepitch:BasicPitch Out"]  # back
+    follow.check()
+    assert inputs.opened == ["livepitch:BasicPitch Out"] and follow.listening == "livepitch:BasicPitch Out"
+    assert inputs.callback == accompanist.on_message
 
 
 def test_the_demo_recording_is_made(tmp_path: Path) -> None:
