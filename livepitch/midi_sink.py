@@ -10,7 +10,8 @@ sounding when the port failed are released on the new port.
 
 The setup (the MPE zone, or the bend range) goes out when a port opens; a virtual port has
 no listener then (a synth or a patchbay connects to it later, and may reconnect), so it sends
-the setup again before the first note-on after a quiet second.
+the setup again before the first note-on after a quiet second, and before a note-on with
+nothing sounding every few seconds.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ PORT_CHECK_S = 1.0
 SETUP_AGAIN_AFTER_S = 1.0
 """A virtual port sends its setup again before a note-on that follows at least this long with
 nothing sounding [s]: a synth connected to it since the port opened never had it."""
+SETUP_REFRESH_S = 5.0
+"""A virtual port also sends it before a note-on with nothing sounding once this long after it
+last went out [s]: a synth connected during a phrase that never pauses for a second gets it
+at the next gap between notes."""
 
 
 class Port(Protocol):
@@ -110,6 +115,7 @@ class MidiSink:
         self.time_offset_samples = 0
         self._mpe_zone_set = False  # an MPE zone was set up on the synth (ended when leaving MPE)
         self._last_note_s = 0.0  # when the last note-on or note-off (or the setup) went out [monotonic s]
+        self._last_setup_s = 0.0  # when the setup last went out [monotonic s]
         self._sounding: set[tuple[int, int]] = set()
         self._used_channels: set[int] = set()
         self._bent_channels: set[int] = set()  # wheel last delivered off centre
@@ -190,23 +196,26 @@ class MidiSink:
                 return False
         self._mpe_zone_set = self.bends is BendMode.MPE  # (a synth behind --connect keeps it)
         self._failures = 0  # only a port that took its setup resets the backoff
-        self._last_note_s = time.monotonic()
+        self._last_note_s = self._last_setup_s = time.monotonic()
         return True
 
     def _setup_again_if_quiet(self, events: list[Event]) -> None:
-        """Before a virtual port's first note-on after ``SETUP_AGAIN_AFTER_S`` with nothing
-        sounding, send the setup again, for a synth connected since it last went out."""
+        """Before a virtual port's note-on with nothing sounding, after ``SETUP_AGAIN_AFTER_S``
+        of quiet or ``SETUP_REFRESH_S`` since the setup last went out, send the setup again,
+        for a synth connected since then (never while a note sounds: a synth may reset its
+        channels on it)."""
         port = self._port
         if port is None or self._sounding or not getattr(port, "virtual", False):
             return
-        if time.monotonic() - self._last_note_s < SETUP_AGAIN_AFTER_S:
+        now = time.monotonic()
+        if now - self._last_note_s < SETUP_AGAIN_AFTER_S and now - self._last_setup_s < SETUP_REFRESH_S:
             return
         if not any(isinstance(event, NoteOn) for event in events):
             return
         for data in _setup_bytes(self.bends, self.bend_range_semitones):
             if not self._raw_send(list(data)):
                 return
-        self._last_note_s = time.monotonic()
+        self._last_note_s = self._last_setup_s = time.monotonic()
 
     def _raw_send(self, data: list[int]) -> bool:
         """Send one message on the open port; False if there is none or it failed (a failed

@@ -445,7 +445,7 @@ def _zone_setups(messages: list[mido.Message]) -> list[int]:
     return [
         i
         for i in range(1, len(messages))
-        if messages[i].type == "control_change"
+        if messages[i].type == messages[i - 1].type == "control_change"
         and (messages[i - 1].control, messages[i - 1].value, messages[i].control, messages[i].value)
         == (101, 0, 100, 6)
         and messages[i].channel == 0
@@ -485,6 +485,32 @@ def test_a_virtual_port_sends_its_setup_again_before_a_note_after_a_quiet_second
     ]
     assert member_ranges == list(range(1, 16))  # every member channel: +-48 semitones
     assert [m.type for m in new[-2:]] == ["pitchwheel", "note_on"]  # the note's bend after the setup
+
+
+def test_a_virtual_port_sends_its_setup_again_in_a_phrase_that_never_pauses_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A synth connected in the middle of a sung phrase (no quiet second for minutes) gets the
+    setup at the first gap between notes once 5 s passed since it last went out; never while
+    a note sounds."""
+    clock = _Clock()
+    monkeypatch.setattr("livepitch.midi_sink.time", clock)
+    port = _VirtualPort()
+    sink = MidiSink(port, BendMode.MPE, 48)
+    opened_s = clock.now_s
+    setups_at: list[float] = []
+    for step in range(20):  # a note every 0.5 s: 0.4 s long, then 0.1 s with nothing sounding
+        before = len(_zone_setups(port.messages))
+        sink.send([NoteOn(step * 100, step * 100, 1, 60 + step % 5, 100)])
+        if len(_zone_setups(port.messages)) > before:
+            setups_at.append(round(clock.now_s - opened_s, 3))
+        clock.now_s += 0.2
+        sink.send([NoteOn(step * 100 + 50, step * 100 + 50, 2, 72, 90)])  # a second voice, mid-note
+        clock.now_s += 0.2
+        sink.send([NoteOff(step * 100 + 80, step * 100 + 80, 1, 60 + step % 5), NoteOff(0, 0, 2, 72)])
+        clock.now_s += 0.1
+    assert setups_at == [5.0]  # the first note-on with nothing sounding 5 s after the port opened
+    assert sounding_after(port.messages) == set()
 
 
 def test_a_port_livepitch_connected_to_takes_its_setup_once(monkeypatch: pytest.MonkeyPatch) -> None:
