@@ -51,6 +51,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {text}\n")
 
 
+def _file_argument(text: str) -> str:
+    """A file named on the command line: not empty (it would mean the current directory) and
+    not ``-`` (files are written whole, not to standard output); ``~`` is the home directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a file name cannot be empty")
+    if text == "-":
+        raise argparse.ArgumentTypeError("'-' (standard input or output) is not supported: name a file")
+    return os.path.expanduser(text)  # (a trailing separator, which asks for a directory, stays)
+
+
+def _path_argument(text: str) -> Path:
+    """``_file_argument`` as a ``Path``."""
+    return Path(_file_argument(text))
+
+
 def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("note decoding (upstream Basic Pitch defaults)")
     group.add_argument(
@@ -93,7 +108,7 @@ def _add_midi_options(parser: argparse.ArgumentParser) -> None:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
-        "--model", type=Path, metavar="PATH", help="nmp.onnx to use instead of the installed one"
+        "--model", type=_path_argument, metavar="PATH", help="nmp.onnx to use instead of the installed one"
     )
     group.add_argument("--threads", type=int, metavar="N", help="onnxruntime threads (0: automatic)")
 
@@ -135,23 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="transcribe audio files to MIDI",
         description="Transcribe audio files (anything libsndfile reads) to MIDI files.",
     )
-    transcribe.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files")
+    transcribe.add_argument("inputs", nargs="+", type=_path_argument, metavar="INPUT", help="audio files")
     transcribe.add_argument(
         "-o",
         "--output",
-        type=str,
+        type=_file_argument,
         metavar="OUT",
         help="MIDI file for one input, or a directory for one .mid per input (default: INPUT's name .mid here)",
     )
     transcribe.add_argument(
         "--csv",
-        type=str,
+        type=_file_argument,
         metavar="NOTES.csv",
         help="also write the notes as CSV (a directory for several inputs)",
     )
     transcribe.add_argument(
         "--posteriors",
-        type=str,
+        type=_file_argument,
         metavar="POST.npz",
         help="also save the model posteriors (a directory for several inputs)",
     )
@@ -259,7 +274,7 @@ def _add_live_engine_options(group: argparse._ArgumentGroup) -> None:
 
 def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", type=Path, metavar="FILE", help="TOML configuration (see config/default.toml)"
+        "--config", type=_path_argument, metavar="FILE", help="TOML configuration (see config/default.toml)"
     )
     audio = parser.add_argument_group("audio input")
     audio.add_argument(
@@ -281,7 +296,10 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
         help="c: livepitch's C callback, which never waits for Python (the default, where it was built); python: the Python one",
     )
     audio.add_argument(
-        "--input-file", type=Path, metavar="FILE", help="replay a file in real time instead of a device"
+        "--input-file",
+        type=_path_argument,
+        metavar="FILE",
+        help="replay a file in real time instead of a device",
     )
     audio.add_argument("--ring-ms", type=float, metavar="MS", help="capture ring capacity (2000)")
     audio.add_argument(
@@ -297,8 +315,12 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
     midi.add_argument(
         "--bend-range", type=int, metavar="SEMITONES", help="bend range sent with RPN 0 (2; 48 with mpe)"
     )
-    midi.add_argument("--record", type=Path, metavar="FILE.mid", help="also write the session to a MIDI file")
-    midi.add_argument("--events-csv", type=Path, metavar="EVENTS.csv", help="also log every event as CSV")
+    midi.add_argument(
+        "--record", type=_path_argument, metavar="FILE.mid", help="also write the session to a MIDI file"
+    )
+    midi.add_argument(
+        "--events-csv", type=_path_argument, metavar="EVENTS.csv", help="also log every event as CSV"
+    )
     midi.add_argument(
         "--save-every-s", type=float, metavar="S", help="write the --record file so far this often (60)"
     )
@@ -323,7 +345,7 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--max-hz", type=float, metavar="HZ", help="ignore pitches above")
     model = parser.add_argument_group("model")
     model.add_argument(
-        "--model", type=Path, metavar="PATH", help="nmp.onnx to use instead of the installed one"
+        "--model", type=_path_argument, metavar="PATH", help="nmp.onnx to use instead of the installed one"
     )
     model.add_argument("--threads", type=int, metavar="N", help="onnxruntime threads (0: one for the daemon)")
     ui = parser.add_argument_group("output for people and services")
@@ -392,13 +414,18 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def daemon_settings_from_args(args: argparse.Namespace) -> Any:
     """Effective ``DaemonSettings``: defaults < ``--config`` file < flags."""
-    from livepitch.config_file import check_value_types, merge, read_config_file
+    from livepitch.config_file import check_value_types, files_relative_to, merge, read_config_file
     from livepitch.settings import DaemonSettings, build_settings
 
     values: dict[str, Any] = {}
     if args.config is not None:
         values = read_config_file(args.config)
         check_value_types(values, DaemonSettings, args.config)
+        values = files_relative_to(values, DaemonSettings, args.config)
+        try:  # the file on its own first, so that its errors name it
+            build_settings(DaemonSettings, values)
+        except ConfigError as err:
+            raise ConfigError(f"{args.config}: {err}") from err
     settings = build_settings(DaemonSettings, merge(values, daemon_values_from_args(args)))
     if args.config is not None:
         _outputs_spare_the_config(settings, Path(args.config))
@@ -434,13 +461,27 @@ def _ignore_late_signals() -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
+def _config_asks_for_json(path: Path | None) -> bool:
+    """Whether the ``--config`` file sets ``ui.log_json`` (read before the settings are
+    checked, so that an error in the same file reaches the service's journal as JSON)."""
+    from livepitch.config_file import read_config_file
+
+    if path is None:
+        return False
+    try:
+        ui = read_config_file(path).get("ui")
+    except ConfigError:  # (said when the settings are read)
+        return False
+    return isinstance(ui, dict) and ui.get("log_json") is True
+
+
 def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None) -> int:
     """``livepitch [run]``: the live daemon; ``early``: signals noted while it started
     (``_remember_early_signals``), acted on once it runs."""
     early = _remember_early_signals() if early is None else early
     from livepitch.logs import configure_logging
 
-    if args.log_json:  # a bad configuration's one line is JSON too, for the service's journal
+    if args.log_json or _config_asks_for_json(args.config):  # a bad configuration's line is JSON too
         configure_logging("warning", True)
     settings = daemon_settings_from_args(args)
     from livepitch.daemon import Daemon, SessionClock
@@ -661,9 +702,9 @@ def plan_outputs(
             return [target]
         return [_with_suffix(target, suffixes)]
     if status is not None and not is_directory(status):
-        raise OutputError(f"{target} is a file; several inputs need an output directory")
+        raise ConfigError(f"{target} is a file; several inputs need an output directory")
     if status is None and not target_text.endswith(("/", os.sep)) and target.suffix.lower() in suffixes:
-        raise OutputError(
+        raise ConfigError(
             f"{target} names a file, and several inputs need an output directory (write {target_text}/ to make one)"
         )
     try:
@@ -672,7 +713,7 @@ def plan_outputs(
         raise OutputError(f"cannot create directory {target}: {err.strerror or err}") from err
     paths = [target / (path.stem + suffixes[0]) for path in inputs]
     if len(set(paths)) != len(paths):
-        raise OutputError(f"two inputs have the same name; their outputs in {target} would collide")
+        raise ConfigError(f"two inputs have the same name; their outputs in {target} would collide")
     return list(paths)
 
 

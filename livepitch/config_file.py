@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,34 @@ def check_value_types(tables: dict[str, Any], model_type: type[BaseModel], path:
             allowed, wanted = _TOML_KINDS[base]
             if isinstance(value, bool) != (base is bool) or not isinstance(value, allowed):
                 raise ConfigError(f"{path}: {table_name}.{name} = {_toml_value(value)}: must be {wanted}")
+
+
+def _names_a_file(annotation: Any) -> bool:
+    """Whether a field of this type holds a file name (``Path``, possibly annotated or optional)."""
+    if annotation is Path:
+        return True
+    return any(_names_a_file(inner) for inner in typing.get_args(annotation))
+
+
+def files_relative_to(tables: dict[str, Any], model_type: type[BaseModel], path: Path) -> dict[str, Any]:
+    """``tables`` with every file name in them made to mean what the file at ``path`` says:
+    ``~`` is the home directory, and a relative name is relative to the file's directory (a
+    service started elsewhere finds the same files)."""
+    resolved: dict[str, Any] = {}
+    for table_name, table in tables.items():
+        group = getattr(model_type.model_fields.get(table_name), "annotation", None)
+        if not (isinstance(table, dict) and isinstance(group, type) and issubclass(group, BaseModel)):
+            resolved[table_name] = table
+            continue
+        resolved[table_name] = dict(table)
+        for name, value in table.items():
+            field = group.model_fields.get(name)
+            if field is None or not isinstance(value, str) or not value.strip():
+                continue  # (an empty name is refused by the settings themselves)
+            if _names_a_file(field.annotation):
+                named = Path(value).expanduser()
+                resolved[table_name][name] = str(named if named.is_absolute() else path.parent / named)
+    return resolved
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

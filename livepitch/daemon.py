@@ -357,8 +357,8 @@ class Daemon:
             self._source_clock_start = self.sink.time_offset_samples
         self.source = source
         if self._started is None:  # the session starts when audio first flows, not on a failed open
-            self._started = (time.monotonic(), time.process_time())
             self.sink.begin()  # its outputs too: a failed start leaves an earlier take alone
+            self._started = (time.monotonic(), time.process_time())
         self.worker.start()
         self._last_delivered = source.frames_delivered
         self._last_progress = time.monotonic()
@@ -498,7 +498,7 @@ class Daemon:
         try:
             if self.engine is not None and (worker is None or not worker.alive):
                 events = self.engine.release_all()
-            elif worker is not None:
+            elif worker is not None and worker.alive:  # (one that never started has nothing to end)
                 log.error("the worker did not stop; releasing the notes the MIDI port knows of")
         except Exception as err:  # a broken engine must not keep the notes on
             log.error("cannot end the engine's notes (%s); releasing the notes the MIDI port knows of", err)
@@ -860,7 +860,8 @@ class Daemon:
                     device_overflows=device_overflows,
                     port=sink.port_name if sink.has_midi else "no MIDI",
                     gate_dbfs=engine.tracker.params.gate_dbfs,
-                )
+                ),
+                width=self.status_line.columns - 1,
             )
         )
 

@@ -59,3 +59,10 @@ def first_line(err: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none)."""
     text = str(err).strip() or type(err).__name__
     return text.splitlines()[0]
+
+
+def unwritable(path: object, err: BaseException) -> OutputError:
+    """The ``OutputError`` for ``path`` failing to be written: the system's reason, without
+    the name of a temporary file the user never gave."""
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else first_line(err)
+    return OutputError(f"cannot write {path}: {reason}")

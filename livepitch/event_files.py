@@ -10,7 +10,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from livepitch.errors import OutputError, first_line
+from livepitch.errors import unwritable
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend, event_kind
 from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.midi_file import samples_to_ticks, setup_messages, timed_messages_to_midi
@@ -52,7 +52,7 @@ def write_events_csv(path: str | Path, events: Iterable[Event]) -> None:
             writer.writerow(EVENTS_CSV_COLUMNS)
             writer.writerows(event_csv_row(event) for event in events)
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {first_line(err)}") from err
+        raise unwritable(path, err) from err
 
 
 def events_to_notes(events: Iterable[Event]) -> list[Note]:
@@ -213,4 +213,4 @@ def write_events_midi(
         with replaced_whole(path, announce) as written:
             midi.save(str(written))
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {first_line(err)}") from err
+        raise unwritable(path, err) from err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mido
 
-from livepitch.errors import OutputError, first_line
+from livepitch.errors import unwritable
 from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.midi_protocol import (
     MPE_MEMBER_CHANNELS,
@@ -185,4 +185,4 @@ def write_midi_file(path: str | Path, notes: list[Note], bends: BendMode, bend_r
         with replaced_whole(path) as written:
             midi.save(str(written))
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {first_line(err)}") from err
+        raise unwritable(path, err) from err

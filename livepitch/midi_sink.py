@@ -31,7 +31,7 @@ from typing import Protocol, TextIO
 import mido
 
 from livepitch.background_save import Announce, BackgroundSave, Saved
-from livepitch.errors import MidiMessageLost, MidiPortError, OutputError, first_line
+from livepitch.errors import MidiMessageLost, MidiPortError, OutputError, first_line, unwritable
 from livepitch.event_files import (
     EVENTS_CSV_COLUMNS,
     BendSwitch,
@@ -41,6 +41,7 @@ from livepitch.event_files import (
 )
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_file import setup_messages
+from livepitch.output_files import reader_held
 from livepitch.paths import cannot_write, is_directory, stat_or_none
 from livepitch.settings import BendMode
 
@@ -162,9 +163,10 @@ class MidiSink:
             return
         resume = self._append_events and os.path.exists(events_csv)
         try:
-            self._csv = open(events_csv, "a" if resume else "w", encoding="utf-8", newline="")  # noqa: SIM115
+            with reader_held(events_csv):  # (a pipe: its reader is there, the open does not wait)
+                self._csv = open(events_csv, "a" if resume else "w", encoding="utf-8", newline="")  # noqa: SIM115
         except OSError as err:
-            raise OutputError(f"cannot write {events_csv}: {first_line(err)}") from err
+            raise unwritable(events_csv, err) from err
         if not resume:
             self._csv.write(",".join(EVENTS_CSV_COLUMNS) + "\n")
         self._began = True  # (a log that could not be opened leaves the last take's recording too)
@@ -655,9 +657,17 @@ def _is_special_file(path: Path) -> bool:
 
 
 def _check_writable(path: Path) -> None:
-    """Fail at start, not after a whole session, when a file cannot be written there."""
+    """Fail at start, not after a whole session, when a file cannot be written there. A pipe
+    or a device is only checked for permission: opening a pipe and closing it would end its
+    reader's input before the session wrote anything."""
+    if not str(path):
+        raise OutputError("an output path is empty")
     if is_directory(stat_or_none(path, cannot_write)):
         raise OutputError(f"cannot write {path}: it is a directory")
+    if _is_special_file(path):
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"cannot write {path}: permission denied")
+        return
     parent = path.parent if str(path.parent) else Path(".")
     if not is_directory(stat_or_none(parent, cannot_write)):
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
@@ -668,6 +678,6 @@ def _check_writable(path: Path) -> None:
         with open(path, "ab"):
             pass
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {first_line(err)}") from err
+        raise unwritable(path, err) from err
     if not existed:
         path.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from livepitch.errors import OutputError, first_line
+from livepitch.errors import unwritable
 from livepitch.notes import Note
 from livepitch.output_files import replaced_whole
 
@@ -32,4 +32,4 @@ def write_notes_csv(path: str | Path, notes: list[Note]) -> None:
                     ]
                 )
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {first_line(err)}") from err
+        raise unwritable(path, err) from err

@@ -32,7 +32,8 @@ def replaced_whole(path: str | Path, announce: Callable[[Path], None] | None = N
     except FileNotFoundError:
         existing = None
     if existing is not None and not stat.S_ISREG(existing.st_mode):
-        yield Path(path)
+        with reader_held(path):
+            yield Path(path)
         return
     try:
         destination = Path(os.path.realpath(path, strict=True))
@@ -65,6 +66,31 @@ def replaced_whole(path: str | Path, announce: Callable[[Path], None] | None = N
             shutil.copyfile(written, destination)  # replacing is refused, writing is not
     finally:
         written.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def reader_held(path: str | Path) -> Iterator[None]:
+    """For a named pipe: make sure a program reads it, and keep it open for writing meanwhile,
+    so that opening it to write does not wait (opening a pipe nobody reads waits for a reader
+    forever, and no signal ends the wait). ``OSError`` if nobody reads it; anything else that
+    is there (a file, a device, nothing) passes through."""
+    try:
+        is_pipe = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        is_pipe = False
+    if not is_pipe:
+        yield
+        return
+    try:
+        held = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as err:
+        if err.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "it is a pipe that no program reads (start the reader first)") from err
+        raise
+    try:
+        yield
+    finally:
+        os.close(held)
 
 
 def _umask() -> int:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -28,14 +29,21 @@ from livepitch.tracker import GATE_OFF_DBFS, TrackerParams
 from livepitch.windowing import Windowing
 
 
+def _not_empty(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("a file name cannot be empty")
+    return value
+
+
 def _no_nul_character(path: Path) -> Path:
     if "\x00" in str(path):
         raise ValueError("a file name cannot hold a NUL character")
-    return path
+    return path.expanduser()
 
 
-FilePath = Annotated[Path, AfterValidator(_no_nul_character)]
-"""A file named in the settings (the system takes any name but one holding NUL)."""
+FilePath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(_no_nul_character)]
+"""A file named in the settings (the system takes any name but an empty one or one holding
+NUL; ``~`` is the home directory)."""
 
 MAX_PORT_NAME_BYTES = 63
 """ALSA keeps 63 bytes of a port's name (JACK more): a longer name would be cut, maybe
@@ -77,7 +85,7 @@ DEFAULT_BEND_RANGE_SEMITONES = {BendMode.NONE: 2, BendMode.SINGLE: 2, BendMode.M
 class DecoderSettings(BaseModel):
     """Note-decoding thresholds and limits (upstream Basic Pitch's defaults)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     onset_threshold: float = Field(0.5, gt=0.0, le=1.0, description="onset posterior peak needed for a note")
     frame_threshold: float = Field(
@@ -114,7 +122,7 @@ class DecoderSettings(BaseModel):
 class MidiSettings(BaseModel):
     """How notes and bends are written as MIDI."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     bends: BendMode = Field(BendMode.SINGLE, description="none | single | mpe")
     bend_range_semitones: int | None = Field(
@@ -139,7 +147,7 @@ class MidiSettings(BaseModel):
 class ModelSettings(BaseModel):
     """Which model file, and how onnxruntime runs it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     path: FilePath | None = Field(None, description="nmp.onnx to load (default: the installed basic-pitch)")
     threads: int = Field(
@@ -150,7 +158,7 @@ class ModelSettings(BaseModel):
 class TranscribeSettings(BaseModel):
     """Everything ``livepitch transcribe`` needs besides its inputs and outputs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     decoder: DecoderSettings = DecoderSettings()
     midi: MidiSettings = MidiSettings()
@@ -174,7 +182,7 @@ class EngineKind(str, Enum):
 class StreamSettings(BaseModel):
     """How the streaming engine runs the model (``livepitch.window_engine``, ``incremental_engine``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     engine: EngineKind = Field(
         EngineKind.INCREMENTAL,
@@ -206,7 +214,7 @@ class StreamSettings(BaseModel):
 class TrackerSettings(BaseModel):
     """The causal note tracker's parameters (see ``livepitch.tracker``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     onset_threshold: float = Field(0.5, gt=0.0, le=1.0, description="onset strength needed for a note")
     frame_threshold: float = Field(0.3, gt=0.0, le=1.0, description="note posterior that keeps a note on")
@@ -280,7 +288,7 @@ class TrackerSettings(BaseModel):
 class LiveSettings(BaseModel):
     """Everything the streaming engine needs: model, schedule, tracker, MIDI."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: ModelSettings = ModelSettings()
     stream: StreamSettings = StreamSettings()
@@ -309,7 +317,7 @@ class MidiApi(str, Enum):
 class PortSettings(BaseModel):
     """Where the live MIDI goes, and what else records it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     port: Annotated[str, AfterValidator(_port_name)] = Field(
         "BasicPitch Out", description="name of the virtual output port"
@@ -331,7 +339,7 @@ class PortSettings(BaseModel):
 class AudioSettings(BaseModel):
     """Which audio comes in, and how it is buffered."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     input: Annotated[str, AfterValidator(_device_name)] | None = Field(
         None, description="input device: index or part of its name (default device)"
@@ -379,7 +387,7 @@ class AudioSettings(BaseModel):
 class UiSettings(BaseModel):
     """What a person at the terminal, or a service manager, sees."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     quiet: bool = Field(False, description="no status line")
     log_json: bool = Field(False, description="log JSON lines (for running as a service)")

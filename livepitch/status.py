@@ -43,17 +43,25 @@ class StatusSnapshot:
 
 
 def format_status(s: StatusSnapshot, width: int = 100) -> str:
-    """One line: input level (RMS, as the noise gate reads it, ``|`` at the gate), sounding
-    notes, worker CPU, latency, port, overflow/drop counters (and the audio system's own
-    overflow flags as xruns, when there were any)."""
-    notes = " ".join(note_name(p) for p in sorted(s.sounding)) or "-"
+    """One line of at most ``width`` characters: input level (RMS, as the noise gate reads it,
+    ``|`` at the gate), sounding notes, worker CPU, latency, port, overflow/drop counters (and
+    the audio system's own overflow flags as xruns, when there were any). Where the line is
+    too long, the notes give way first (the lowest ones shown, ``+N`` for the rest), so the
+    counters stay in sight."""
+    names = [note_name(p) for p in sorted(s.sounding)]
     port = s.port if s.port is not None else "MIDI down"
-    line = (
-        f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs, gate_dbfs=s.gate_dbfs)}] | notes {notes} | cpu {100 * s.cpu_load:3.0f}% "
-        f"| delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | {port} | overflows {s.overflows} drops {s.drops}"
-        f"{f' xruns {s.device_overflows}' if s.device_overflows else ''}"
+    head = f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs, gate_dbfs=s.gate_dbfs)}] | notes "
+    tail = (
+        f" | cpu {100 * s.cpu_load:3.0f}% | delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | {port} "
+        f"| overflows {s.overflows} drops {s.drops}{f' xruns {s.device_overflows}' if s.device_overflows else ''}"
     )
-    return line[:width]
+    room = width - len(head) - len(tail)
+    shown = " ".join(names) or "-"
+    for count in range(len(names) - 1, -1, -1):
+        if len(shown) <= room:
+            break
+        shown = " ".join([*names[:count], f"+{len(names) - count}"])
+    return (head + shown + tail)[:width]
 
 
 class StatusLine:
@@ -70,16 +78,18 @@ class StatusLine:
         """Replace the line with ``text``, cut to the terminal's width (a wrapped line could
         not be cleared: every refresh would leave a copy)."""
         if self.enabled:
-            self.stream.write("\r\x1b[2K" + text[: self._columns() - 1])
+            self.stream.write("\r\x1b[2K" + text[: self.columns - 1])
             self.stream.flush()
             self._shown = True
 
-    def _columns(self) -> int:
-        """The terminal's width now (it can be resized), 100 where it cannot say."""
+    @property
+    def columns(self) -> int:
+        """The terminal's width now (it can be resized), 100 where it cannot say (or says 0)."""
         try:
-            return max(2, os.get_terminal_size(self.stream.fileno()).columns)
+            columns = os.get_terminal_size(self.stream.fileno()).columns
         except (OSError, ValueError, AttributeError):
             return 100
+        return max(2, columns) if columns > 0 else 100
 
     def clear(self) -> None:
         """Remove the line (before a log message, and at exit)."""

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from livepitch.audio_file import check_samples, read_audio
 from livepitch.decoder import decode_notes
-from livepitch.errors import OutputError, first_line
+from livepitch.errors import unwritable
 from livepitch.midi_file import write_midi_file
 from livepitch.notes import Note
 from livepitch.notes_csv import write_notes_csv
@@ -65,4 +65,4 @@ def write_transcription(
             with replaced_whole(posteriors_path) as written:
                 transcription.posteriors.save_npz(str(written))
         except OSError as err:
-            raise OutputError(f"cannot write {posteriors_path}: {first_line(err)}") from err
+            raise unwritable(posteriors_path, err) from err

@@ -70,7 +70,7 @@ def test_several_inputs_write_one_file_each_into_a_directory(two_tones: Path, tm
     assert sorted(p.name for p in (tmp_path / "midi").iterdir()) == ["44100Hz_two_tones.mid", "other.mid"]
     # a file's name for several inputs is refused, not made a directory of that name
     refused = run_cli("transcribe", two_tones, other, "-o", tmp_path / "both.mid")
-    assert_one_line_error(refused, 5, "names a file, and several inputs need an output directory")
+    assert_one_line_error(refused, 2, "names a file, and several inputs need an output directory")
     assert not (tmp_path / "both.mid").exists()
 
 
@@ -439,3 +439,17 @@ def test_an_output_that_is_a_pipe_is_written_as_named(two_tones: Path, tmp_path:
     assert result.returncode == 0, result.stderr
     assert received and received[0].startswith(b"MThd")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["to_reader"]
+
+
+def test_an_output_the_system_refuses_is_named_as_given_not_by_its_temporary_file(two_tones: Path) -> None:
+    result = run_cli("transcribe", two_tones, "-o", "/proc/livepitch-take.mid")
+    assert_one_line_error(result, 5, "cannot write /proc/livepitch-take.mid: ")
+    assert ".livepitch-" not in result.stderr
+
+
+@pytest.mark.parametrize("output", ["", "-"])
+def test_an_empty_or_dash_output_is_refused(two_tones: Path, output: str, tmp_path: Path) -> None:
+    """'' would write into the current directory as '.mid'; '-' would write a file named '-.mid'."""
+    result = run_cli("transcribe", two_tones, "-o", output, cwd=tmp_path)
+    assert_one_line_error(result, 2, "argument -o/--output")
+    assert list(tmp_path.iterdir()) == []

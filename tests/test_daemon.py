@@ -688,6 +688,12 @@ def test_the_status_line_shows_level_notes_load_latency_and_counters() -> None:
     assert format_status(StatusSnapshot(-12.0, [], 0.4, 61.1, 84.3, 0, 0, "o", device_overflows=3)).endswith(
         "| o | overflows 0 drops 0 xruns 3"
     )
+    # many notes give way to the counters: the lowest shown, +N for the rest
+    crowded = format_status(StatusSnapshot(-12.0, chord, 0.4, 61.1, 84.3, 5, 2, "BasicPitch Out"), width=110)
+    assert len(crowded) <= 110 and crowded.endswith("| BasicPitch Out | overflows 5 drops 2")
+    assert re.search(r"notes C3 (E3 )?(G3 )?\+\d \|", crowded), crowded
+    wide = format_status(StatusSnapshot(-12.0, chord, 0.4, 61.1, 84.3, 5, 2, "BasicPitch Out"), width=150)
+    assert "notes C3 E3 G3 C4 E4 G4 |" in wide
     gated = format_status(StatusSnapshot(-30.0, [], 0.1, 61.1, 84.3, 0, 0, None, gate_dbfs=-48.0))
     assert "-30 dB [##|##-----]" in gated  # the level the gate reads, | at the gate
 
@@ -991,6 +997,8 @@ def test_a_device_that_fails_to_start_ends_with_its_error_and_no_session_line(
     with caplog.at_level("INFO", logger="livepitch"), pytest.raises(DeviceError, match="device busy"):
         daemon.run()
     assert not [r for r in caplog.records if "session:" in r.getMessage()]
+    # its worker never started: nothing to report but the device's error
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.records
 
 
 def test_a_replayed_file_that_stalls_is_an_error_not_a_device_to_wait_for(

@@ -396,3 +396,72 @@ def test_a_killed_session_leaves_its_recording_so_far(tmp_path: Path) -> None:
     with open(events_csv, newline="") as handle:
         logged = [int(row["pitch"]) for row in csv.DictReader(handle) if row["kind"] == "note_on"]
     assert logged[:3] == [60, 61, 62]
+
+
+def test_named_pipes_get_the_recording_and_the_events_log(tmp_path: Path) -> None:
+    """A pipe checked by opening and closing it ended its reader's input before the session
+    wrote anything, and the daemon then waited for a reader forever (no signal ended it)."""
+    import threading
+
+    wav = tmp_path / "two_tones.wav"
+    soundfile.write(wav, sequence([(0.2, 0.4, 60), (0.8, 0.4, 67)], 1.5), 22050)
+    received: dict[str, bytes] = {}
+    readers = []
+    for name in ("take.mid", "events.csv"):
+        os.mkfifo(tmp_path / name)
+
+        def read(name: str = name) -> None:
+            with open(tmp_path / name, "rb") as pipe:  # (waits for the writer)
+                received[name] = pipe.read()
+
+        readers.append(threading.Thread(target=read, daemon=True))
+        readers[-1].start()
+    result = livepitch(
+        "--input-file", wav, "--midi-api", "alsa", "--quiet",
+        "--record", tmp_path / "take.mid", "--events-csv", tmp_path / "events.csv", timeout_s=60.0,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for reader in readers:
+        reader.join(10.0)
+    rows = list(csv.DictReader(received["events.csv"].decode().splitlines()))
+    assert [int(r["pitch"]) for r in rows if r["kind"] == "note_on"] == [60, 67]
+    (tmp_path / "copy.mid").write_bytes(received["take.mid"])
+    messages = list(mido.MidiFile(tmp_path / "copy.mid"))
+    assert [m.note for m in messages if m.type == "note_on" and m.velocity] == [60, 67]
+    assert sounding_after(messages) == set()
+
+
+def test_a_named_pipe_nobody_reads_gets_one_line_not_a_wait(tmp_path: Path) -> None:
+    wav = tmp_path / "tone.wav"
+    soundfile.write(wav, sequence([(0.2, 0.4, 60)], 0.8), 22050)
+    os.mkfifo(tmp_path / "events.csv")
+    result = livepitch(
+        "--input-file", wav, "--midi-api", "alsa", "--events-csv", tmp_path / "events.csv", timeout_s=60.0
+    )
+    assert result.returncode == 5 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "a pipe that no program reads" in lines[-1]
+    assert not any("session:" in line for line in lines)  # (the session never began)
+
+
+def test_file_names_in_a_config_file_are_relative_to_it(tmp_path: Path) -> None:
+    """A service started in another directory finds the same files; an error in the file
+    names the file."""
+    (tmp_path / "conf").mkdir()
+    wav = tmp_path / "conf" / "tone.wav"
+    soundfile.write(wav, sequence([(0.2, 0.4, 60)], 0.8), 22050)
+    config = tmp_path / "conf" / "live.toml"
+    config.write_text('[audio]\ninput_file = "tone.wav"\n[port]\nrecord = "take.mid"\n')
+    result = livepitch("config", "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f'input_file = "{wav}"' in result.stdout
+        and f'record = "{tmp_path / "conf" / "take.mid"}"' in result.stdout
+    )
+    config.write_text("[stream]\nlookahead_ms = nan\n")
+    one_line(
+        livepitch("--config", config),
+        2,
+        f"{config}: stream.lookahead_ms = nan: Input should be a finite number",
+    )
+    one_line(livepitch("--record", ""), 2, "a file name cannot be empty")
