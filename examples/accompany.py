@@ -142,7 +142,7 @@ def main() -> int:
         deadline = time.monotonic() + args.wait_s
         while True:  # livepitch may still be starting (loading the model takes a second)
             ports = midi_in.get_ports()
-            matches = [i for i, name in enumerate(ports) if args.listen.lower() in name.lower()]
+            matches = listenable(ports, args.listen, args.port)
             if matches or time.monotonic() >= deadline or stop.wait(0.2):
                 break
         if stop.is_set():  # Ctrl-C while waiting
@@ -162,7 +162,7 @@ def main() -> int:
         return 1
 
     print(f"accompany: listening to {ports[matches[0]]!r}, answering on {args.port!r} in {args.key} major")
-    follow = PortFollower(midi_in, accompanist, args.listen, ports[matches[0]])
+    follow = PortFollower(midi_in, accompanist, args.listen, ports[matches[0]], own=args.port)
     while not stop.wait(PORT_CHECK_S):
         try:
             follow.check()
@@ -175,6 +175,16 @@ def main() -> int:
     return 0
 
 
+def listenable(ports: list[str], listen: str, own: str) -> list[int]:
+    """Indices of the ports whose name holds ``listen`` (any case), except the accompanist's own
+    ``own`` port (listening to it would answer its own answers)."""
+    return [
+        i
+        for i, name in enumerate(ports)
+        if listen.lower() in name.lower() and own.lower() not in name.lower()
+    ]
+
+
 class PortFollower:
     """Keeps the input connected to livepitch's port across its restarts (main thread).
 
@@ -183,10 +193,14 @@ class PortFollower:
     and when one matching ``listen`` is there again the input opens it.
     """
 
-    def __init__(self, midi_in: rtmidi.MidiIn, accompanist: Accompanist, listen: str, listening: str) -> None:
+    def __init__(
+        self, midi_in: rtmidi.MidiIn, accompanist: Accompanist, listen: str, listening: str, own: str
+    ) -> None:
+        """``own``: the name of the accompanist's own port, never listened to (a loop)."""
         self.midi_in = midi_in
         self.accompanist = accompanist
-        self.listen = listen.lower()
+        self.listen = listen
+        self.own = own
         self.listening: str | None = listening
         """The name of the port the input is open on (None: waiting for it to come back)."""
 
@@ -202,7 +216,7 @@ class PortFollower:
                 file=sys.stderr,
             )
         if self.listening is None:
-            matches = [i for i, name in enumerate(ports) if self.listen in name.lower()]
+            matches = listenable(ports, self.listen, self.own)
             if matches:
                 self.midi_in.set_callback(self.accompanist.on_message)  # (closing the port cancelled it)
                 self.midi_in.open_port(matches[0])

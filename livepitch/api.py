@@ -50,14 +50,11 @@ def open_engine(settings: LiveSettings | None = None) -> StreamingEngine:
 def stream_file(path: str | Path, settings: LiveSettings | None = None) -> Iterator[Event]:
     """Every event the live engine emits for an audio file (any format, rate and channels):
     the events ``livepitch transcribe --stream`` and a replay (``--input-file``) give, the
-    file converted as the daemon converts it (``DaemonSettings``' ``audio.resample_quality``
-    where given)."""
+    file converted as the daemon converts it (with ``DaemonSettings``, its ``audio.channel``
+    and ``audio.resample_quality``). ``ValueError`` for a channel the file lacks."""
     settings = settings or LiveSettings()
-    quality = (
-        settings.audio.resample_quality
-        if isinstance(settings, DaemonSettings)
-        else AudioSettings().resample_quality
-    )
+    audio_settings = settings.audio if isinstance(settings, DaemonSettings) else AudioSettings()
+    channel = None if audio_settings.channel is None else audio_settings.channel - 1
     frames, rate_hz = read_audio_frames(path)
-    audio = recording_to_model_rate(frames, rate_hz, quality)
+    audio = recording_to_model_rate(frames, rate_hz, audio_settings.resample_quality, channel)
     yield from stream_audio(audio, open_engine(settings), settings.stream.block_samples)

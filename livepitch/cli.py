@@ -412,24 +412,37 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {name: values for name, group in groups.items() if (values := _drop_none(group))}
 
 
-def daemon_settings_from_args(args: argparse.Namespace) -> Any:
-    """Effective ``DaemonSettings``: defaults < ``--config`` file < flags."""
+def daemon_settings_from_args(args: argparse.Namespace, tables: dict[str, Any] | None = None) -> Any:
+    """Effective ``DaemonSettings``: defaults < ``--config`` file < flags. ``tables``: the
+    file's, already read (else it is read here: a reload reads it again)."""
     from livepitch.config_file import check_value_types, files_relative_to, merge, read_config_file
-    from livepitch.settings import DaemonSettings, build_settings
+    from livepitch.settings import DaemonSettings, SettingError, build_settings
 
     values: dict[str, Any] = {}
     if args.config is not None:
-        values = read_config_file(args.config)
+        values = read_config_file(args.config) if tables is None else tables
         check_value_types(values, DaemonSettings, args.config)
         values = files_relative_to(values, DaemonSettings, args.config)
-        try:  # the file on its own first, so that its errors name it
-            build_settings(DaemonSettings, values)
-        except ConfigError as err:
+    flags = daemon_values_from_args(args)
+    try:
+        settings = build_settings(DaemonSettings, merge(values, flags))
+    except SettingError as err:  # one the file set, and no flag: the file is named
+        if args.config is not None and _given(values, err.location) and not _given(flags, err.location):
             raise ConfigError(f"{args.config}: {err}") from err
-    settings = build_settings(DaemonSettings, merge(values, daemon_values_from_args(args)))
+        raise
     if args.config is not None:
         _outputs_spare_the_config(settings, Path(args.config))
     return settings
+
+
+def _given(tables: dict[str, Any], location: tuple[str, ...]) -> bool:
+    """Whether ``tables`` set the setting at ``location`` (or, for a group, any of its fields)."""
+    value: Any = tables
+    for part in location:
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
 
 
 def _outputs_spare_the_config(settings: Any, config: Path) -> None:
@@ -461,17 +474,10 @@ def _ignore_late_signals() -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
-def _config_asks_for_json(path: Path | None) -> bool:
-    """Whether the ``--config`` file sets ``ui.log_json`` (read before the settings are
-    checked, so that an error in the same file reaches the service's journal as JSON)."""
-    from livepitch.config_file import read_config_file
-
-    if path is None:
-        return False
-    try:
-        ui = read_config_file(path).get("ui")
-    except ConfigError:  # (said when the settings are read)
-        return False
+def _asks_for_json(tables: dict[str, Any] | None) -> bool:
+    """Whether a configuration file's tables set ``ui.log_json`` (looked at before the
+    settings are checked, so that an error in the same file reaches the journal as JSON)."""
+    ui = (tables or {}).get("ui")
     return isinstance(ui, dict) and ui.get("log_json") is True
 
 
@@ -479,11 +485,15 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
     """``livepitch [run]``: the live daemon; ``early``: signals noted while it started
     (``_remember_early_signals``), acted on once it runs."""
     early = _remember_early_signals() if early is None else early
+    from livepitch.config_file import read_config_file
     from livepitch.logs import configure_logging
 
-    if args.log_json or _config_asks_for_json(args.config):  # a bad configuration's line is JSON too
+    if args.log_json:  # a bad configuration's one line is JSON too, for the service's journal
         configure_logging("warning", True)
-    settings = daemon_settings_from_args(args)
+    tables = read_config_file(args.config) if args.config is not None else None  # (once: it may be a pipe)
+    if _asks_for_json(tables):
+        configure_logging("warning", True)
+    settings = daemon_settings_from_args(args, tables)
     from livepitch.daemon import Daemon, SessionClock
     from livepitch.status import StatusLine
 

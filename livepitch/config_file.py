@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import typing
 from enum import Enum
@@ -98,7 +99,12 @@ def _names_a_file(annotation: Any) -> bool:
 def files_relative_to(tables: dict[str, Any], model_type: type[BaseModel], path: Path) -> dict[str, Any]:
     """``tables`` with every file name in them made to mean what the file at ``path`` says:
     ``~`` is the home directory, and a relative name is relative to the file's directory (a
-    service started elsewhere finds the same files)."""
+    service started elsewhere finds the same files; for a configuration that is not a file,
+    such as a pipe, the current directory)."""
+    try:
+        directory = path.parent if stat.S_ISREG(os.stat(path).st_mode) else Path.cwd()
+    except OSError:  # (gone since it was read)
+        directory = path.parent
     resolved: dict[str, Any] = {}
     for table_name, table in tables.items():
         group = getattr(model_type.model_fields.get(table_name), "annotation", None)
@@ -111,8 +117,11 @@ def files_relative_to(tables: dict[str, Any], model_type: type[BaseModel], path:
             if field is None or not isinstance(value, str) or not value.strip():
                 continue  # (an empty name is refused by the settings themselves)
             if _names_a_file(field.annotation):
-                named = Path(value).expanduser()
-                resolved[table_name][name] = str(named if named.is_absolute() else path.parent / named)
+                try:
+                    named = Path(value).expanduser()
+                except RuntimeError:  # ~user of no user: the settings say so
+                    continue
+                resolved[table_name][name] = str(named if named.is_absolute() else directory / named)
     return resolved
 
 

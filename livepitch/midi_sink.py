@@ -41,7 +41,7 @@ from livepitch.event_files import (
 )
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_file import setup_messages
-from livepitch.output_files import reader_held
+from livepitch.output_files import open_pipe_end, reader_held
 from livepitch.paths import cannot_write, is_directory, stat_or_none
 from livepitch.settings import BendMode
 
@@ -122,8 +122,15 @@ class MidiSink:
         self._bent_channels: set[int] = set()  # wheel last delivered off centre
         self._wheels: dict[int, int] = {}  # where each wheel should be (what the voices last sent)
         self._record_path = record_path
+        self._record_pipe: int | None = None
+        """A named pipe to record into, held open for writing until the recording is written:
+        its reader is checked for at the start, and sees no end of input before the file."""
         if record_path is not None:
             _check_writable(record_path)
+            try:
+                self._record_pipe = open_pipe_end(record_path)
+            except OSError as err:
+                raise unwritable(record_path, err) from err
         self._recorded: list[Event] = []
         self._switches: list[BendSwitch] = []  # bend mode or range changed by a reload
         self._first_bends = (bends, bend_range_semitones)
@@ -165,6 +172,9 @@ class MidiSink:
         try:
             with reader_held(events_csv):  # (a pipe: its reader is there, the open does not wait)
                 self._csv = open(events_csv, "a" if resume else "w", encoding="utf-8", newline="")  # noqa: SIM115
+            if stat.S_ISFIFO(os.fstat(self._csv.fileno()).st_mode):
+                # a reader that stops reading fails the log, never the worker sending MIDI
+                os.set_blocking(self._csv.fileno(), False)
         except OSError as err:
             raise unwritable(events_csv, err) from err
         if not resume:
@@ -633,6 +643,9 @@ class MidiSink:
                     except OSError as err:
                         failures.append(OutputError(f"cannot finish the events log: {first_line(err)}"))
             finally:
+                pipe, self._record_pipe = self._record_pipe, None
+                if pipe is not None:  # (after the recording: its reader's input ends here)
+                    os.close(pipe)
                 port, self._port = self._port, None
                 self._close_failed_ports()
                 if port is not None:

@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -68,29 +69,45 @@ def replaced_whole(path: str | Path, announce: Callable[[Path], None] | None = N
         written.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def reader_held(path: str | Path) -> Iterator[None]:
-    """For a named pipe: make sure a program reads it, and keep it open for writing meanwhile,
-    so that opening it to write does not wait (opening a pipe nobody reads waits for a reader
-    forever, and no signal ends the wait). ``OSError`` if nobody reads it; anything else that
-    is there (a file, a device, nothing) passes through."""
+PIPE_READER_WAIT_S = 2.0
+"""How long writing to a named pipe waits for a program to read it [s]."""
+_PIPE_POLL_S = 0.02
+
+
+def open_pipe_end(path: str | Path, wait_s: float = PIPE_READER_WAIT_S) -> int | None:
+    """For a named pipe: a descriptor open for writing (non-blocking) once a program reads it,
+    waiting up to ``wait_s`` for one; while it is open, the reader sees no end of its input,
+    and opening the pipe to write does not wait (opening a pipe nobody reads would wait for a
+    reader forever, and no signal ends that wait). ``OSError`` if nobody reads it by then;
+    None for anything else (a file, a device, nothing)."""
     try:
-        is_pipe = stat.S_ISFIFO(os.stat(path).st_mode)
+        if not stat.S_ISFIFO(os.stat(path).st_mode):
+            return None
     except OSError:
-        is_pipe = False
-    if not is_pipe:
-        yield
-        return
-    try:
-        held = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as err:
-        if err.errno == errno.ENXIO:
-            raise OSError(errno.ENXIO, "it is a pipe that no program reads (start the reader first)") from err
-        raise
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as err:
+            if err.errno != errno.ENXIO:
+                raise
+            if time.monotonic() >= deadline:
+                raise OSError(
+                    errno.ENXIO, "it is a pipe that no program reads (start the reader first)"
+                ) from err
+        time.sleep(_PIPE_POLL_S)
+
+
+@contextlib.contextmanager
+def reader_held(path: str | Path, wait_s: float = PIPE_READER_WAIT_S) -> Iterator[None]:
+    """``open_pipe_end`` for as long as the block runs (nothing for what is not a pipe)."""
+    held = open_pipe_end(path, wait_s)
     try:
         yield
     finally:
-        os.close(held)
+        if held is not None:
+            os.close(held)
 
 
 def _umask() -> int:

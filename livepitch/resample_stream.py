@@ -83,9 +83,10 @@ class DeviceToModel:
 
 
 def recording_to_model_rate(
-    frames: npt.NDArray[np.float32], rate_hz: int, quality: str
+    frames: npt.NDArray[np.float32], rate_hz: int, quality: str, channel: int | None = None
 ) -> npt.NDArray[np.float32]:
     """A whole recording (``[frames, channels]`` at ``rate_hz``) as mono 22050 Hz audio,
-    converted exactly as the daemon converts a replayed file (its channels averaged, its
-    streaming resampler at ``quality``), so a file run emits the events a replay would."""
-    return DeviceToModel(rate_hz, frames.shape[1], quality=quality).convert(frames, last=True)
+    converted exactly as the daemon converts a replayed file (its channel ``channel``,
+    0-based, or its channels averaged; its streaming resampler at ``quality``), so a file run
+    emits the events a replay would."""
+    return DeviceToModel(rate_hz, frames.shape[1], channel, quality).convert(frames, last=True)

@@ -38,7 +38,10 @@ def _not_empty(value: Any) -> Any:
 def _no_nul_character(path: Path) -> Path:
     if "\x00" in str(path):
         raise ValueError("a file name cannot hold a NUL character")
-    return path.expanduser()
+    try:
+        return path.expanduser()
+    except RuntimeError as err:  # ~name of no user
+        raise ValueError(f"cannot expand {str(path).split('/')[0]}: no such user") from err
 
 
 FilePath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(_no_nul_character)]
@@ -428,12 +431,22 @@ def resolved_path(path: Path) -> Path:
         return path.absolute()
 
 
+class SettingError(ConfigError):
+    """A ``ConfigError`` for one setting: ``location`` is where it failed (``("stream",
+    "lookahead_ms")``, or a group's for a check across its fields)."""
+
+    def __init__(self, message: str, location: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.location = location
+
+
 def build_settings(model_type: type[BaseModel], values: dict[str, Any]) -> Any:
-    """Validate ``values`` into ``model_type``; a failure becomes one ``ConfigError`` line."""
+    """Validate ``values`` into ``model_type``; a failure becomes one ``SettingError`` line."""
     try:
         return model_type.model_validate(values)
     except ValidationError as err:
-        raise ConfigError(describe_validation_error(err, model_type)) from err
+        location = tuple(str(part) for part in err.errors()[0]["loc"])
+        raise SettingError(describe_validation_error(err, model_type), location) from err
 
 
 def describe_validation_error(err: ValidationError, model_type: type[BaseModel] | None = None) -> str:

@@ -45,23 +45,43 @@ class StatusSnapshot:
 def format_status(s: StatusSnapshot, width: int = 100) -> str:
     """One line of at most ``width`` characters: input level (RMS, as the noise gate reads it,
     ``|`` at the gate), sounding notes, worker CPU, latency, port, overflow/drop counters (and
-    the audio system's own overflow flags as xruns, when there were any). Where the line is
-    too long, the notes give way first (the lowest ones shown, ``+N`` for the rest), so the
-    counters stay in sight."""
+    the audio system's own overflow flags as xruns, when there were any).
+
+    Where it is too long, the latency goes first, then the CPU load, then the port's name
+    (never "MIDI down"), then the notes give way (the lowest shown, ``+N`` for the rest): the
+    level, the notes and the counters stay in sight."""
     names = [note_name(p) for p in sorted(s.sounding)]
     port = s.port if s.port is not None else "MIDI down"
-    head = f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs, gate_dbfs=s.gate_dbfs)}] | notes "
-    tail = (
-        f" | cpu {100 * s.cpu_load:3.0f}% | delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms | {port} "
-        f"| overflows {s.overflows} drops {s.drops}{f' xruns {s.device_overflows}' if s.device_overflows else ''}"
+    level = f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs, gate_dbfs=s.gate_dbfs)}]"
+    counters = f"overflows {s.overflows} drops {s.drops}" + (
+        f" xruns {s.device_overflows}" if s.device_overflows else ""
     )
-    room = width - len(head) - len(tail)
+    optional = {
+        "cpu": f"cpu {100 * s.cpu_load:3.0f}%",
+        "delay": f"delay {s.lookahead_ms:.0f}-{s.worst_delay_ms:.0f} ms",
+        "port": port,
+    }
+    dropped: set[str] = set()
+
+    def line(notes: str) -> str:
+        parts = [
+            level,
+            f"notes {notes}",
+            *(text for key, text in optional.items() if key not in dropped),
+            counters,
+        ]
+        return " | ".join(parts)
+
     shown = " ".join(names) or "-"
-    for count in range(len(names) - 1, -1, -1):
-        if len(shown) <= room:
+    for key in ("delay", "cpu", "port"):
+        if len(line(shown)) <= width or (key == "port" and s.port is None):
+            break
+        dropped.add(key)
+    for count in range(len(names) - 1, 0, -1):
+        if len(line(shown)) <= width:
             break
         shown = " ".join([*names[:count], f"+{len(names) - count}"])
-    return (head + shown + tail)[:width]
+    return line(shown)[:width]
 
 
 class StatusLine:

@@ -688,12 +688,19 @@ def test_the_status_line_shows_level_notes_load_latency_and_counters() -> None:
     assert format_status(StatusSnapshot(-12.0, [], 0.4, 61.1, 84.3, 0, 0, "o", device_overflows=3)).endswith(
         "| o | overflows 0 drops 0 xruns 3"
     )
-    # many notes give way to the counters: the lowest shown, +N for the rest
-    crowded = format_status(StatusSnapshot(-12.0, chord, 0.4, 61.1, 84.3, 5, 2, "BasicPitch Out"), width=110)
-    assert len(crowded) <= 110 and crowded.endswith("| BasicPitch Out | overflows 5 drops 2")
-    assert re.search(r"notes C3 (E3 )?(G3 )?\+\d \|", crowded), crowded
-    wide = format_status(StatusSnapshot(-12.0, chord, 0.4, 61.1, 84.3, 5, 2, "BasicPitch Out"), width=150)
-    assert "notes C3 E3 G3 C4 E4 G4 |" in wide
+    # on a narrow terminal the latency, the CPU load and the port's name give way first, then
+    # the notes (the lowest shown, +N for the rest): the level, notes and counters stay
+    snapshot = StatusSnapshot(-12.0, chord, 0.4, 61.1, 84.3, 5, 2, "BasicPitch Out")
+    assert "cpu  40% | delay 61-84 ms | BasicPitch Out |" in format_status(snapshot, width=150)
+    narrow = format_status(snapshot, width=79)
+    assert narrow == "in   -12 dB [########--] | notes C3 E3 G3 C4 E4 G4 | overflows 5 drops 2"
+    crowded = format_status(
+        StatusSnapshot(-12.0, [*chord, 72, 76, 79, 84], 0.4, 61.1, 84.3, 5, 2, "o"), width=79
+    )
+    assert len(crowded) <= 79 and crowded.endswith("| overflows 5 drops 2"), crowded
+    assert re.search(r"notes C3 E3 G3 .*\+\d \| overflows", crowded), crowded
+    one_note = format_status(StatusSnapshot(-12.0, [67], 0.4, 61.1, 84.3, 0, 0, "BasicPitch Out"), width=79)
+    assert "notes G4" in one_note and one_note.endswith("overflows 0 drops 0")
     gated = format_status(StatusSnapshot(-30.0, [], 0.1, 61.1, 84.3, 0, 0, None, gate_dbfs=-48.0))
     assert "-30 dB [##|##-----]" in gated  # the level the gate reads, | at the gate
 

@@ -465,3 +465,27 @@ def test_file_names_in_a_config_file_are_relative_to_it(tmp_path: Path) -> None:
         f"{config}: stream.lookahead_ms = nan: Input should be a finite number",
     )
     one_line(livepitch("--record", ""), 2, "a file name cannot be empty")
+
+
+def test_a_config_file_valid_with_the_flags_is_taken_and_one_from_a_pipe_is_read_once(tmp_path: Path) -> None:
+    """The file is judged with the flags laid over it (a file that is only valid with them
+    is fine); an error naming a setting the file gave, and no flag, names the file."""
+    config = tmp_path / "live.toml"
+    config.write_text("[audio]\nmax_backlog_ms = 3000.0\n")
+    result = livepitch("config", "--config", config, "--ring-ms", "5000")
+    assert result.returncode == 0, result.stderr
+    assert "max_backlog_ms = 3000.0" in result.stdout and "ring_ms = 5000.0" in result.stdout
+    one_line(
+        livepitch("config", "--config", config), 2, f"{config}: audio: max_backlog_ms (3000.0) must be below"
+    )
+    config.write_text("[tracker]\nmax_polyphony = 999\n")
+    one_line(
+        livepitch("config", "--config", config, "--max-polyphony", "100"), 2, "tracker.max_polyphony = 100"
+    )
+    # a pipe (a shell's <(...)) is read once: the daemon judges what it held
+    piped = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m livepitch --config <(cat {config})"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+        env=dict(os.environ, JACK_NO_START_SERVER="1"),
+    )  # fmt: skip
+    one_line(piped, 2, "tracker.max_polyphony = 999: Input should be less than or equal to 88")

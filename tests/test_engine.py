@@ -191,3 +191,19 @@ def test_feed_refuses_samples_that_are_not_floating_point(model: Any, dtype: Any
     assert engine.consumed_samples == 0
     melody = sequence([(0.2, 0.4, 60)], 1.0)
     assert [e.pitch for e in note_ons(engine.feed(melody) + engine.finish())] == [60]
+
+
+def test_stream_file_takes_the_daemons_input_channel(tmp_path: Any) -> None:
+    """With ``DaemonSettings``, the channel a replay would take (not a downmix)."""
+    import soundfile
+
+    from livepitch.api import stream_file
+    from livepitch.settings import DaemonSettings
+
+    path = tmp_path / "two_channels.wav"
+    left, right = sequence([(0.2, 0.5, 60)], 1.0), sequence([(0.2, 0.5, 67)], 1.0)
+    soundfile.write(path, np.stack([left, right], axis=1), 22050)
+    second = DaemonSettings.model_validate({"audio": {"channel": 2}})
+    assert [e.pitch for e in note_ons(list(stream_file(path, second)))] == [67]
+    with pytest.raises(ValueError, match="channel 3 does not exist"):
+        list(stream_file(path, DaemonSettings.model_validate({"audio": {"channel": 3}})))

@@ -78,7 +78,9 @@ def test_the_accompanist_ends_its_notes_when_livepitch_goes_and_listens_again_wh
     out = Out()
     accompanist = Accompanist(out, tonic=0, bass_octaves=1)
     inputs = Inputs(["livepitch:BasicPitch Out", "accompany:livepitch Accompaniment"])
-    follow = PortFollower(inputs, accompanist, "BasicPitch Out", "livepitch:BasicPitch Out")
+    follow = PortFollower(
+        inputs, accompanist, "livepitch", "livepitch:BasicPitch Out", own="livepitch Accompaniment"
+    )
     accompanist.on_message(([0x91, 64, 100], 0.0))
     follow.check()
     assert inputs.closes == 0 and accompanist.held
@@ -86,7 +88,7 @@ def test_the_accompanist_ends_its_notes_when_livepitch_goes_and_listens_again_wh
     follow.check()
     assert inputs.closes == 1 and not accompanist.held and accompanist.bass is None
     assert [0x80, 60, 0] in out.sent and [0x81, 52, 0] in out.sent
-    follow.check()  # still gone: nothing more
+    follow.check()  # still gone (its own port matches "livepitch" too, and is never taken)
     assert inputs.closes == 1 and inputs.opened == []
     inputs.ports = ["accompany:livepitch Accompaniment", "livepitch:BasicPitch Out"]  # back
     follow.check()

@@ -854,3 +854,37 @@ def test_a_refused_fork_saves_in_this_process_and_says_so_once(
     sink.checkpoint()
     assert caplog.text.count("cannot start a process to save the recording") == 1
     sink.close()
+
+
+def test_a_recording_pipe_nobody_reads_is_refused_at_the_start(tmp_path: Path) -> None:
+    """Found only at the end, the whole take would be lost."""
+    fifo = tmp_path / "take.mid"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(OutputError, match="a pipe that no program reads"):
+        MidiSink(RecordingPort(), BendMode.NONE, 2, record_path=fifo)
+    assert time.monotonic() - started < 10.0
+
+
+def test_an_events_log_pipe_whose_reader_stops_reading_stops_the_log_not_the_midi(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full pipe would block the worker in the middle of sending, with notes sounding."""
+    fifo = tmp_path / "events.csv"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # there, but never reads
+    try:
+        port = RecordingPort()
+        sink = MidiSink(port, BendMode.NONE, 2, events_csv=fifo)
+        started = time.monotonic()
+        with caplog.at_level("ERROR", logger="livepitch"):
+            for i in range(5000):  # about 200 kB of rows: more than a pipe holds
+                sink.send([NoteOn(i * 10, i * 10, 0, 60, 100), NoteOff(i * 10 + 5, i * 10 + 5, 0, 60)])
+                sink.checkpoint()  # (flushes the log)
+        assert time.monotonic() - started < 30.0
+        assert sum(1 for m in port.messages if m.type == "note_on") == 5000  # the MIDI went on
+        assert any("the events log stops here" in r.getMessage() for r in caplog.records)
+        with pytest.raises(OutputError, match="incomplete"):
+            sink.close()
+    finally:
+        os.close(reader)
