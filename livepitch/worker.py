@@ -7,6 +7,7 @@ counts and logs the drop, and releases the sounding notes — it never leaves a 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -111,7 +112,7 @@ class Worker:
         wall_start, cpu_start = time.monotonic(), time.thread_time()
         try:
             if self._preroll is not None and self._preroll.size:
-                self._feed_model_rate(self._preroll)
+                self._feed_model_rate(self._preroll, sent_after=self._preroll.shape[0])
                 self._preroll = None
             while not self._stop.is_set():
                 if not self.process_available():
@@ -184,10 +185,18 @@ class Worker:
         self.stats.blocks += 1
         self._feed_model_rate(self.converter.convert(block, last=last))
 
-    def _feed_model_rate(self, mono: np.ndarray) -> None:
-        """Feed mono 22050 Hz audio to the engine, keep it in ``recent``, send the events."""
+    def _feed_model_rate(self, mono: np.ndarray, sent_after: int = 0) -> None:
+        """Feed mono 22050 Hz audio to the engine, keep it in ``recent``, send the events;
+        ``sent_after``: they go out once the engine has consumed that many samples (a preroll
+        fed at once), which is what their ``emitted_sample`` says."""
         self.recent.append(mono)
-        self.deliver(self.engine.feed(mono))
+        events = self.engine.feed(mono)
+        if sent_after:
+            events = [
+                dataclasses.replace(event, emitted_sample=max(event.emitted_sample, sent_after))
+                for event in events
+            ]
+        self.deliver(events)
         fallen = self.stats.level_dbfs - METER_FALL_DB_PER_S * mono.shape[0] / self.engine.rate_hz
         self.stats.level_dbfs = max(-120.0, self.engine.levels.newest_db, fallen)
 

@@ -438,6 +438,46 @@ def test_a_kept_stream_plays_a_note_that_started_in_the_audio_the_old_engine_hel
     for (_, at_s), expected_s in zip(ons, [0.3, 1.0, 1.6, 2.8], strict=True):
         assert abs(at_s - expected_s) < 0.03, ons
     assert sounding_after(port.messages) == set()
+    assert_emitted_in_order(events_csv)
+
+
+def assert_emitted_in_order(events_csv: Path) -> None:
+    """The events log is in the order events went out: its ``emitted_s`` never goes back."""
+    with open(events_csv, newline="") as handle:
+        emitted = [float(row["emitted_s"]) for row in csv.DictReader(handle)]
+    assert emitted == sorted(emitted), emitted
+
+
+def test_a_note_the_old_engine_played_just_before_a_kept_reload_may_strike_again_when_it_goes_out(
+    model: Any, tmp_path: Path
+) -> None:
+    """The new engine judges again the last 46 ms the old one published: G4, played 25 ms
+    after its onset's lookahead and released by the reload, can come again (it is still
+    sounding). Its events went out when the new engine had read that audio, and the log says
+    so (they were logged at the audio's position, before the reload's release)."""
+    phrase = sequence([(0.3, 0.5, 60), (1.6, 0.8, 67), (2.8, 0.5, 72)], 3.6)
+    pause_frame = round(1.70 * 22050)
+    device = PausesAt(phrase, 22050, pause_frame - pause_frame % 256, speed=1.0)
+    port = RecordingPort()
+    events_csv = tmp_path / "events.csv"
+    audio = {"ring_ms": 8000.0, "max_backlog_ms": 6000.0}
+    config = settings(audio=audio, midi={"bends": "none"}, port={"events_csv": events_csv})
+    daemon = make_daemon(model, config, [device], [port])
+    daemon._reload_settings = lambda: settings(
+        audio=audio, midi={"bends": "none"}, tracker={"max_hz": 1000.0}
+    )
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: daemon.engine is not None and daemon.engine.consumed_samples >= device.pause_frame)
+    old_worker = daemon.worker
+    assert 67 in note_ons(port)
+    daemon.request_reload()
+    wait_for(lambda: daemon.worker is not None and daemon.worker is not old_worker)
+    device.go.set()
+    thread.join(60)
+    assert result == [0]
+    assert [pitch for pitch, _ in logged_note_ons(events_csv)] in ([60, 67, 72], [60, 67, 67, 72])
+    assert_emitted_in_order(events_csv)
+    assert sounding_after(port.messages) == set()
 
 
 class StallsOnce:
