@@ -81,7 +81,7 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
         "--min-note-ms",
         type=float,
         metavar="MS",
-        help="offline: notes must last longer than this (127.70); --stream: no note-off sooner (35)",
+        help="offline: notes must last longer than this (127.70); --stream: a quiet note is not ended sooner (35)",
     )
     group.add_argument("--min-hz", type=float, metavar="HZ", help="ignore pitches below this frequency")
     group.add_argument("--max-hz", type=float, metavar="HZ", help="ignore pitches above this frequency")
@@ -339,7 +339,10 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
         help="onsets from note rises (off)",
     )
     engine.add_argument(
-        "--min-note-ms", type=float, metavar="MS", help="no note-off sooner after its note-on (35)"
+        "--min-note-ms",
+        type=float,
+        metavar="MS",
+        help="a note going quiet is not ended sooner after its note-on (35)",
     )
     engine.add_argument("--min-hz", type=float, metavar="HZ", help="ignore pitches below")
     engine.add_argument("--max-hz", type=float, metavar="HZ", help="ignore pitches above")

@@ -224,7 +224,10 @@ class TrackerSettings(BaseModel):
     infer_onsets: bool = Field(False, description="also take onsets from sharp rises of the note posterior")
     release_ms: float = Field(35.0, ge=0.0, le=2000.0, description="quiet time before a note-off [ms]")
     min_note_ms: float = Field(
-        35.0, ge=0.0, le=2000.0, description="no note-off sooner after its note-on [ms]"
+        35.0,
+        ge=0.0,
+        le=2000.0,
+        description="a note that goes quiet is not ended sooner after its note-on [ms] (a re-attack or a pitch jump can end it sooner)",
     )
     retrigger_dip: float = Field(0.7, gt=0.0, le=1.0, description="dip (fraction of level) for a re-attack")
     retrigger_onset: float = Field(0.8, gt=0.0, le=1.01, description="onset peak that re-attacks a held note")
