@@ -508,12 +508,14 @@ class Daemon:
         log.debug("pipeline stopped: %s", reason)
         return keep_source
 
-    def _held_back(self, worker: Worker) -> _Handover:
+    def _held_back(self, worker: Worker) -> _Handover | None:
         """The audio a stopped worker's engine held back for its lookahead, which the next
         engine on the same stream gets first: from ``RESUME_OVERLAP_FRAMES`` before the end of
         its last published frame (an onset needs frames before it to rise from), then what the
-        resampler held."""
-        assert self.engine is not None and self.sink is not None
+        resampler held. None without an engine (the clock then goes on as after any stop)."""
+        if self.engine is None or self.sink is None:
+            self._held_samples += worker.converter.reset()
+            return None
         consumed = self.engine.consumed_samples
         start = max(0, self.engine.published_end_sample - RESUME_OVERLAP_FRAMES * FRAME_HOP_SAMPLES)
         tail = worker.recent.newest(consumed - start)
