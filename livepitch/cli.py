@@ -342,7 +342,7 @@ def _add_daemon_options(parser: argparse.ArgumentParser) -> None:
         "--min-note-ms",
         type=float,
         metavar="MS",
-        help="a note going quiet is not ended sooner after its note-on (35)",
+        help="no note ends by going quiet or is struck again sooner after its note-on (35)",
     )
     engine.add_argument("--min-hz", type=float, metavar="HZ", help="ignore pitches below")
     engine.add_argument("--max-hz", type=float, metavar="HZ", help="ignore pitches above")

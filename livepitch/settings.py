@@ -227,7 +227,7 @@ class TrackerSettings(BaseModel):
         35.0,
         ge=0.0,
         le=2000.0,
-        description="a note that goes quiet is not ended sooner after its note-on [ms] (a re-attack or a pitch jump can end it sooner)",
+        description="no note is ended by going quiet or struck again sooner after its note-on [ms] (a pitch jump can end it sooner)",
     )
     retrigger_dip: float = Field(0.7, gt=0.0, le=1.0, description="dip (fraction of level) for a re-attack")
     retrigger_onset: float = Field(0.8, gt=0.0, le=1.01, description="onset peak that re-attacks a held note")

@@ -49,7 +49,8 @@ for it. Decisions, in the order they are taken each frame:
   Within ``attack_ms`` of a note's start an onset at its pitch is the same attack (bowed,
   blown and sung attacks peak more than once) unless the note went quiet in between (fell
   below the frame threshold, and below ``retrigger_dip`` times its peak, after sounding: a
-  weak note wavering at the threshold has not gone quiet).
+  weak note wavering at the threshold has not gone quiet); and never sooner than
+  ``min_note_ms`` after its start (a note ended after two frames and struck again stutters).
 * **The note follows its pitch.** Its pitch is tracked on the contour posterior (sub-bin,
   parabolic interpolation) and reported as a smoothed bend, so a vibrato or a glide is one
   note with bends. The note is re-pitched (ended, and a new note started at the nearest
@@ -649,6 +650,8 @@ class NoteTracker:
             dipped = _fell(before_onset, p.retrigger_dip) or min(before_onset) < p.frame_threshold
             if not dipped and peak < p.retrigger_onset:
                 return  # the held note moves or wavers: vibrato, scoop, slide
+            if restrike and onset_sample - holder.start_sample < self._min_note_samples:
+                return  # a note is not struck again before min_note_ms: the same attack
             self._end(holder, max(onset_sample, holder.start_sample), frame.emitted_sample, intents)
         if pitch in {v.pitch for v in self._voices.values()}:
             return
