@@ -483,9 +483,8 @@ class Daemon:
         stopped = worker is None or not worker.alive  # (else the ring and the resampler are its)
         self._handover = None
         if worker is not None and stopped:
-            if keep_source:
-                self._handover = self._held_back(worker)
-            else:
+            self._handover = self._held_back(worker) if keep_source else None
+            if self._handover is None:
                 self._held_samples += worker.converter.reset()
         if source is not None:
             unread_frames = 0
@@ -514,10 +513,9 @@ class Daemon:
         its last published frame (an onset needs frames before it to rise from), then what the
         resampler held. None without an engine (the clock then goes on as after any stop)."""
         if self.engine is None or self.sink is None:
-            self._held_samples += worker.converter.reset()
             return None
         consumed = self.engine.consumed_samples
-        start = max(0, self.engine.published_end_sample - RESUME_OVERLAP_FRAMES * FRAME_HOP_SAMPLES)
+        start = _judged_again_from(self.engine)
         tail = worker.recent.newest(consumed - start)
         audio = np.concatenate([tail, worker.converter.flush()])
         return _Handover(audio, self.sink.time_offset_samples + consumed - tail.shape[0])
@@ -795,7 +793,7 @@ class Daemon:
         where the replay started by the file's audio, fed or lost to a drop."""
         if not isinstance(source, FileReplaySource) or self.engine is None or self.sink is None:
             return None
-        model_samples = max(0, self.engine.published_end_sample - RESUME_OVERLAP_FRAMES * FRAME_HOP_SAMPLES)
+        model_samples = _judged_again_from(self.engine)
         offset = self.sink.time_offset_samples + model_samples
         played_samples = offset - self._source_clock_start
         first_frame = source.first_frame + round(played_samples * source.rate_hz / MODEL_RATE_HZ)
@@ -902,6 +900,13 @@ class _ReplayResume:
     path: Path
     first_frame: int
     time_offset_samples: int
+
+
+def _judged_again_from(engine: StreamingEngine) -> int:
+    """Where the engine after a reload starts reading a stopped engine's audio:
+    ``RESUME_OVERLAP_FRAMES`` before the end of its last published frame [samples at 22050 Hz,
+    the stopped engine's clock]."""
+    return max(0, engine.published_end_sample - RESUME_OVERLAP_FRAMES * FRAME_HOP_SAMPLES)
 
 
 @dataclass(frozen=True)
