@@ -8,7 +8,9 @@ configurations interleaved (each repeat runs them all, in a rotated order) so th
 machine slows them alike. Reports the frame engine's process CPU time per audio second
 (median over repeats and recordings, and min-max) and its ratio to the window engine at its
 old default (hop 3, 61.1 ms), which is computed in the same runs. numpy's BLAS and onnxruntime
-each run on one thread, as in the ``livepitch`` command. Prints markdown on stdout.
+each run on one thread, as in the ``livepitch`` command. The incremental engines run without
+yielding the GIL between CNN layers, as the daemon runs them beside its C audio callback; one
+row yields, as beside a Python callback. Prints markdown on stdout.
 """
 
 from __future__ import annotations
@@ -35,32 +37,26 @@ from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.incremental_engine import IncrementalEngine
 from livepitch.model_file import resolve_model_path
 from livepitch.onnx_model import BasicPitchModel
-from livepitch.streaming_cnn import ScatterConv
 from livepitch.window_engine import WindowEngine
 
 BLOCK_SAMPLES = 1024
 BASELINE = "window, hop 3, 61.1 ms (old default)"
 
 
-def scattered_note_1(engine: IncrementalEngine) -> IncrementalEngine:
-    """``engine`` with its CNN's note_1 layer scattering contributions, as before commit
-    953b73c made it gather (the A/B of that change, in the same run)."""
-    cnn = engine._cnn
-    cnn._note_1 = ScatterConv(engine._weights.cnn.note_1)
-    engine.reset()
-    return engine
-
-
 def engines(model: BasicPitchModel) -> dict[str, FrameEngine]:
     """The configurations compared, each built once (``reset`` between runs)."""
     weights = model.incremental_weights()
+
+    def incremental(refresh_frames: int, yields: bool = False) -> IncrementalEngine:
+        engine = IncrementalEngine(weights, 6, refresh_frames)
+        engine.share_gil(yields)  # the daemon yields only beside a Python audio callback
+        return engine
+
     return {
-        "incremental, refresh 7, 72.7 ms (default)": IncrementalEngine(weights, 6, 7),
-        "the default with note_1 scattered (before 953b73c)": scattered_note_1(
-            IncrementalEngine(weights, 6, 7)
-        ),
-        "incremental, refresh 6, 72.7 ms": IncrementalEngine(weights, 6, 6),
-        "incremental, refresh 0, 72.7 ms": IncrementalEngine(weights, 6, 0),
+        "incremental, refresh 7, 72.7 ms (default)": incremental(7),
+        "the default yielding the GIL (beside a Python audio callback)": incremental(7, yields=True),
+        "incremental, refresh 6, 72.7 ms": incremental(6),
+        "incremental, refresh 0, 72.7 ms": incremental(0),
         BASELINE: WindowEngine(model, 5, 3),
         "window, hop 1, 72.7 ms": WindowEngine(model, 6, 1),
     }

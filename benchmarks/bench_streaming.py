@@ -143,6 +143,9 @@ class _ReplayFrames:
     def warm_up(self) -> None:
         return None
 
+    def share_gil(self, promptly: bool) -> None:
+        return None
+
 
 def track(
     frames: list[Frame], audio: npt.NDArray[np.float32], settings: LiveSettings

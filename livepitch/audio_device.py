@@ -173,6 +173,10 @@ class DeviceSource:
     def error(self) -> str | None:
         return self._error
 
+    @property
+    def callback_needs_gil(self) -> bool:
+        return not self.native_callback
+
     def start(self, ring: AudioRing) -> None:
         """Open and start the stream; ``DeviceError`` if PortAudio refuses."""
         self._ring = ring

@@ -53,6 +53,12 @@ class AudioSource(Protocol):
         """Why the source stopped on its own (device lost), or None."""
         ...
 
+    @property
+    def callback_needs_gil(self) -> bool:
+        """True when the producer runs Python on the audio system's thread (a Python audio
+        callback), so the worker must let it have the GIL within a fraction of a block."""
+        ...
+
     def start(self, ring: AudioRing) -> None:
         """Start delivering into ``ring``."""
         ...
@@ -138,6 +144,10 @@ class FileReplaySource:
     @property
     def error(self) -> str | None:
         return self._error
+
+    @property
+    def callback_needs_gil(self) -> bool:
+        return False  # a pacing thread: a block a little late only delays that block
 
     def start(self, ring: AudioRing) -> None:
         self._thread = threading.Thread(target=self._replay, args=(ring,), name="file-replay", daemon=True)

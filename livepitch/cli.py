@@ -823,6 +823,7 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
             frames, rate_hz = read_audio_frames(input_path)
             audio = recording_to_model_rate(frames, rate_hz, AudioSettings().resample_quality)
             engine = build_engine(model, settings)
+            engine.frames.share_gil(False)  # no other thread here waits for it
             events = list(stream_audio(audio, engine, settings.stream.block_samples))
             bend_range = settings.midi.effective_bend_range_semitones
             if midi_path is not None:

@@ -85,6 +85,11 @@ class FrameEngine(Protocol):
         run neither fails late nor takes longer than the others."""
         ...
 
+    def share_gil(self, promptly: bool) -> None:
+        """Whether another Python thread (a Python audio callback) needs the GIL within a
+        fraction of a block while the engine runs; not needing it may save CPU."""
+        ...
+
 
 def cut_at_boundaries(
     samples: npt.NDArray[np.float32], consumed: Callable[[], int], boundary: Callable[[], int]

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from livepitch.frames import Frame, cut_at_boundaries, end_preview_at
 from livepitch.geometry import FRAME_HOP_SAMPLES, WINDOW_FRAMES
 from livepitch.model_weights import Array, FrontEndWeights, IncrementalWeights
-from livepitch.streaming_cnn import CnnStream
+from livepitch.streaming_cnn import YIELD_EVERY_S, CnnStream
 from livepitch.streaming_cqt import StreamingCqt
 from livepitch.window_engine import MAX_LOOKAHEAD_FRAMES, lookahead_samples_for_frames
 
@@ -156,6 +156,11 @@ class IncrementalEngine:
         """Run every stage once on silence in a scratch engine (this one's state untouched)."""
         scratch = IncrementalEngine(self._weights, self.lookahead_frames, self.refresh_frames)
         scratch.push(np.zeros(FRAME_HOP_SAMPLES * (self.lookahead_frames + 2), dtype=np.float32))
+
+    def share_gil(self, promptly: bool) -> None:
+        """Yield the processor between CNN layers (every ``YIELD_EVERY_S``) only if another
+        Python thread needs the GIL promptly (the default: yield); the yields cost about 8 %."""
+        self._cnn.yield_every_s = YIELD_EVERY_S if promptly else None
 
     def _next_edge_sample(self) -> int:
         return self._edge_sample(self._next_edge)

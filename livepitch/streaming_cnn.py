@@ -19,7 +19,9 @@ and taking it back before a thread woken by the release can run, so a Python aud
 (``--audio-callback python``, or where the C one was not built) waiting for the GIL could
 wait for most of a frame (measured beside the default engine: p99
 3.8 ms, up to 7). So between layers ``CnnStream`` yields the processor (``time.sleep(0)``)
-whenever ``YIELD_EVERY_S`` has passed since it last did, bounding that wait.
+whenever ``yield_every_s`` (by default ``YIELD_EVERY_S``) has passed since it last did,
+bounding that wait. The yields cost about 8 % of the engine's CPU, so the daemon turns them
+off (``None``) when its audio callback is the C one, which never waits for the GIL.
 """
 
 from __future__ import annotations
@@ -354,6 +356,8 @@ class CnnStream:
         self._onset_1 = ScatterConv(weights.onset_1)
         self._onset_2 = ScatterConv(weights.onset_2)
         self._bins = n_feature_bins
+        self.yield_every_s: float | None = YIELD_EVERY_S
+        """Longest stretch of work between two yields of the processor [s]; None: never yield."""
         self._yielded_at = 0.0
         self.reset()
 
@@ -424,10 +428,13 @@ class CnnStream:
         )
 
     def _let_others_run(self) -> None:
-        """Yield the processor if ``YIELD_EVERY_S`` passed since the last yield: releasing the
+        """Yield the processor if ``yield_every_s`` passed since the last yield: releasing the
         GIL for a moment lets a thread waiting for it (a Python audio callback's) run."""
+        every_s = self.yield_every_s
+        if every_s is None:
+            return
         now = time.perf_counter()
-        if now - self._yielded_at >= YIELD_EVERY_S:
+        if now - self._yielded_at >= every_s:
             time.sleep(0)
             self._yielded_at = time.perf_counter()
 

@@ -96,6 +96,9 @@ class WindowEngine:
         """Run the model once on a silent window (sessions built, caches warm); state untouched."""
         self._model.run_window(np.zeros(WINDOW_SAMPLES, dtype=np.float32), 0, WINDOW_FRAMES)
 
+    def share_gil(self, promptly: bool) -> None:
+        """Nothing to do: onnxruntime releases the GIL for the whole of a model run."""
+
     def reset(self) -> None:
         """Forget all audio; the next sample pushed is sample 0."""
         self._history[:] = 0.0

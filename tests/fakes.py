@@ -63,6 +63,10 @@ class FakeSource:
     def error(self) -> str | None:
         return self._error
 
+    @property
+    def callback_needs_gil(self) -> bool:
+        return False
+
     def start(self, ring: AudioRing) -> None:
         self._thread = threading.Thread(target=self._deliver, args=(ring,), daemon=True)
         self._thread.start()

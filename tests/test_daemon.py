@@ -164,6 +164,30 @@ def test_a_live_run_sends_exactly_the_file_runs_events(
     assert sounding_after(port.messages) == set()
 
 
+class PythonCallbackSource(FakeSource):
+    """A fake device whose producer is Python code on the audio system's thread."""
+
+    @property
+    def callback_needs_gil(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("needs_gil", [False, True])
+def test_the_cnn_yields_the_gil_only_when_a_python_audio_callback_waits_for_it(
+    model: Any, melody: np.ndarray, needs_gil: bool
+) -> None:
+    from livepitch.incremental_engine import IncrementalEngine
+    from livepitch.streaming_cnn import YIELD_EVERY_S
+
+    source = (PythonCallbackSource if needs_gil else FakeSource)(melody, 22050, block_frames=300)
+    port = RecordingPort()
+    daemon = make_daemon(model, settings(), [source], [port])
+    assert daemon.run() == 0
+    assert note_ons(port) == [60, 64, 67, 72]
+    assert daemon.engine is not None and isinstance(daemon.engine.frames, IncrementalEngine)
+    assert daemon.engine.frames._cnn.yield_every_s == (YIELD_EVERY_S if needs_gil else None)
+
+
 def test_device_rate_and_channels_are_converted(model: Any, melody: np.ndarray) -> None:
     stereo_48k = np.repeat(sequence(MELODY, 3.0, rate_hz=48000)[:, None], 2, axis=1)
     port = RecordingPort()

@@ -333,12 +333,16 @@ def test_the_cnn_yields_the_processor_between_layers_once_a_millisecond_has_pass
     for _ in range(16):
         cnn.push(features, edge=False)
     sleeps.clear()
-    monkeypatch.setattr(streaming_cnn, "YIELD_EVERY_S", 0.0)
+    cnn.yield_every_s = 0.0
     cnn.push(features, newer=features[None])
     assert sleeps == [0] * 6  # before each of the six layers
-    monkeypatch.setattr(streaming_cnn, "YIELD_EVERY_S", 3600.0)
+    cnn.yield_every_s = 3600.0
     cnn.push(features, newer=features[None])
     assert len(sleeps) == 6  # none: the last yield was just now
+    cnn.yield_every_s = None  # no Python callback waits (the daemon's C one)
+    cnn._yielded_at = 0.0
+    cnn.push(features, newer=features[None])
+    assert len(sleeps) == 6
 
 
 @pytest.mark.parametrize("kernel_bins", [1, 5])
