@@ -2,6 +2,6 @@
 
 import sys
 
-from livepitch.cli import main
+from livepitch.launch import main
 
 sys.exit(main())

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from livepitch import __version__
+from livepitch import __version__, launch
 from livepitch.errors import ConfigError, DeviceError, LivepitchError, OutputError
 from livepitch.logs import JsonFormatter
 from livepitch.paths import cannot_write, is_directory, is_regular_file, stat_or_none
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("livepitch")
 
 EXIT_OK = 0
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = launch.EXIT_INTERRUPTED
 EXIT_BROKEN_PIPE = 141
 """Standard output was closed by its reader (as a shell reports a process killed by SIGPIPE)."""
 

@@ -286,6 +286,37 @@ def test_ctrl_c_while_the_command_starts_is_one_line(
     assert capsys.readouterr().err == "livepitch: interrupted\n"
 
 
+INTERRUPTED_WHILE_LOADING = """
+import sys
+from livepitch import launch
+
+
+class Interrupted:  # a Ctrl-C arriving while Python imports livepitch.cli
+    def find_spec(self, name, path=None, target=None):
+        if name == "livepitch.cli":
+            raise KeyboardInterrupt
+
+
+sys.meta_path.insert(0, Interrupted())
+sys.exit(launch.main())
+"""
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_too() -> None:
+    from importlib.metadata import entry_points
+
+    (command,) = entry_points(group="console_scripts", name="livepitch")
+    assert command.value == "livepitch.launch:main"  # the ``livepitch`` command starts there
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (130, "livepitch: interrupted\n")
+
+
 def test_outputs_that_would_overwrite_each_other_or_an_input_are_refused(
     two_tones: Path, tmp_path: Path
 ) -> None:
