@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from livepitch import native_capture
+from livepitch import jack_patch, native_capture
 from livepitch.errors import DeviceError, first_line
 from livepitch.native_output import quiet_native_stderr
 from livepitch.ring_buffer import COUNTER_DELIVERED, COUNTER_DEVICE_OVERFLOWS, AudioRing
@@ -143,6 +143,8 @@ class DeviceSource:
         self._ring: AudioRing | None = None
         self._native: native_capture.NativeCallback | None = None
         self._stopping = False
+        self._jack = "jack" in self.device.host_api.lower()
+        self._jack_ports: list[str] = []  # the capture ports this stream registered
         self.wedged = False
         """True when PortAudio would not let go of the stream (see ``stop``)."""
 
@@ -188,6 +190,7 @@ class DeviceSource:
             "dtype": "float32",
             "finished_callback": self._finished,
         }
+        inputs_before = jack_patch.audio_inputs() if self._jack else None
         native: native_capture.NativeCallback | None = None
         why_python = "asked for (callback = python)"
         if self.callback == "c":
@@ -220,6 +223,9 @@ class DeviceSource:
         except (sounddevice.PortAudioError, ValueError) as err:
             raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err
         self._stream, self._native = stream, native
+        if self._jack:  # other programs' connections to the last stream's ports, made again
+            self._jack_ports = jack_patch.registered_between(inputs_before)
+            jack_patch.restore(self._jack_ports)
         if native is not None:
             log.info("audio callback: C (never waits for the worker's Python)")
         else:
@@ -242,6 +248,9 @@ class DeviceSource:
     def stop(self) -> None:
         """Stop and close the stream; if PortAudio hangs (its server died), give up on it.
 
+        On JACK, the sources connected to its capture ports are remembered first, for the
+        next stream this process opens (``livepitch.jack_patch``).
+
         PortAudio's JACK backend waits for a process callback that a dead server never runs,
         so stopping happens on a helper thread; after ``STOP_TIMEOUT_S`` the stream is
         abandoned and ``wedged`` set: this process can no longer reset PortAudio.
@@ -249,6 +258,8 @@ class DeviceSource:
         self._stopping = True
         stream, self._stream = self._stream, None
         if stream is not None:
+            if self._jack_ports and self._error is None:  # closed on purpose: for the next stream
+                jack_patch.carry(self._jack_ports)
             self._close(stream, self._native)
 
     def _close(self, stream: Any, native: native_capture.NativeCallback | None) -> None:

@@ -27,7 +27,7 @@ class JackServerWatch:
 
     def __init__(self, client_name: str) -> None:
         """``OSError`` if libjack cannot be loaded or no server runs."""
-        self._lib = _libjack()
+        self._lib = libjack()
         self._stopped = threading.Event()
         self._callback = _SHUTDOWN_CALLBACK(lambda _arg: self._stopped.set())  # kept: libjack holds it
         status = ctypes.c_int(0)
@@ -70,7 +70,7 @@ def quiet_libjack_messages() -> bool:
     if address is None:
         return False
     try:
-        lib = _libjack()
+        lib = libjack()
     except OSError:
         return False
     lib.jack_set_error_function(ctypes.c_void_p(address))
@@ -79,7 +79,7 @@ def quiet_libjack_messages() -> bool:
 
 
 @functools.cache
-def _libjack() -> ctypes.CDLL:
+def libjack() -> ctypes.CDLL:
     """libjack, loaded once (``find_library`` runs ``ldconfig``)."""
     path = ctypes.util.find_library("jack")
     if path is None:

@@ -282,6 +282,59 @@ def test_a_reload_keeps_the_capture_port_and_its_connections(jack_server: str, t
     assert list(dict.fromkeys(recorded)) == [60, 64, 67, 62]
 
 
+def jack_sources(server: str, port_suffix: str) -> dict[str, set[str]]:
+    """livepitch's (PortAudio's) capture ports whose name ends in ``port_suffix``-like
+    ``:in_N``, each with the ports connected to it (``jack_lsp -c``)."""
+    listing = subprocess.run(["jack_lsp", "-s", server, "-c"], capture_output=True, text=True).stdout
+    ports: dict[str, set[str]] = {}
+    current: str | None = None
+    for line in listing.splitlines():
+        if not line.startswith(" "):
+            current = line if line.startswith("PortAudio") and port_suffix in line else None
+            if current is not None:
+                ports[current] = set()
+        elif current is not None:
+            ports[current].add(line.strip())
+    return ports
+
+
+def test_a_reload_that_reopens_the_input_connects_the_same_sources_to_the_new_port(
+    jack_server: str, tmp_path: Path
+) -> None:
+    """SIGHUP with another block size reopens the stream and PortAudio registers a new capture
+    port (``in_1``): livepitch gives it the old port's sources — the harness's output, and not
+    system:capture_1, which PortAudio connects on its own and which was undone here — so the
+    notes played after the reload still arrive."""
+    config = tmp_path / "live.toml"
+    config.write_text("[audio]\nblock_frames = 512\n[tracker]\ngate_dbfs = -48.0\n")
+    notes = [(0.5, 0.5, 60), (1.5, 0.5, 64), (2.5, 0.5, 67), (3.5, 0.5, 62)]
+    wav = write_wav(tmp_path / "melody.wav", sequence(notes, 4.5, rate_hz=RATE_HZ))
+    livepitch = start_livepitch(jack_server, tmp_path, "--config", str(config), "--bends", "none")
+    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    try:
+        wait_playing(harness)
+        before = jack_sources(jack_server, ":in_")
+        subprocess.run(
+            ["jack_disconnect", "-s", jack_server, "system:capture_1", "PortAudio:in_0"], check=True
+        )
+        time.sleep(1.7)  # after the second note, before the third
+        config.write_text("[audio]\nblock_frames = 1024\n[tracker]\ngate_dbfs = -48.0\n")
+        livepitch.send_signal(signal.SIGHUP)
+        time.sleep(0.6)
+        after = jack_sources(jack_server, ":in_")
+        assert harness.wait(60) == 0
+        code = stop_process(livepitch)
+    finally:
+        stop_process(livepitch)
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 0, log
+    assert before == {"PortAudio:in_0": {"system:capture_1", "lp-harness:out"}}, before
+    assert after == {"PortAudio:in_1": {"lp-harness:out"}}, (after, log)
+    events = note_events(read_report(tmp_path / "report.json"))
+    assert list(dict.fromkeys(note for _, _, note in held_notes(events))) == [60, 64, 67, 62]
+    assert still_sounding(events) == set()
+
+
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
     """Let livepitch run for 3 s, then stop the JACK server ``name`` and start it again."""
     time.sleep(3.0)
