@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,58 +244,75 @@ def test_sigterm_mid_chord_sends_note_offs_and_all_notes_off(jack_server: str, t
     assert still_sounding(events) == set()
 
 
-def test_a_reload_keeps_the_capture_port_and_its_connections(jack_server: str, tmp_path: Path) -> None:
-    """SIGHUP with the audio settings as they were: the stream stays open, so the capture port
-    keeps its name (reopened, PortAudio names it anew) and the harness's connection to it."""
+MELODY = [(0.5, 0.5, 60), (1.5, 0.5, 64), (2.5, 0.5, 67), (3.5, 0.5, 62)]
+
+
+def jack_sources(server: str) -> dict[str, set[str]]:
+    """livepitch's (PortAudio's) capture ports, each with the ports connected to it."""
+    listing = subprocess.run(["jack_lsp", "-s", server, "-c"], capture_output=True, text=True).stdout
+    ports: dict[str, set[str]] = {}
+    current: str | None = None
+    for line in listing.splitlines():
+        if not line.startswith(" "):
+            current = line if line.startswith("PortAudio") and ":in_" in line else None
+            if current is not None:
+                ports[current] = set()
+        elif current is not None:
+            ports[current].add(line.strip())
+    return ports
+
+
+def reload_during_melody(
+    server: str,
+    tmp_path: Path,
+    first: str,
+    second: str,
+    *flags: str,
+    before: Callable[[], None] = lambda: None,
+) -> tuple[dict[str, set[str]], list[tuple[float, str, int, int, int]], str]:
+    """Play ``MELODY`` into livepitch run with config ``first``; once it plays, call ``before``;
+    after the second note rewrite the config to ``second`` and send SIGHUP. Returns the capture
+    ports' sources 0.5 s later, the MIDI the harness read, and livepitch's log (exit 0)."""
     config = tmp_path / "live.toml"
-    config.write_text("[tracker]\ngate_dbfs = -48.0\n")
-    notes = [(0.5, 0.5, 60), (1.5, 0.5, 64), (2.5, 0.5, 67), (3.5, 0.5, 62)]
-    wav = write_wav(tmp_path / "melody.wav", sequence(notes, 4.5, rate_hz=RATE_HZ))
-    record = tmp_path / "take.mid"  # saved every second by a forked child of a JACK client
-    livepitch = start_livepitch(
-        jack_server, tmp_path, "--config", str(config), "--bends", "none", "--record", str(record),
-        "--save-every-s", "1",
-    )  # fmt: skip
-    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    config.write_text(first)
+    wav = write_wav(tmp_path / "melody.wav", sequence(MELODY, 4.5, rate_hz=RATE_HZ))
+    livepitch = start_livepitch(server, tmp_path, "--config", str(config), *flags)
+    harness = start_harness(server, wav, tmp_path / "report.json", listen_s=1.0)
     try:
         wait_playing(harness)
-        time.sleep(2.2)  # after the second note, before the third
-        config.write_text("[tracker]\ngate_dbfs = -50.0\n")
+        playing_at = time.monotonic()
+        before()
+        time.sleep(max(0.0, playing_at + 2.2 - time.monotonic()))  # after the second note, before the third
+        config.write_text(second)
         livepitch.send_signal(signal.SIGHUP)
         time.sleep(0.5)
-        ports = subprocess.run(["jack_lsp", "-s", jack_server], capture_output=True, text=True).stdout
+        sources = jack_sources(server)
         assert harness.wait(60) == 0
         code = stop_process(livepitch)
     finally:
         stop_process(livepitch)
     log = (tmp_path / "livepitch.log").read_text()
     assert code == 0, log
-    assert "configuration reloaded" in log and "(kept open)" in log, log
-    capture = [line for line in ports.splitlines() if line.startswith("PortAudio") and ":in_" in line]
-    assert [line.rsplit(":", 1)[1] for line in capture] == ["in_0"], ports
-    events = note_events(read_report(tmp_path / "report.json"))
+    assert "configuration reloaded" in log, log
+    return sources, note_events(read_report(tmp_path / "report.json")), log
+
+
+def test_a_reload_keeps_the_capture_port_and_its_connections(jack_server: str, tmp_path: Path) -> None:
+    """SIGHUP with the audio settings as they were: the stream stays open, so the capture port
+    keeps its name and the harness's connection to it."""
+    record = tmp_path / "take.mid"  # saved every second by a forked child of a JACK client
+    sources, events, log = reload_during_melody(
+        jack_server, tmp_path, "[tracker]\ngate_dbfs = -48.0\n", "[tracker]\ngate_dbfs = -50.0\n",
+        "--bends", "none", "--record", str(record), "--save-every-s", "1",
+    )  # fmt: skip
+    assert "(kept open)" in log, log
+    assert sources == {"PortAudio:in_0": {"system:capture_1", "lp-harness:out"}}, sources
     # the last two after it (once each: on a loaded machine a harness that misses cycles can
     # cut a note in two)
     assert list(dict.fromkeys(note for _, _, note in held_notes(events))) == [60, 64, 67, 62]
     assert still_sounding(events) == set()
     recorded = [m.note for m in mido.MidiFile(record) if m.type == "note_on" and m.velocity > 0]
     assert list(dict.fromkeys(recorded)) == [60, 64, 67, 62]
-
-
-def jack_sources(server: str, port_suffix: str) -> dict[str, set[str]]:
-    """livepitch's (PortAudio's) capture ports whose name ends in ``port_suffix``-like
-    ``:in_N``, each with the ports connected to it (``jack_lsp -c``)."""
-    listing = subprocess.run(["jack_lsp", "-s", server, "-c"], capture_output=True, text=True).stdout
-    ports: dict[str, set[str]] = {}
-    current: str | None = None
-    for line in listing.splitlines():
-        if not line.startswith(" "):
-            current = line if line.startswith("PortAudio") and port_suffix in line else None
-            if current is not None:
-                ports[current] = set()
-        elif current is not None:
-            ports[current].add(line.strip())
-    return ports
 
 
 def test_a_reload_that_reopens_the_input_connects_the_same_sources_to_the_new_port(
@@ -305,32 +322,21 @@ def test_a_reload_that_reopens_the_input_connects_the_same_sources_to_the_new_po
     port (``in_1``): livepitch gives it the old port's sources — the harness's output, and not
     system:capture_1, which PortAudio connects on its own and which was undone here — so the
     notes played after the reload still arrive."""
-    config = tmp_path / "live.toml"
-    config.write_text("[audio]\nblock_frames = 512\n[tracker]\ngate_dbfs = -48.0\n")
-    notes = [(0.5, 0.5, 60), (1.5, 0.5, 64), (2.5, 0.5, 67), (3.5, 0.5, 62)]
-    wav = write_wav(tmp_path / "melody.wav", sequence(notes, 4.5, rate_hz=RATE_HZ))
-    livepitch = start_livepitch(jack_server, tmp_path, "--config", str(config), "--bends", "none")
-    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
-    try:
-        wait_playing(harness)
-        before = jack_sources(jack_server, ":in_")
+    seen: list[dict[str, set[str]]] = []
+
+    def undo_the_system_capture() -> None:
+        seen.append(jack_sources(jack_server))
         subprocess.run(
             ["jack_disconnect", "-s", jack_server, "system:capture_1", "PortAudio:in_0"], check=True
         )
-        time.sleep(1.7)  # after the second note, before the third
-        config.write_text("[audio]\nblock_frames = 1024\n[tracker]\ngate_dbfs = -48.0\n")
-        livepitch.send_signal(signal.SIGHUP)
-        time.sleep(0.6)
-        after = jack_sources(jack_server, ":in_")
-        assert harness.wait(60) == 0
-        code = stop_process(livepitch)
-    finally:
-        stop_process(livepitch)
-    log = (tmp_path / "livepitch.log").read_text()
-    assert code == 0, log
-    assert before == {"PortAudio:in_0": {"system:capture_1", "lp-harness:out"}}, before
-    assert after == {"PortAudio:in_1": {"lp-harness:out"}}, (after, log)
-    events = note_events(read_report(tmp_path / "report.json"))
+
+    sources, events, log = reload_during_melody(
+        jack_server, tmp_path, "[audio]\nblock_frames = 512\n[tracker]\ngate_dbfs = -48.0\n",
+        "[audio]\nblock_frames = 1024\n[tracker]\ngate_dbfs = -48.0\n", "--bends", "none",
+        before=undo_the_system_capture,
+    )  # fmt: skip
+    assert seen == [{"PortAudio:in_0": {"system:capture_1", "lp-harness:out"}}], seen
+    assert sources == {"PortAudio:in_1": {"lp-harness:out"}}, (sources, log)
     assert list(dict.fromkeys(note for _, _, note in held_notes(events))) == [60, 64, 67, 62]
     assert still_sounding(events) == set()
 
