@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livepitch import jack_patch, native_capture
-from livepitch.errors import DeviceError, first_line
+from livepitch.errors import AudioWedgedError, DeviceError, first_line
 from livepitch.native_output import quiet_native_stderr
 from livepitch.ring_buffer import COUNTER_DELIVERED, COUNTER_DEVICE_OVERFLOWS, AudioRing
 
@@ -217,8 +217,13 @@ class DeviceSource:
                 stream = sounddevice.InputStream(callback=self._callback, **options)
             try:
                 stream.start()
-            except sounddevice.PortAudioError:
+            except sounddevice.PortAudioError as err:
                 self._close(stream, native)  # a server that just died may hang PortAudio
+                if self.wedged:
+                    raise AudioWedgedError(
+                        f"cannot open {self.description}: {first_line(err)}, "
+                        "and the audio system did not release the stream"
+                    ) from err
                 raise
         except (sounddevice.PortAudioError, ValueError) as err:
             raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err

@@ -29,6 +29,7 @@ from livepitch.audio_sources import AudioSource, FileReplaySource
 from livepitch.engine import StreamingEngine, build_engine
 from livepitch.errors import (
     AudioInputError,
+    AudioWedgedError,
     ConfigError,
     DeviceError,
     LivepitchError,
@@ -242,12 +243,17 @@ class Daemon:
         attempt = 0
         while not self._stop.is_set():
             try:
+                if attempt:  # PortAudio may have looked for devices as the server went down
+                    self._reinitialise_audio_system()
                 if self.sink is None:
                     self._open_sink()
                 self._start_pipeline(self.factories.source(self.settings))
                 self._fallback = None
                 log.info("audio input back (restart %d)", self.resumed)
                 return True
+            except AudioWedgedError:
+                self._restart_to_reconnect()
+                return False
             except (DeviceError, MidiPortError, ConfigError, AudioInputError) as err:
                 if isinstance(err, (ConfigError, AudioInputError)):
                     self._fall_back(err)  # a configuration reloaded meanwhile: back to the last good one
@@ -342,7 +348,11 @@ class Daemon:
         )
         self._ring = ring
         if not running:
-            source.start(ring)
+            try:
+                source.start(ring)
+            except AudioWedgedError:
+                self.audio_wedged = True
+                raise
         engine.frames.share_gil(source.callback_needs_gil)  # C callback: no yields, 8 % less CPU
         if self._resume is not None:  # a replay resumed by a reload: times go on from there
             self.sink.time_offset_samples = self._resume.time_offset_samples
@@ -598,21 +608,10 @@ class Daemon:
     def _recover(self, reason: str) -> None:
         """Release the notes, then reopen the audio source (and a JACK MIDI port) with backoff."""
         log.warning("audio input lost (%s): notes released, retrying", reason)
-        lost = self.source
         self._stop_pipeline(reason, lost=True)
-        if getattr(lost, "wedged", False):
-            if self._restart_process is None:
-                raise DeviceError("the audio system did not release the lost stream; restart livepitch")
-            if self._stop.is_set():  # a stop asked meanwhile: nothing to reconnect for
-                return
-            log.warning(
-                "the audio system will not release the lost stream: restarting livepitch to reconnect"
-            )
-            clock = self.session_clock()
-            self._shutdown()
-            if self._stop.is_set():  # asked while shutting down: the new process would not know
-                return
-            self._restart_process(clock)
+        if self.audio_wedged:  # this stream, or one a reload closed, was never released
+            self._restart_to_reconnect()
+            return
         attempt = 0
         while not self._stop.is_set():
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
@@ -627,6 +626,9 @@ class Daemon:
                 if self.sink is not None and self._midi_is_jack():
                     self.sink.reconnect()
                 self._start_pipeline(source)
+            except AudioWedgedError:  # a stream opened as the server went down was never released
+                self._restart_to_reconnect()
+                return
             except (DeviceError, MidiPortError) as err:
                 # the first tries say so; an outage that lasts goes on at debug level (every 5 s)
                 level = logging.INFO if attempt <= len(RETRY_DELAYS_S) else logging.DEBUG
@@ -639,6 +641,21 @@ class Daemon:
             self.recoveries += 1
             log.info("audio input back after %d tries", attempt)
             return
+
+    def _restart_to_reconnect(self) -> None:
+        """PortAudio holds a stream it will never release (``audio_wedged``): only a new process
+        can reset it. Shut down (notes released, outputs written) and replace this process with
+        a fresh livepitch; without that means, ``DeviceError``. Returns if asked to stop."""
+        if self._restart_process is None:
+            raise DeviceError("the audio system did not release the lost stream; restart livepitch")
+        if self._stop.is_set():  # a stop asked meanwhile: nothing to reconnect for
+            return
+        log.warning("the audio system will not release the lost stream: restarting livepitch to reconnect")
+        clock = self.session_clock()
+        self._shutdown()
+        if self._stop.is_set():  # asked while shutting down: the new process would not know
+            return
+        self._restart_process(clock)
 
     def _wait_to_retry(self, delay_s: float) -> bool:
         """Wait ``delay_s`` before the next try to open the devices (main thread). A SIGHUP
@@ -714,6 +731,10 @@ class Daemon:
         log.info("configuration reloaded while waiting for the devices: trying them now")
 
     def _reinitialise_audio_system(self) -> None:
+        """Make PortAudio look for devices again; never once it holds a stream it would not
+        release (``Pa_Terminate`` would wait for it forever): ``AudioWedgedError``."""
+        if self.audio_wedged:
+            raise AudioWedgedError("the audio system did not release a stream")
         if self.settings.audio.input_file is None:
             from livepitch.audio_device import reinitialise_portaudio
 

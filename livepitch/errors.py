@@ -42,6 +42,11 @@ class DeviceError(LivepitchError, OSError):
     exit_code = 6
 
 
+class AudioWedgedError(DeviceError):
+    """PortAudio would not let go of a stream whose server died under it: this process can no
+    longer reset its audio system (``Pa_Terminate`` would wait forever); only a new process can."""
+
+
 class MidiPortError(LivepitchError, OSError):
     """A MIDI port cannot be opened or written."""
 

@@ -1233,6 +1233,99 @@ def test_a_stop_asked_while_recovering_from_a_wedged_stream_stops_instead_of_res
     assert sounding_after(port.messages) == set() and port.closed
 
 
+class Restarted(Exception):
+    """What ``os.execve`` does to a daemon restarting itself (the call does not return)."""
+
+
+def run_until_restarted(daemon: Daemon) -> tuple[threading.Thread, list[Any]]:
+    """Run ``daemon`` on a thread; its result, or "restarted" if it restarted itself."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(daemon.run())
+        except Restarted:
+            outcome.append("restarted")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_stream_a_reload_could_not_release_makes_the_recovery_restart_the_process(
+    model: Any, melody: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload closes the old stream, which the audio system never releases (its JACK server
+    died under it), and neither the new stream nor the old one opens again: resetting
+    PortAudio would now wait forever on the abandoned stream (SIGTERM unanswered), so the
+    recovery restarts livepitch instead, with the notes released first."""
+    import livepitch.audio_device
+
+    resets: list[int] = []
+    monkeypatch.setattr(livepitch.audio_device, "reinitialise_portaudio", lambda: resets.append(1))
+
+    class WedgesOnStop(FakeSource):
+        wedged = False
+
+        def stop(self) -> None:
+            super().stop()
+            self.wedged = True
+
+    def restart(clock: Any) -> None:
+        raise Restarted
+
+    port = RecordingPort()
+    sources = [
+        WedgesOnStop(melody, 22050, speed=1.0, finish=False),
+        BusyDevice(melody, 22050),  # the reload's
+        BusyDevice(melody, 22050),  # the previous settings', again
+    ]
+    daemon = Daemon(
+        settings(midi={"bends": "none"}),
+        Factories(lambda _: model, lambda _: sources.pop(0), lambda _: port),
+        status_line=QuietStatus(),
+        restart_process=restart,
+    )
+    daemon._reload_settings = lambda: settings(midi={"bends": "none"}, audio={"block_frames": 512})
+    thread, outcome = run_until_restarted(daemon)
+    wait_for(lambda: 64 in note_ons(port))
+    daemon.request_reload()
+    thread.join(20)
+    assert outcome == ["restarted"] and resets == []
+    assert daemon.audio_wedged
+    assert sounding_after(port.messages) == set() and port.closed
+
+
+def test_a_restarted_process_looks_for_the_devices_afresh_between_tries(
+    model: Any, melody: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restarted process may have listed the devices while the JACK server was going down
+    (none found): each later try makes PortAudio look again, so the server coming back is seen."""
+    import livepitch.audio_device
+
+    resets: list[int] = []
+    monkeypatch.setattr(livepitch.audio_device, "reinitialise_portaudio", lambda: resets.append(1))
+    monkeypatch.setattr("livepitch.daemon.RETRY_DELAYS_S", (0.01,))
+    port = RecordingPort()
+    tries: list[int] = []
+
+    def next_source(_: DaemonSettings) -> FakeSource:
+        tries.append(len(resets))
+        if len(tries) < 3:
+            raise DeviceError("no audio input in an audio system matching 'JACK' (have: none)")
+        return FakeSource(melody, 22050)
+
+    daemon = Daemon(
+        settings(),
+        Factories(lambda _: model, next_source, lambda _: port),
+        status_line=QuietStatus(),
+        resumed=1,
+    )
+    assert daemon.run() == 0
+    assert tries == [0, 1, 2]  # the first try as started, each later one after a reset
+    assert note_ons(port) == [60, 64, 67, 72]
+
+
 def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
     model: Any, melody: np.ndarray, tmp_path: Path
 ) -> None:
@@ -1245,9 +1338,6 @@ def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
         wedged = True
 
     clocks: list[SessionClock] = []
-
-    class Restarted(Exception):
-        """What ``os.execve`` does to the old process (it does not return)."""
 
     def restart(clock: SessionClock) -> None:
         clocks.append(clock)
