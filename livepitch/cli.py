@@ -458,13 +458,22 @@ def _outputs_spare_the_config(settings: Any, config: Path) -> None:
             raise ConfigError(f"{flag} {path} is also the --config file: it would be overwritten")
 
 
+HELD_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals held back (blocked) across livepitch's restart of itself, until the new process can
+note them: with their default action a stop would kill it and a reload end it."""
+
+
 def _remember_early_signals() -> list[int]:
     """Until the daemon installs its own handlers: SIGTERM and SIGHUP are noted, not fatal
-    (``systemctl reload`` right after a start used to end the service)."""
+    (``systemctl reload`` right after a start used to end the service). A process that
+    livepitch restarted (``RESUME_VARIABLE``) was started with them blocked: they are
+    unblocked now, so that one sent meanwhile is noted here."""
     early: list[int] = []
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), lambda signum, _frame: early.append(signum))
+    held = [getattr(signal, name) for name in HELD_SIGNALS if hasattr(signal, name)]
+    for signum in held:
+        signal.signal(signum, lambda signum, _frame: early.append(signum))
+    if _resume_count() and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
     return early
 
 
@@ -565,9 +574,15 @@ def _restart_self(count: int, clock: SessionClock) -> None:
     environment = dict(os.environ, **{RESUME_VARIABLE: str(count), CLOCK_VARIABLE: clock.to_text()})
     sys.stdout.flush()
     sys.stderr.flush()
+    held = [getattr(signal, name) for name in HELD_SIGNALS if hasattr(signal, name)]
+    blocked = hasattr(signal, "pthread_sigmask")
+    if blocked:  # the mask survives execve: the new process unblocks them once it can note them
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         os.execve(sys.executable, [sys.executable, "-m", "livepitch", *sys.argv[1:]], environment)
     except OSError as err:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         raise DeviceError(f"cannot restart livepitch to reconnect: {err}") from err
 
 

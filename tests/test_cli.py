@@ -317,6 +317,45 @@ def test_ctrl_c_while_the_command_loads_is_one_line_too() -> None:
     assert (result.returncode, result.stderr) == (130, "livepitch: interrupted\n")
 
 
+def test_a_restart_to_reconnect_holds_stop_and_reload_signals_for_the_new_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between ``execve`` and the new process's handlers (its imports, tens of ms), SIGTERM
+    would kill it and SIGHUP end it: the restart blocks both, the mask survives the exec, and
+    the new process unblocks them once it notes them, so one sent meanwhile is acted on."""
+    import signal
+
+    from livepitch import cli
+    from livepitch.daemon import SessionClock
+    from livepitch.errors import DeviceError
+
+    held = {signal.SIGTERM, signal.SIGHUP}
+    masks: list[set[int]] = []
+
+    def execve(*_: object) -> None:
+        masks.append(set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        raise OSError("exec refused")
+
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(DeviceError, match="cannot restart livepitch"):
+        cli._restart_self(1, SessionClock(0, 0.0, 0.0))
+    assert held <= masks[0]  # blocked at the exec
+    assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))  # and again not, as it failed
+
+    handlers = {signum: signal.getsignal(signum) for signum in held}
+    try:  # the new process: started with them blocked, one SIGHUP already pending
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGHUP)  # (pytest runs other threads)
+        monkeypatch.setenv(cli.RESUME_VARIABLE, "1")
+        early = cli._remember_early_signals()
+        assert early == [signal.SIGHUP]
+        assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
 def test_outputs_that_would_overwrite_each_other_or_an_input_are_refused(
     two_tones: Path, tmp_path: Path
 ) -> None:
