@@ -80,6 +80,11 @@ class Patchbay:
         return names
 
 
+def patchbay_on(client: int) -> Patchbay:
+    """A ``Patchbay`` on an open client of this process's (``OSError`` without libjack)."""
+    return Patchbay(_patch_lib(), client)
+
+
 @contextmanager
 def patchbay() -> Iterator[Patchbay | None]:
     """A ``Patchbay`` for the block, or None without libjack or a running server."""

@@ -41,6 +41,11 @@ class JackServerWatch:
             raise OSError("cannot activate the JACK watch client")
 
     @property
+    def client(self) -> int | None:
+        """The libjack client handle (None once closed), for queries on the same client."""
+        return self._client
+
+    @property
     def stopped(self) -> bool:
         """Whether the server shut down since the watch started."""
         return self._stopped.is_set()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 
 import rtmidi
 
+from livepitch import jack_patch
 from livepitch.errors import MidiMessageLost, MidiPortError, first_line
 from livepitch.jack_watch import JackServerWatch
 from livepitch.native_output import quiet_native_stderr
@@ -99,6 +101,8 @@ class MidiOutput:
     connected: bool = False
     """A connection to another program's port (``--connect``), not a virtual port of ours."""
     _watch: JackServerWatch | None = None
+    own_port: str | None = None
+    """The name of our own port that connects to ``name`` (``--connect``)."""
     _errors: list[str] = field(default_factory=list)
     _warned: set[str] = field(default_factory=set)
 
@@ -133,7 +137,24 @@ class MidiOutput:
             self._errors.clear()  # what listing the ports warned of is not about this port
             if not present:
                 return f"MIDI port {self.name!r} went away"
+            if not self._still_connected():
+                return f"MIDI port {self.name!r} was registered again (its program restarted)"
         return None
+
+    def _still_connected(self) -> bool:
+        """On JACK, whether the port ``--connect`` named still has our port among its sources:
+        a program that registers its port again within a check (``PORT_CHECK_S``) keeps the
+        name but not the connection. True where it cannot be told (other APIs, no libjack)."""
+        watch = self._watch
+        client = None if watch is None else watch.client
+        if self.api is not MidiApi.JACK or client is None or self.own_port is None:
+            return True
+        try:
+            sources = jack_patch.patchbay_on(client).sources(self.name)
+        except OSError:
+            return True
+        ours = re.compile(rf"{re.escape(CLIENT_NAME)}(-\d+)?:{re.escape(self.own_port)}")
+        return any(ours.fullmatch(source) for source in sources)
 
     def send(self, message: list[int]) -> None:
         """Send one MIDI message; ``MidiPortError`` if the port is gone."""
@@ -227,7 +248,14 @@ def open_output(port_name: str, api: MidiApi, connect: str | None) -> MidiOutput
                 raise MidiPortError(f"no {api.value} MIDI port matching {connect!r} (have: {have})")
             midi_out.open_port(matches[0], name=port_name)
             return _reporting_errors(
-                MidiOutput(api, ports[matches[0]], midi_out, connected=True, _watch=_jack_watch(api))
+                MidiOutput(
+                    api,
+                    ports[matches[0]],
+                    midi_out,
+                    connected=True,
+                    _watch=_jack_watch(api),
+                    own_port=port_name,
+                )
             )
         if api is MidiApi.WINDOWS:
             raise MidiPortError(

@@ -341,6 +341,57 @@ def test_a_reload_that_reopens_the_input_connects_the_same_sources_to_the_new_po
     assert still_sounding(events) == set()
 
 
+def test_a_connect_target_registered_again_within_a_second_is_connected_again(
+    jack_server: str, tmp_path: Path
+) -> None:
+    """``--connect synth``: the synth registers its input port again 20 ms after dropping it
+    (between two of livepitch's checks, so the name never looked gone); livepitch notices that
+    its connection went with the old port, connects again and the later notes reach the synth."""
+    messages = tmp_path / "synth.jsonl"
+    synth = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "jack_synth.py"),
+            "--server",
+            jack_server,
+            "--out",
+            str(messages),
+            "--gap-s",
+            "0.02",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert synth.stdout is not None and synth.stdout.readline().strip() == "ready"
+    notes = [(0.5, 0.5, 60), (1.5, 0.5, 64), (3.5, 0.5, 67), (4.5, 0.5, 62)]
+    wav = write_wav(tmp_path / "melody.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
+    livepitch = start_livepitch(jack_server, tmp_path, "--connect", "synth", "--bends", "none")
+    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    try:
+        wait_playing(harness)
+        time.sleep(1.2)  # after the first note
+        synth.send_signal(signal.SIGUSR1)
+        assert harness.wait(60) == 0
+        code = stop_process(livepitch)
+    finally:
+        stop_process(livepitch)
+        stop_process(synth)
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 0, log
+    lines = [json.loads(line) for line in messages.read_text().splitlines()]
+    ons = [(m["port"], m["midi"][1]) for m in lines if m["midi"][0] & 0xF0 == 0x90 and m["midi"][2] > 0]
+    assert [note for port, note in ons if port == 2][-2:] == [67, 62], (ons, log)
+    assert "registered again" in log, log
+    sounding: set[int] = set()  # at the re-registered port: every note it got was ended
+    for m in (m for m in lines if m["port"] == 2):
+        status, data1, data2 = m["midi"][0] & 0xF0, m["midi"][1], m["midi"][2]
+        if status == 0x90 and data2 > 0:
+            sounding.add(data1)
+        elif status == 0x80 or status == 0x90 or (status == 0xB0 and data1 == 123):
+            sounding = set() if status == 0xB0 else sounding - {data1}
+    assert sounding == set()
+
+
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
     """Let livepitch run for 3 s, then stop the JACK server ``name`` and start it again."""
     time.sleep(3.0)
