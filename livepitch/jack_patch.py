@@ -26,7 +26,9 @@ log = logging.getLogger("livepitch")
 
 CLIENT_NAME = "livepitch-patch"
 JACK_PORT_IS_INPUT = 0x1
+JACK_PORT_IS_OUTPUT = 0x2
 AUDIO_PORT_TYPE = b"32 bit float mono audio"
+MIDI_PORT_TYPE = b"8 bit raw midi"
 
 
 class Patchbay:
@@ -38,9 +40,11 @@ class Patchbay:
 
     def audio_inputs(self) -> set[str]:
         """Full names of every audio input port of the server."""
-        return set(
-            self._names(self._lib.jack_get_ports(self._client, None, AUDIO_PORT_TYPE, JACK_PORT_IS_INPUT))
-        )
+        return set(self.ports(AUDIO_PORT_TYPE, JACK_PORT_IS_INPUT))
+
+    def ports(self, port_type: bytes, flags: int) -> list[str]:
+        """Full names of the ports of ``port_type`` with ``flags`` (``JACK_PORT_IS_*``)."""
+        return self._names(self._lib.jack_get_ports(self._client, None, port_type, flags))
 
     def sources(self, port: str) -> list[str]:
         """The ports connected to ``port`` (empty if it does not exist)."""

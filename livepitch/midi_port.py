@@ -103,6 +103,7 @@ class MidiOutput:
     _watch: JackServerWatch | None = None
     own_port: str | None = None
     """The name of our own port that connects to ``name`` (``--connect``)."""
+    _full_name: str | None = None  # our virtual JACK port's "client:port" name, once found
     _errors: list[str] = field(default_factory=list)
     _warned: set[str] = field(default_factory=set)
 
@@ -140,6 +141,26 @@ class MidiOutput:
             if not self._still_connected():
                 return f"MIDI port {self.name!r} was registered again (its program restarted)"
         return None
+
+    def listeners(self) -> frozenset[str] | None:
+        """The ports connected to our virtual JACK port, or None where that cannot be told
+        (other APIs, ``--connect``, no libjack, or our port not found by its name alone)."""
+        watch = self._watch
+        client = None if watch is None else watch.client
+        if self.api is not MidiApi.JACK or self.connected or client is None or self._midi_out is None:
+            return None
+        try:
+            bay = jack_patch.patchbay_on(client)
+            if self._full_name is None:
+                ours = re.compile(rf"{re.escape(CLIENT_NAME)}(-\d+)?:{re.escape(self.name)}")
+                outputs = bay.ports(jack_patch.MIDI_PORT_TYPE, jack_patch.JACK_PORT_IS_OUTPUT)
+                found = [port for port in outputs if ours.fullmatch(port)]
+                if len(found) != 1:  # none, or another livepitch's port of the same name
+                    return None
+                self._full_name = found[0]
+            return frozenset(bay.sources(self._full_name))
+        except OSError:
+            return None
 
     def _still_connected(self) -> bool:
         """On JACK, whether the port ``--connect`` named still has our port among its sources:

@@ -118,6 +118,8 @@ class MidiSink:
         self._last_note_s = 0.0  # when the last note-on or note-off (or the setup) went out [monotonic s]
         self._last_setup_s = 0.0  # when the setup last went out [monotonic s]
         self._sounding: set[tuple[int, int]] = set()
+        self._played: set[tuple[int, int]] = set()  # every (channel, pitch) a note-on went out for
+        self._listeners: frozenset[str] | None = None  # a virtual JACK port's, at the last check
         self._used_channels: set[int] = set()
         self._bent_channels: set[int] = set()  # wheel last delivered off centre
         self._wheels: dict[int, int] = {}  # where each wheel should be (what the voices last sent)
@@ -348,6 +350,7 @@ class MidiSink:
             if now >= self._next_check:
                 self._next_check = now + PORT_CHECK_S
                 self._drop_if_lost()
+                self._welcome_listeners()
             return
         self._try_reopen()
 
@@ -382,6 +385,34 @@ class MidiSink:
             gone, self._port = self._port, None
         with contextlib.suppress(MidiPortError, OSError):  # closing takes a while too: unlocked
             gone.close()
+
+    def _welcome_listeners(self) -> None:
+        """Asked every check, a virtual JACK port's listeners: one connected since the last
+        check (maybe one that left mid-note and came back, still holding a note whose note-off
+        it missed) gets a note-off for every note played on the port that is not sounding,
+        and the setup if nothing sounds (main thread)."""
+        port = self._port
+        listeners = getattr(port, "listeners", None)
+        current = None if listeners is None else listeners()
+        with self._lock:
+            if current is None or self._port is not port:
+                self._listeners = None
+                return
+            joined = current - self._listeners if self._listeners is not None else frozenset()
+            self._listeners = current
+            if not joined:
+                return
+            log.info("MIDI: %s connected: ending any note it kept from before", ", ".join(sorted(joined)))
+            for channel, pitch in sorted(self._played - self._sounding):
+                if not self._raw_send(
+                    mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()
+                ):
+                    return
+            if not self._sounding:
+                for data in _setup_bytes(self.bends, self.bend_range_semitones):
+                    if not self._raw_send(list(data)):
+                        return
+                self._last_setup_s = time.monotonic()
 
     def reconnect(self) -> None:
         """Close and reopen the port now (its server restarted under it)."""
@@ -430,6 +461,7 @@ class MidiSink:
                 key = (event.channel, event.pitch)
                 if isinstance(event, NoteOn) and delivered:
                     self._sounding.add(key)
+                    self._played.add(key)
                     self._last_note_s = time.monotonic()
                 elif isinstance(event, NoteOff) and delivered:
                     self._sounding.discard(key)

@@ -392,6 +392,41 @@ def test_a_connect_target_registered_again_within_a_second_is_connected_again(
     assert sounding == set()
 
 
+def test_a_listener_that_left_mid_note_gets_the_missed_note_off_when_it_connects_again(
+    jack_server: str, tmp_path: Path
+) -> None:
+    """The harness's MIDI input is disconnected from livepitch's port while a note sounds and
+    connected again after that note ended: within a check (a second) it gets the note-off it
+    missed, long before the next note (it used to hold the note until the same pitch came back)."""
+    notes = [(0.5, 1.5, 60), (4.5, 0.5, 64)]
+    wav = write_wav(tmp_path / "long.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
+    livepitch = start_livepitch(jack_server, tmp_path, "--bends", "none")
+    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    ports = ("livepitch:BasicPitch Out", "lp-harness:midi_in")
+    try:
+        wait_playing(harness)
+        playing_at = time.monotonic()
+        time.sleep(1.2)  # 60 sounds
+        subprocess.run(["jack_disconnect", "-s", jack_server, *ports], check=True)
+        time.sleep(max(0.0, playing_at + 2.8 - time.monotonic()))  # 60 ended meanwhile
+        reconnected_s = time.monotonic() - playing_at
+        subprocess.run(["jack_connect", "-s", jack_server, *ports], check=True)
+        assert harness.wait(60) == 0
+        code = stop_process(livepitch)
+    finally:
+        stop_process(livepitch)
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 0, log
+    events = note_events(read_report(tmp_path / "report.json"))
+    assert [(kind, note) for _, kind, _, note, _ in events if kind == "on"] == [("on", 60), ("on", 64)], (
+        events
+    )
+    (next_on_s,) = [t for t, kind, _, note, _ in events if kind == "on" and note == 64]
+    offs_s = [t for t, kind, _, note, _ in events if kind == "off" and note == 60]
+    assert offs_s and reconnected_s - 0.1 < offs_s[0] < next_on_s, (offs_s, reconnected_s, next_on_s, log)
+    assert "ending any note it kept" in log, log
+
+
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
     """Let livepitch run for 3 s, then stop the JACK server ``name`` and start it again."""
     time.sleep(3.0)

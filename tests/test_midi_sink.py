@@ -346,6 +346,53 @@ def test_a_port_found_lost_is_dropped_and_reopened_by_poll_not_by_the_workers_se
     assert notes == [("note_off", 60), ("note_on", 64)]  # what the lost port held is ended, then on
 
 
+class _WatchedPort(RecordingPort):
+    """A virtual port that says who listens (a JACK port's connections)."""
+
+    virtual = True
+
+    def __init__(self) -> None:
+        super().__init__("BasicPitch Out")
+        self.connected_to: frozenset[str] = frozenset({"synth:midi_in"})
+
+    def listeners(self) -> frozenset[str]:
+        return self.connected_to
+
+
+def test_a_listener_that_connects_gets_the_note_offs_it_may_have_missed() -> None:
+    """A synth disconnected mid-note misses its note-off; when it connects again, the next
+    check sends a note-off for every note played that is not sounding (not the sounding
+    one), and nothing to listeners already there."""
+    port = _WatchedPort()
+    sink = MidiSink(port, BendMode.SINGLE, 2)
+    sink.poll()  # the first check: synth:midi_in listens
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOn(0, 10, 0, 64, 100)])
+    port.connected_to = frozenset()  # the synth leaves, holding 60 and 64
+    sink._next_check = 0.0
+    sink.poll()
+    sink.send([NoteOff(100, 110, 0, 60), NoteOn(100, 110, 0, 67, 100)])
+    before = len(port.messages)
+    sink._next_check = 0.0
+    sink.poll()  # nobody new
+    assert len(port.messages) == before
+    port.connected_to = frozenset({"synth:midi_in"})
+    sink._next_check = 0.0
+    sink.poll()
+    assert [(m.type, m.note) for m in port.messages[before:]] == [("note_off", 60)]  # 64 and 67 sound
+    sink.send([NoteOff(200, 210, 0, 64), NoteOff(200, 210, 0, 67)])
+    before = len(port.messages)
+    port.connected_to = frozenset({"synth:midi_in", "recorder:in"})
+    sink._next_check = 0.0
+    sink.poll()  # nothing sounds: the note-offs, then the setup again
+    sent = port.messages[before:]
+    assert [(m.type, m.note) for m in sent if m.type == "note_off"] == [
+        ("note_off", 60),
+        ("note_off", 64),
+        ("note_off", 67),
+    ]
+    assert any(m.type == "control_change" and m.control == 101 for m in sent)  # RPN: the bend range
+
+
 def test_a_stop_right_after_poll_found_the_port_lost_ends_the_notes_on_the_reopened_port() -> None:
     first, second = _LosablePort("first"), _LosablePort("second")
     sink = MidiSink(first, BendMode.NONE, 2, reopen=lambda: second)
