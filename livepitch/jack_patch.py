@@ -1,4 +1,5 @@
-"""Other programs' connections to livepitch's JACK capture ports, carried across a reopening.
+"""JACK connections: those of livepitch's capture ports, carried across a reopening, and
+queries on a long-lived client of ours (who listens to our MIDI port).
 
 PortAudio registers new capture ports whenever the input stream is opened again (``in_1``
 after ``in_0``), and the connections other programs made to the old ones go with them. So a
@@ -7,8 +8,14 @@ appeared while it opened), reads their connections when it closes the stream on 
 gives the next stream's ports the same sources, port by port: connecting what the old port
 had and disconnecting what PortAudio connected on its own that the old port did not have.
 
-Every call here runs on the main thread, through a short-lived client of its own (libjack
-through ctypes), and never raises: without libjack or a server there is nothing to carry.
+That carrying runs JACK's own tools (``jack_lsp``, ``jack_connect``, ``jack_disconnect``) as
+child processes, never a client in this process: JACK clients opened and closed here while
+the server died made libjack crash this process (a segmentation fault in a later
+``jack_client_close``; found by a soak that killed the server during reloads). It runs on the
+main thread and never raises: without the tools or a server there is nothing to carry.
+
+``Patchbay`` answers queries on a client this process keeps open anyway (the MIDI port's
+``JackServerWatch``), through libjack and ctypes; it opens and closes nothing.
 """
 
 from __future__ import annotations
@@ -16,31 +23,29 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+import subprocess
+from dataclasses import dataclass, field
 
-from livepitch.jack_watch import JACK_NO_START_SERVER, libjack
+from livepitch.jack_watch import libjack
 
 log = logging.getLogger("livepitch")
 
-CLIENT_NAME = "livepitch-patch"
 JACK_PORT_IS_INPUT = 0x1
 JACK_PORT_IS_OUTPUT = 0x2
 AUDIO_PORT_TYPE = b"32 bit float mono audio"
 MIDI_PORT_TYPE = b"8 bit raw midi"
+TOOL_TIMEOUT_S = 3.0
+"""Longest wait for one of JACK's tools (a dying server can keep them waiting)."""
 
 
 class Patchbay:
-    """A JACK client that lists audio inputs and reads and sets a port's sources."""
+    """Port queries on an open JACK client of this process (libjack through ctypes)."""
 
     def __init__(self, lib: ctypes.CDLL, client: int) -> None:
         self._lib = lib
         self._client = client
-
-    def audio_inputs(self) -> set[str]:
-        """Full names of every audio input port of the server."""
-        return set(self.ports(AUDIO_PORT_TYPE, JACK_PORT_IS_INPUT))
 
     def ports(self, port_type: bytes, flags: int) -> list[str]:
         """Full names of the ports of ``port_type`` with ``flags`` (``JACK_PORT_IS_*``)."""
@@ -52,23 +57,6 @@ class Patchbay:
         if not handle:
             return []
         return self._names(self._lib.jack_port_get_all_connections(self._client, handle))
-
-    def set_sources(self, port: str, wanted: list[str]) -> None:
-        """Connect ``wanted`` to ``port`` and disconnect every other source; a wanted port
-        that no longer exists is skipped (logged)."""
-        present = self.sources(port)
-        for source in present:
-            if source not in wanted and self._lib.jack_disconnect(
-                self._client, source.encode(), port.encode()
-            ):
-                log.info("JACK: could not disconnect %s from %s", source, port)
-        for source in wanted:
-            if source in present:
-                continue
-            if self._lib.jack_connect(self._client, source.encode(), port.encode()) == 0:
-                log.info("JACK: connected %s to %s again", source, port)
-            else:
-                log.info("JACK: could not connect %s to %s again (gone?)", source, port)
 
     def _names(self, array: int | None) -> list[str]:
         """A NULL-terminated ``const char **`` from libjack as strings; frees it."""
@@ -89,31 +77,59 @@ def patchbay_on(client: int) -> Patchbay:
     return Patchbay(_patch_lib(), client)
 
 
-@contextmanager
-def patchbay() -> Iterator[Patchbay | None]:
-    """A ``Patchbay`` for the block, or None without libjack or a running server."""
+@dataclass
+class PortInfo:
+    """One port as ``jack_lsp -c -p -t`` shows it."""
+
+    is_input: bool = False
+    port_type: str = ""
+    peers: list[str] = field(default_factory=list)
+
+
+def _run_tool(*command: str) -> str | None:
+    """Run one of JACK's tools on this process's server; its output, or None if it is missing,
+    failed or took too long (logged at debug level)."""
+    environment = dict(os.environ, JACK_NO_START_SERVER="1")
     try:
-        lib = _patch_lib()
-    except (OSError, AttributeError) as err:
-        log.debug("no JACK patchbay: %s", err)
-        yield None
-        return
-    status = ctypes.c_int(0)
-    client = lib.jack_client_open(CLIENT_NAME.encode(), JACK_NO_START_SERVER, ctypes.byref(status))
-    if not client:
-        log.debug("no JACK patchbay: no server (status 0x%x)", status.value)
-        yield None
-        return
-    try:
-        yield Patchbay(lib, client)
-    finally:
-        lib.jack_client_close(client)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, env=environment, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log.debug("JACK: %s: %s", command[0], err)
+        return None
+    if done.returncode != 0:
+        log.debug("JACK: %s: exit %d: %s", " ".join(command), done.returncode, done.stderr.strip()[:200])
+        return None
+    return done.stdout
+
+
+def list_ports() -> dict[str, PortInfo] | None:
+    """Every port of the server with its direction, type and peers, or None without the tool
+    or a server."""
+    listing = _run_tool("jack_lsp", "-c", "-p", "-t")
+    if listing is None:
+        return None
+    ports: dict[str, PortInfo] = {}
+    current: PortInfo | None = None
+    for line in listing.splitlines():
+        if line.startswith("\tproperties:") and current is not None:
+            current.is_input = "input" in [word.strip() for word in line.split(":", 1)[1].split(",")]
+        elif line.startswith("\t") and current is not None:
+            current.port_type = line.strip()
+        elif line.startswith("   ") and current is not None:
+            current.peers.append(line.strip())
+        elif line.strip():
+            current = ports[line] = PortInfo()
+    return ports
 
 
 def audio_inputs() -> set[str] | None:
-    """Every audio input port of the server, or None without one."""
-    with patchbay() as bay:
-        return None if bay is None else bay.audio_inputs()
+    """Every audio input port of the server, or None without one (or the tool)."""
+    ports = list_ports()
+    if ports is None:
+        return None
+    audio = AUDIO_PORT_TYPE.decode()
+    return {name for name, info in ports.items() if info.is_input and info.port_type == audio}
 
 
 def registered_between(before: set[str] | None) -> list[str]:
@@ -127,17 +143,30 @@ def registered_between(before: set[str] | None) -> list[str]:
 
 def sources_of(ports: list[str]) -> list[list[str]] | None:
     """Each port's sources, or None without a server (the patch cannot be read)."""
-    with patchbay() as bay:
-        return None if bay is None else [bay.sources(port) for port in ports]
+    listing = list_ports()
+    if listing is None:
+        return None
+    return [listing[port].peers if port in listing else [] for port in ports]
 
 
 def patch_again(ports: list[str], sources: list[list[str]]) -> None:
-    """Give port i the sources ``sources[i]`` (ports beyond the list keep PortAudio's own)."""
-    with patchbay() as bay:
-        if bay is None:
-            return
-        for port, wanted in zip(ports, sources, strict=False):
-            bay.set_sources(port, wanted)
+    """Give port i the sources ``sources[i]`` and no other (ports beyond the list keep
+    PortAudio's own); a wanted source that no longer exists is skipped (logged)."""
+    listing = list_ports()
+    if listing is None:
+        return
+    for port, wanted in zip(ports, sources, strict=False):
+        present = listing[port].peers if port in listing else []
+        for source in present:
+            if source not in wanted and _run_tool("jack_disconnect", source, port) is None:
+                log.info("JACK: could not disconnect %s from %s", source, port)
+        for source in wanted:
+            if source in present:
+                continue
+            if source in listing and _run_tool("jack_connect", source, port) is not None:
+                log.info("JACK: connected %s to %s again", source, port)
+            else:
+                log.info("JACK: could not connect %s to %s again (gone?)", source, port)
 
 
 _carried: list[list[str]] | None = None
@@ -173,7 +202,5 @@ def _patch_lib() -> ctypes.CDLL:
     lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     lib.jack_port_get_all_connections.restype = ctypes.c_void_p
     lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-    lib.jack_disconnect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
     lib.jack_free.argtypes = [ctypes.c_void_p]
     return lib

@@ -16,6 +16,9 @@ import threading
 
 log = logging.getLogger("livepitch")
 
+_ABANDONED: list[object] = []
+"""Clients of servers that went away, never closed (see ``JackServerWatch.close``)."""
+
 JACK_NO_START_SERVER = 0x01
 """``JackNoStartServer``: never start a server to watch it."""
 
@@ -51,11 +54,17 @@ class JackServerWatch:
         return self._stopped.is_set()
 
     def close(self) -> None:
-        """Leave the server (after it went away, only the client's memory is freed); safe to
-        call twice. The callback stays referenced by this object for as long as it lives."""
+        """Leave the server; safe to call twice. A client whose server went away is not closed
+        but kept for good (``_ABANDONED``, with its callback): closing it while another thread
+        was still inside libjack for the same dead server (PortAudio giving up on its stream)
+        crashed the process in ``jack_client_close``."""
         client, self._client = self._client, None
-        if client is not None:
-            self._lib.jack_client_close(client)
+        if client is None:
+            return
+        if self.stopped:
+            _ABANDONED.append((client, self._callback))
+            return
+        self._lib.jack_client_close(client)
 
 
 @functools.cache

@@ -146,7 +146,7 @@ class MidiOutput:
         """The ports connected to our virtual JACK port, or None where that cannot be told
         (other APIs, ``--connect``, no libjack, or our port not found by its name alone)."""
         watch = self._watch
-        client = None if watch is None else watch.client
+        client = None if watch is None or watch.stopped else watch.client
         if self.api is not MidiApi.JACK or self.connected or client is None or self._midi_out is None:
             return None
         try:
@@ -167,7 +167,7 @@ class MidiOutput:
         a program that registers its port again within a check (``PORT_CHECK_S``) keeps the
         name but not the connection. True where it cannot be told (other APIs, no libjack)."""
         watch = self._watch
-        client = None if watch is None else watch.client
+        client = None if watch is None or watch.stopped else watch.client
         if self.api is not MidiApi.JACK or client is None or self.own_port is None:
             return True
         try:
