@@ -250,11 +250,11 @@ class DeviceSource:
         if not self._stopping:
             self._error = "the audio stream stopped (device lost?)"
 
-    def stop(self) -> None:
+    def stop(self, reopening: bool = False) -> None:
         """Stop and close the stream; if PortAudio hangs (its server died), give up on it.
 
-        On JACK, the sources connected to its capture ports are remembered first, for the
-        next stream this process opens (``livepitch.jack_patch``).
+        ``reopening`` (a reload opening the input again), on JACK: the sources connected to
+        its capture ports are remembered first, for the next stream (``livepitch.jack_patch``).
 
         PortAudio's JACK backend waits for a process callback that a dead server never runs,
         so stopping happens on a helper thread; after ``STOP_TIMEOUT_S`` the stream is
@@ -263,7 +263,7 @@ class DeviceSource:
         self._stopping = True
         stream, self._stream = self._stream, None
         if stream is not None:
-            if self._jack_ports and self._error is None:  # closed on purpose: for the next stream
+            if reopening and self._jack_ports and self._error is None:  # for the next stream
                 jack_patch.carry(self._jack_ports)
             self._close(stream, self._native)
 

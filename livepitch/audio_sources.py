@@ -63,8 +63,10 @@ class AudioSource(Protocol):
         """Start delivering into ``ring``."""
         ...
 
-    def stop(self) -> None:
-        """Stop delivering and release the device; safe to call twice."""
+    def stop(self, reopening: bool = False) -> None:
+        """Stop delivering and release the device; safe to call twice. ``reopening``: the same
+        input is opened again at once (a reload), so what other programs connected to it is
+        worth remembering for the new stream."""
         ...
 
 
@@ -153,7 +155,7 @@ class FileReplaySource:
         self._thread = threading.Thread(target=self._replay, args=(ring,), name="file-replay", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, reopening: bool = False) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)

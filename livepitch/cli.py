@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -528,7 +528,7 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
         settings,
         reload=reload,
         status_line=status_line,
-        restart_process=lambda clock: _restart_self(resumed + 1, clock),
+        restart_process=lambda clock: _restart_self(resumed + 1, clock, daemon.stop_requested),
         resumed=resumed,
         clock=SessionClock.from_text(os.environ.get(CLOCK_VARIABLE, "")) if resumed else None,
     )
@@ -568,16 +568,23 @@ CLOCK_VARIABLE = "LIVEPITCH_SESSION_CLOCK"
 """The session's clock, handed to the re-executed livepitch (``SessionClock.to_text``)."""
 
 
-def _restart_self(count: int, clock: SessionClock) -> None:
+def _restart_self(
+    count: int, clock: SessionClock, stop_requested: Callable[[], bool] = lambda: False
+) -> None:
     """Replace this process with a fresh livepitch (same arguments) that waits for its devices
-    and goes on with the session's clock."""
+    and goes on with the session's clock. Returns (no restart) if a stop was asked by the time
+    the stop and reload signals are held back for the new process."""
     environment = dict(os.environ, **{RESUME_VARIABLE: str(count), CLOCK_VARIABLE: clock.to_text()})
-    sys.stdout.flush()
-    sys.stderr.flush()
     held = [getattr(signal, name) for name in HELD_SIGNALS if hasattr(signal, name)]
     blocked = hasattr(signal, "pthread_sigmask")
     if blocked:  # the mask survives execve: the new process unblocks them once it can note them
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)  # (runs the handlers of any that came before)
+    if stop_requested():  # a SIGTERM just before: this process ends instead of restarting
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
         os.execve(sys.executable, [sys.executable, "-m", "livepitch", *sys.argv[1:]], environment)
     except OSError as err:

@@ -199,6 +199,10 @@ class Daemon:
         """Ask the main loop to stop (signal handler, or another thread)."""
         self._stop.set()
 
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked (any thread)."""
+        return self._stop.is_set()
+
     def request_reload(self, *_: Any) -> None:
         """Ask the main loop to reload the configuration (SIGHUP)."""
         self._reload_requested.set()
@@ -466,12 +470,16 @@ class Daemon:
             self.totals["device_overflows"],
         )
 
-    def _stop_pipeline(self, reason: str, keep_source: bool = False, lost: bool = False) -> bool:
+    def _stop_pipeline(
+        self, reason: str, keep_source: bool = False, lost: bool = False, reopening: bool = False
+    ) -> bool:
         """Stop the worker and the source; release every sounding note (main thread).
 
         With ``keep_source`` the source goes on filling its ring for the next worker, unless
         the worker did not stop (it could still read the ring); True if the source was kept.
         ``lost``: the source had stopped delivering (its audio ended when it last made progress).
+        ``reopening``: a reload opens the input again at once (the source remembers who was
+        connected to it, for the new stream).
         """
         worker, source, ring = self.worker, self.source, self._ring
         self.worker = None
@@ -486,7 +494,7 @@ class Daemon:
         else:
             self.source, self._ring = None, None
         if source is not None:
-            source.stop()  # no more audio: the worker finishes its chunk and sees the stop
+            source.stop(reopening)  # no more audio: the worker finishes its chunk and sees the stop
             if getattr(source, "wedged", False):
                 self.audio_wedged = True
         if worker is not None and not worker_stopped:
@@ -768,7 +776,7 @@ class Daemon:
         except LivepitchError as err:
             log.error("configuration not reloaded: %s", err)
             return
-        if keep and not self._stop_pipeline("reload", keep_source=True):
+        if keep and not self._stop_pipeline("reload", keep_source=True, reopening=True):
             log.warning("the worker did not stop: the audio input is opened again")
             keep = False
             try:
@@ -778,7 +786,7 @@ class Daemon:
                 self._recover(first_line(lost))
                 return
         elif not keep:
-            self._stop_pipeline("reload")
+            self._stop_pipeline("reload", reopening=True)
         resume = self._replay_position(running)
         old_model = self._model
         self._adopt(new, model)

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 from livepitch.jack_watch import libjack
@@ -133,12 +134,22 @@ def audio_inputs() -> set[str] | None:
 
 
 def registered_between(before: set[str] | None) -> list[str]:
-    """The audio input ports that appeared since ``before`` (``audio_inputs()`` then), in
-    their order (``in_2`` before ``in_10``); empty if either listing failed."""
+    """The audio input ports PortAudio's client registered since ``before`` (``audio_inputs()``
+    then), in their order (``in_2`` before ``in_10``); empty if either listing failed or if
+    another program's client registered inputs meanwhile too and none is PortAudio's."""
     after = audio_inputs()
     if before is None or after is None:
         return []
-    return sorted(after - before, key=_natural_order)
+    by_client: dict[str, list[str]] = {}
+    for port in after - before:
+        by_client.setdefault(port.split(":", 1)[0], []).append(port)
+    clients = list(by_client)
+    if len(clients) > 1:
+        clients = [client for client in clients if client.startswith("PortAudio")]
+    if len(clients) != 1:
+        log.debug("JACK: cannot tell this stream's capture ports among %s", sorted(by_client))
+        return []
+    return sorted(by_client[clients[0]], key=_natural_order)
 
 
 def sources_of(ports: list[str]) -> list[list[str]] | None:
@@ -151,12 +162,16 @@ def sources_of(ports: list[str]) -> list[list[str]] | None:
 
 def patch_again(ports: list[str], sources: list[list[str]]) -> None:
     """Give port i the sources ``sources[i]`` and no other (ports beyond the list keep
-    PortAudio's own); a wanted source that no longer exists is skipped (logged)."""
+    PortAudio's own); a wanted source that no longer exists is skipped (logged), and a port
+    none of whose wanted sources exists keeps PortAudio's (rather than no input at all)."""
     listing = list_ports()
     if listing is None:
         return
     for port, wanted in zip(ports, sources, strict=False):
         present = listing[port].peers if port in listing else []
+        if wanted and not any(source in listing for source in wanted):  # keep PortAudio's then
+            log.info("JACK: %s keeps its own sources: %s went away", port, ", ".join(wanted))
+            continue
         for source in present:
             if source not in wanted and _run_tool("jack_disconnect", source, port) is None:
                 log.info("JACK: could not disconnect %s from %s", source, port)
@@ -169,22 +184,28 @@ def patch_again(ports: list[str], sources: list[list[str]]) -> None:
                 log.info("JACK: could not connect %s to %s again (gone?)", source, port)
 
 
-_carried: list[list[str]] | None = None
+CARRIED_FOR_S = 10.0
+"""How long remembered sources wait for the next stream: a reload reopens within a second or
+two; a stream opened later (after a server restart) starts with PortAudio's own."""
+
+_carried: tuple[float, list[list[str]]] | None = None  # (when, each port's sources)
 
 
 def carry(ports: list[str]) -> None:
-    """Remember the sources of ``ports`` (a stream about to close on purpose) for the next
+    """Remember the sources of ``ports`` (a stream about to close for a reload) for the next
     stream of this process (``restore``)."""
     global _carried
-    _carried = sources_of(ports) if ports else None
+    sources = sources_of(ports) if ports else None
+    _carried = None if sources is None else (time.monotonic(), sources)
 
 
 def restore(ports: list[str]) -> None:
-    """Give a new stream's ``ports`` the sources ``carry`` remembered, once."""
+    """Give a new stream's ``ports`` the sources ``carry`` remembered, once, if that was
+    less than ``CARRIED_FOR_S`` ago."""
     global _carried
     carried, _carried = _carried, None
-    if carried is not None and ports:
-        patch_again(ports, carried)
+    if carried is not None and ports and time.monotonic() - carried[0] < CARRIED_FOR_S:
+        patch_again(ports, carried[1])
 
 
 def _natural_order(name: str) -> tuple[str, int]:

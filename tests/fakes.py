@@ -71,7 +71,7 @@ class FakeSource:
         self._thread = threading.Thread(target=self._deliver, args=(ring,), daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, reopening: bool = False) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)

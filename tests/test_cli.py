@@ -341,6 +341,9 @@ def test_a_restart_to_reconnect_holds_stop_and_reload_signals_for_the_new_proces
         cli._restart_self(1, SessionClock(0, 0.0, 0.0))
     assert held <= masks[0]  # blocked at the exec
     assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))  # and again not, as it failed
+    cli._restart_self(1, SessionClock(0, 0.0, 0.0), stop_requested=lambda: True)
+    assert len(masks) == 1  # a stop asked by then: no restart, the signals unblocked
+    assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
 
     handlers = {signum: signal.getsignal(signum) for signum in held}
     try:  # the new process: started with them blocked, one SIGHUP already pending

@@ -367,9 +367,9 @@ class CountedStarts(FakeSource):
         self.starts += 1
         super().start(ring)
 
-    def stop(self) -> None:
+    def stop(self, reopening: bool = False) -> None:
         self.stops += 1
-        super().stop()
+        super().stop(reopening)
 
 
 def test_a_reload_that_leaves_the_audio_settings_alone_keeps_the_stream_open(
@@ -1035,8 +1035,8 @@ class FlushingSource(FakeSource):
         self._ring = ring
         super().start(ring)
 
-    def stop(self) -> None:
-        super().stop()
+    def stop(self, reopening: bool = False) -> None:
+        super().stop(reopening)
         self._ring.write(self.audio[self.frames_delivered :])
         deadline = time.monotonic() + 20.0
         while self._ring.available_frames and time.monotonic() < deadline:
@@ -1214,8 +1214,8 @@ def test_a_stop_asked_while_recovering_from_a_wedged_stream_stops_instead_of_res
     class WedgedSource(FakeSource):
         wedged = True
 
-        def stop(self) -> None:
-            super().stop()
+        def stop(self, reopening: bool = False) -> None:
+            super().stop(reopening)
             stop_now[0]()  # the service manager's SIGTERM, during the recovery
 
     port = RecordingPort()
@@ -1267,8 +1267,8 @@ def test_a_stream_a_reload_could_not_release_makes_the_recovery_restart_the_proc
     class WedgesOnStop(FakeSource):
         wedged = False
 
-        def stop(self) -> None:
-            super().stop()
+        def stop(self, reopening: bool = False) -> None:
+            super().stop(reopening)
             self.wedged = True
 
     def restart(clock: Any) -> None:

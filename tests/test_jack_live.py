@@ -381,7 +381,9 @@ def test_a_connect_target_registered_again_within_a_second_is_connected_again(
     lines = [json.loads(line) for line in messages.read_text().splitlines()]
     ons = [(m["port"], m["midi"][1]) for m in lines if m["midi"][0] & 0xF0 == 0x90 and m["midi"][2] > 0]
     assert [note for port, note in ons if port == 2][-2:] == [67, 62], (ons, log)
-    assert "registered again" in log, log
+    # (found by the new check; once in about fifty runs the check falls in the 20 ms gap and
+    # finds the port gone instead, as before)
+    assert "registered again" in log or "went away" in log, log
     sounding: set[int] = set()  # at the re-registered port: every note it got was ended
     for m in (m for m in lines if m["port"] == 2):
         status, data1, data2 = m["midi"][0] & 0xF0, m["midi"][1], m["midi"][2]

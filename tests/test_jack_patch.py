@@ -75,3 +75,38 @@ def test_without_the_tools_or_a_server_nothing_is_carried(monkeypatch: pytest.Mo
 def test_a_missing_tool_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     assert jack_patch.list_ports() is None
+
+
+def test_ports_another_program_registered_meanwhile_are_not_taken_for_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between the two listings PortAudio registered in_1 and in_10, and another program's
+    client an input of its own: only PortAudio's are this stream's."""
+    before = {"PortAudio:in_0"}
+    listing = LISTING + "recorder:in_left\n\tproperties: input,\n\t32 bit float mono audio\n"
+    monkeypatch.setattr(jack_patch, "_run_tool", lambda *command: listing)
+    assert jack_patch.registered_between(before) == ["PortAudio:in_1", "PortAudio:in_10"]
+
+
+def test_a_port_whose_sources_all_went_away_keeps_portaudios_own(tools: list[tuple[str, ...]]) -> None:
+    """Disconnecting system:capture_1 would leave the new port with no input at all."""
+    jack_patch.patch_again(["PortAudio:in_1"], [["quit:out"]])
+    assert tools[1:] == []
+
+
+def test_remembered_sources_wait_for_the_next_stream_only_a_while(
+    tools: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("livepitch.jack_patch.time.monotonic", lambda: now[0])
+    jack_patch.carry(["PortAudio:in_0"])
+    now[0] += jack_patch.CARRIED_FOR_S + 1.0  # the next stream opened after a server restart
+    jack_patch.restore(["PortAudio:in_1"])
+    assert [run[0] for run in tools] == ["jack_lsp"]  # read at the carry, nothing done after
+    jack_patch.carry(["PortAudio:in_0"])
+    now[0] += 1.0  # a reload's reopening
+    jack_patch.restore(["PortAudio:in_1"])
+    assert tools[2:] == [  # in_0 had the system capture and the player: in_1 gets the player too
+        ("jack_lsp", "-c", "-p", "-t"),
+        ("jack_connect", "player:out", "PortAudio:in_1"),
+    ]
