@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,9 @@ def reinitialise_portaudio() -> None:
         raise DeviceError(f"cannot restart the audio system: {first_line(err)}") from err
 
 
+OPEN_TIMEOUT_S = 10.0
+"""Longest wait for PortAudio to open and start a stream [s] (normally well under a second)."""
+
 STOP_TIMEOUT_S = 1.0
 
 
@@ -198,35 +202,41 @@ class DeviceSource:
                 native = native_capture.NativeCallback(ring)
             else:
                 why_python = native_capture.unavailable_reason()
-        try:
-            stream: sounddevice._StreamBase | None = None
-            if native is not None:
-                try:
-                    # sounddevice's stream base class takes a C function pointer as its callback
-                    # (its docstring says so), with the user data as a cffi void pointer.
-                    stream = sounddevice._StreamBase(
-                        "input",
-                        callback=sounddevice._ffi.cast("PaStreamCallback *", native.callback_address),
-                        userdata=sounddevice._ffi.cast("void *", native.user_data_address),
-                        **options,
-                    )
-                except (AttributeError, TypeError) as err:  # a sounddevice without that form
-                    native = None
-                    why_python = f"this sounddevice does not take a C callback: {first_line(err)}"
-            if stream is None:
-                stream = sounddevice.InputStream(callback=self._callback, **options)
+
+        def open_and_start() -> tuple[sounddevice._StreamBase, native_capture.NativeCallback | None, str]:
+            chosen, why = native, why_python
             try:
-                stream.start()
-            except sounddevice.PortAudioError as err:
-                self._close(stream, native)  # a server that just died may hang PortAudio
-                if self.wedged:
-                    raise AudioWedgedError(
-                        f"cannot open {self.description}: {first_line(err)}, "
-                        "and the audio system did not release the stream"
-                    ) from err
-                raise
-        except (sounddevice.PortAudioError, ValueError) as err:
-            raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err
+                stream: sounddevice._StreamBase | None = None
+                if chosen is not None:
+                    try:
+                        # sounddevice's stream base class takes a C function pointer as its
+                        # callback (its docstring says so), with the user data as a cffi void pointer.
+                        stream = sounddevice._StreamBase(
+                            "input",
+                            callback=sounddevice._ffi.cast("PaStreamCallback *", chosen.callback_address),
+                            userdata=sounddevice._ffi.cast("void *", chosen.user_data_address),
+                            **options,
+                        )
+                    except (AttributeError, TypeError) as err:  # a sounddevice without that form
+                        chosen = None
+                        why = f"this sounddevice does not take a C callback: {first_line(err)}"
+                if stream is None:
+                    stream = sounddevice.InputStream(callback=self._callback, **options)
+                try:
+                    stream.start()
+                except sounddevice.PortAudioError as err:
+                    self._close(stream, chosen)  # a server that just died may hang PortAudio
+                    if self.wedged:
+                        raise AudioWedgedError(
+                            f"cannot open {self.description}: {first_line(err)}, "
+                            "and the audio system did not release the stream"
+                        ) from err
+                    raise
+            except (sounddevice.PortAudioError, ValueError) as err:
+                raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err
+            return stream, chosen, why
+
+        stream, native, why_python = self._within_timeout(open_and_start, native)
         self._stream, self._native = stream, native
         if self._jack:  # other programs' connections to the last stream's ports, made again
             self._jack_ports = jack_patch.registered_between(inputs_before)
@@ -235,6 +245,41 @@ class DeviceSource:
             log.info("audio callback: C (never waits for the worker's Python)")
         else:
             log.info("audio callback: Python (%s)", why_python)
+
+    def _within_timeout(
+        self,
+        open_and_start: Callable[
+            [], tuple[sounddevice._StreamBase, native_capture.NativeCallback | None, str]
+        ],
+        native: native_capture.NativeCallback | None,
+    ) -> tuple[sounddevice._StreamBase, native_capture.NativeCallback | None, str]:
+        """Open and start the stream on a helper thread, waiting ``OPEN_TIMEOUT_S`` at most: a
+        JACK server dying meanwhile can keep PortAudio waiting for good (seen in
+        ``Pa_StartStream``), where no signal would reach the main thread. A stream that did not
+        open in time is given up (``wedged``, ``AudioWedgedError``): only a new process can
+        reset PortAudio then."""
+        outcome: list[tuple[sounddevice._StreamBase, native_capture.NativeCallback | None, str]] = []
+        failure: list[Exception] = []
+
+        def run() -> None:
+            try:
+                outcome.append(open_and_start())
+            except Exception as err:  # handed to the main thread
+                failure.append(err)
+
+        opener = threading.Thread(target=run, name="portaudio-open", daemon=True)
+        opener.start()
+        opener.join(OPEN_TIMEOUT_S)
+        if opener.is_alive():
+            self.wedged = True
+            if native is not None:
+                native.keep_forever()  # PortAudio may still call it
+            raise AudioWedgedError(
+                f"cannot open {self.description}: the audio system did not answer in {OPEN_TIMEOUT_S:g} s"
+            )
+        if failure:
+            raise failure[0]
+        return outcome[0]
 
     def _callback(self, indata: Any, frames: int, time: Any, status: sounddevice.CallbackFlags) -> None:
         """PortAudio's audio thread: copy into the ring, count overflows, return."""

@@ -327,6 +327,9 @@ class Daemon:
         ``source``, started; a fresh ring too, unless the source is ``running`` (kept by a
         reload: the new worker reads its ring on from where the last one stopped)."""
         assert self._model is not None and self.sink is not None
+        if self.audio_wedged and not running and not isinstance(source, FileReplaySource):
+            # opening a stream beside the one PortAudio never released crashed in libjack
+            raise AudioWedgedError("the audio system did not release a stream: no new one opens here")
         settings = self.settings
         self._check_blocks(source)
         if running:
@@ -658,7 +661,7 @@ class Daemon:
             raise DeviceError("the audio system did not release the lost stream; restart livepitch")
         if self._stop.is_set():  # a stop asked meanwhile: nothing to reconnect for
             return
-        log.warning("the audio system will not release the lost stream: restarting livepitch to reconnect")
+        log.warning("the audio system will not release a stream: restarting livepitch to reconnect")
         clock = self.session_clock()
         self._shutdown()
         if self._stop.is_set():  # asked while shutting down: the new process would not know
@@ -787,6 +790,9 @@ class Daemon:
                 return
         elif not keep:
             self._stop_pipeline("reload", reopening=True)
+        if self.audio_wedged:  # the old stream was never released: only a new process opens one
+            self._restart_to_reconnect()
+            return
         resume = self._replay_position(running)
         old_model = self._model
         self._adopt(new, model)

@@ -8,6 +8,7 @@ import shutil
 import sys
 import sysconfig
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,17 +130,22 @@ def test_a_c_callback_built_from_another_version_is_refused(monkeypatch: pytest.
 
 
 class FakeStream:
-    """Stands in for a sounddevice stream: records calls; ``start`` or ``abort`` may fail or hang."""
+    """Stands in for a sounddevice stream: records calls; ``start`` may fail, it or ``abort`` hang."""
 
-    def __init__(self, fail_start: bool = False, hang_abort: bool = False, **options: Any) -> None:
+    def __init__(
+        self, fail_start: bool = False, hang_abort: bool = False, hang_start: bool = False, **options: Any
+    ) -> None:
         self.options = options
         self.fail_start = fail_start
         self.hang_abort = hang_abort
+        self.hang_start = hang_start
         self.calls: list[str] = []
         self.release = threading.Event()
 
     def start(self) -> None:
         self.calls.append("start")
+        if self.hang_start:
+            self.release.wait(10.0)
         if self.fail_start:
             raise sounddevice.PortAudioError("Unanticipated host error")
 
@@ -208,6 +214,31 @@ def test_a_stream_that_fails_to_start_is_closed_and_not_taken_for_native(
         source.start(AudioRing(4096, 1))
     assert made[0].calls == ["start", "abort", "close"]
     assert not source.native_callback and not source.wedged
+
+
+def test_a_stream_that_never_starts_is_given_up_and_the_caller_told(
+    fake_portaudio: dict[str, FakeStream], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JACK server dying as the stream started kept PortAudio's start waiting for good, and
+    the main thread with it (SIGTERM never handled): after ``OPEN_TIMEOUT_S`` the source gives
+    up on the stream, wedged, so the daemon restarts the process."""
+    from livepitch.errors import AudioWedgedError
+
+    monkeypatch.setattr(audio_device, "OPEN_TIMEOUT_S", 0.3)
+    made: list[FakeStream] = []
+
+    def input_stream(callback: object, **options: Any) -> FakeStream:
+        made.append(FakeStream(hang_start=True, **options))
+        return made[-1]
+
+    monkeypatch.setattr(sounddevice, "InputStream", input_stream)
+    source = audio_device.DeviceSource(None, "JACK", None, 256, 1, callback="python")
+    began = time.monotonic()
+    with pytest.raises(AudioWedgedError, match=r"did not answer in 0\.3 s"):
+        source.start(AudioRing(4096, 1))
+    assert time.monotonic() - began < 2.0
+    assert source.wedged and made[0].calls == ["start"]
+    made[0].release.set()
 
 
 @pytest.mark.skipif(not native_capture.available(), reason="the C callback is not built")
