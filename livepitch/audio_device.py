@@ -267,19 +267,33 @@ class DeviceSource:
             except Exception as err:  # handed to the main thread
                 failure.append(err)
 
-        opener = threading.Thread(target=run, name="portaudio-open", daemon=True)
-        opener.start()
-        opener.join(OPEN_TIMEOUT_S)
-        if opener.is_alive():
-            self.wedged = True
-            if native is not None:
-                native.keep_forever()  # PortAudio may still call it
+        if not self._finished_within(run, "portaudio-open", OPEN_TIMEOUT_S, native):
             raise AudioWedgedError(
                 f"cannot open {self.description}: the audio system did not answer in {OPEN_TIMEOUT_S:g} s"
             )
         if failure:
             raise failure[0]
         return outcome[0]
+
+    def _finished_within(
+        self,
+        work: Callable[[], None],
+        name: str,
+        timeout_s: float,
+        native: native_capture.NativeCallback | None,
+    ) -> bool:
+        """Run ``work`` (a PortAudio call that a dying server can hang) on a helper thread and
+        wait ``timeout_s`` for it; if it has not finished, give up on the stream: ``wedged``,
+        with the C callback's ring kept for good (PortAudio may still call it). False then."""
+        helper = threading.Thread(target=work, name=name, daemon=True)
+        helper.start()
+        helper.join(timeout_s)
+        if not helper.is_alive():
+            return True
+        self.wedged = True
+        if native is not None:
+            native.keep_forever()
+        return False
 
     def _callback(self, indata: Any, frames: int, time: Any, status: sounddevice.CallbackFlags) -> None:
         """PortAudio's audio thread: copy into the ring, count overflows, return."""
@@ -324,10 +338,4 @@ class DeviceSource:
             except sounddevice.PortAudioError:
                 pass
 
-        closer = threading.Thread(target=close, name="portaudio-close", daemon=True)
-        closer.start()
-        closer.join(STOP_TIMEOUT_S)
-        if closer.is_alive():
-            self.wedged = True
-            if native is not None:
-                native.keep_forever()
+        self._finished_within(close, "portaudio-close", STOP_TIMEOUT_S, native)

@@ -118,6 +118,29 @@ def read_report(report: Path) -> dict[str, Any]:
     return result
 
 
+def play_and_stop(
+    livepitch: subprocess.Popen[str],
+    harness: subprocess.Popen[str],
+    tmp_path: Path,
+    during: Callable[[float], None] = lambda playing_at: None,
+    others: tuple[subprocess.Popen[str], ...] = (),
+) -> str:
+    """Once the harness plays, call ``during`` (with the monotonic time it started); when it
+    has finished, stop livepitch and ``others``. livepitch's log (its exit 0 asserted)."""
+    try:
+        wait_playing(harness)
+        during(time.monotonic())
+        assert harness.wait(60) == 0
+        code = stop_process(livepitch)
+    finally:
+        stop_process(livepitch)
+        for other in others:
+            stop_process(other)
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 0, log
+    return log
+
+
 def played_s(report: dict[str, Any], file_s: float) -> float:
     """When the sample at ``file_s`` of the WAV went out, in s after ``start_frame``."""
     position = round(file_s * report["rate"])
@@ -278,23 +301,19 @@ def reload_during_melody(
     wav = write_wav(tmp_path / "melody.wav", sequence(MELODY, 4.5, rate_hz=RATE_HZ))
     livepitch = start_livepitch(server, tmp_path, "--config", str(config), *flags)
     harness = start_harness(server, wav, tmp_path / "report.json", listen_s=1.0)
-    try:
-        wait_playing(harness)
-        playing_at = time.monotonic()
+    sources: list[dict[str, set[str]]] = []
+
+    def reload(playing_at: float) -> None:
         before()
         time.sleep(max(0.0, playing_at + 2.2 - time.monotonic()))  # after the second note, before the third
         config.write_text(second)
         livepitch.send_signal(signal.SIGHUP)
         time.sleep(0.5)
-        sources = jack_sources(server)
-        assert harness.wait(60) == 0
-        code = stop_process(livepitch)
-    finally:
-        stop_process(livepitch)
-    log = (tmp_path / "livepitch.log").read_text()
-    assert code == 0, log
+        sources.append(jack_sources(server))
+
+    log = play_and_stop(livepitch, harness, tmp_path, reload)
     assert "configuration reloaded" in log, log
-    return sources, note_events(read_report(tmp_path / "report.json")), log
+    return sources[0], note_events(read_report(tmp_path / "report.json")), log
 
 
 def test_a_reload_keeps_the_capture_port_and_its_connections(jack_server: str, tmp_path: Path) -> None:
@@ -367,17 +386,12 @@ def test_a_connect_target_registered_again_within_a_second_is_connected_again(
     wav = write_wav(tmp_path / "melody.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
     livepitch = start_livepitch(jack_server, tmp_path, "--connect", "synth", "--bends", "none")
     harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
-    try:
-        wait_playing(harness)
+
+    def bounce(playing_at: float) -> None:
         time.sleep(1.2)  # after the first note
         synth.send_signal(signal.SIGUSR1)
-        assert harness.wait(60) == 0
-        code = stop_process(livepitch)
-    finally:
-        stop_process(livepitch)
-        stop_process(synth)
-    log = (tmp_path / "livepitch.log").read_text()
-    assert code == 0, log
+
+    log = play_and_stop(livepitch, harness, tmp_path, bounce, others=(synth,))
     lines = [json.loads(line) for line in messages.read_text().splitlines()]
     ons = [(m["port"], m["midi"][1]) for m in lines if m["midi"][0] & 0xF0 == 0x90 and m["midi"][2] > 0]
     assert [note for port, note in ons if port == 2][-2:] == [67, 62], (ons, log)
@@ -405,20 +419,17 @@ def test_a_listener_that_left_mid_note_gets_the_missed_note_off_when_it_connects
     livepitch = start_livepitch(jack_server, tmp_path, "--bends", "none")
     harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
     ports = ("livepitch:BasicPitch Out", "lp-harness:midi_in")
-    try:
-        wait_playing(harness)
-        playing_at = time.monotonic()
+    reconnected: list[float] = []
+
+    def away_and_back(playing_at: float) -> None:
         time.sleep(1.2)  # 60 sounds
         subprocess.run(["jack_disconnect", "-s", jack_server, *ports], check=True)
         time.sleep(max(0.0, playing_at + 2.8 - time.monotonic()))  # 60 ended meanwhile
-        reconnected_s = time.monotonic() - playing_at
+        reconnected.append(time.monotonic() - playing_at)
         subprocess.run(["jack_connect", "-s", jack_server, *ports], check=True)
-        assert harness.wait(60) == 0
-        code = stop_process(livepitch)
-    finally:
-        stop_process(livepitch)
-    log = (tmp_path / "livepitch.log").read_text()
-    assert code == 0, log
+
+    log = play_and_stop(livepitch, harness, tmp_path, away_and_back)
+    (reconnected_s,) = reconnected
     events = note_events(read_report(tmp_path / "report.json"))
     assert [(kind, note) for _, kind, _, note, _ in events if kind == "on"] == [("on", 60), ("on", 64)], (
         events
