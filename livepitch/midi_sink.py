@@ -120,6 +120,7 @@ class MidiSink:
         self._sounding: set[tuple[int, int]] = set()
         self._played: set[tuple[int, int]] = set()  # every (channel, pitch) a note-on went out for
         self._listeners: frozenset[str] | None = None  # a virtual JACK port's, at the last check
+        self._ever_listened: set[str] = set()  # every listener any check saw
         self._used_channels: set[int] = set()
         self._bent_channels: set[int] = set()  # wheel last delivered off centre
         self._wheels: dict[int, int] = {}  # where each wheel should be (what the voices last sent)
@@ -387,10 +388,11 @@ class MidiSink:
             gone.close()
 
     def _welcome_listeners(self) -> None:
-        """Asked every check, a virtual JACK port's listeners: one connected since the last
-        check (maybe one that left mid-note and came back, still holding a note whose note-off
-        it missed) gets a note-off for every note played on the port that is not sounding,
-        and the setup if nothing sounds (main thread)."""
+        """Asked every check, a virtual JACK port's listeners. One connected since the last
+        check gets the setup if nothing sounds; if an earlier check had seen it (it left,
+        maybe mid-note, and came back, still holding a note whose note-off it missed), first a
+        note-off for every note played on the port that is not sounding. A listener new to
+        the port never got a note-on from it: no burst of note-offs for it (main thread)."""
         port = self._port
         listeners = getattr(port, "listeners", None)
         current = None if listeners is None else listeners()
@@ -399,15 +401,17 @@ class MidiSink:
                 self._listeners = None
                 return
             joined = current - self._listeners if self._listeners is not None else frozenset()
+            returning = joined & self._ever_listened
             self._listeners = current
+            self._ever_listened |= current
             if not joined:
                 return
-            log.info("MIDI: %s connected: ending any note it kept from before", ", ".join(sorted(joined)))
-            for channel, pitch in sorted(self._played - self._sounding):
-                if not self._raw_send(
-                    mido.Message("note_off", channel=channel, note=pitch, velocity=0).bytes()
-                ):
-                    return
+            if returning:
+                log.info("MIDI: %s back: ending any note it kept from before", ", ".join(sorted(returning)))
+                for channel, pitch in sorted(self._played - self._sounding):
+                    message = mido.Message("note_off", channel=channel, note=pitch, velocity=0)
+                    if not self._raw_send(message.bytes()):
+                        return
             if not self._sounding:
                 for data in _setup_bytes(self.bends, self.bend_range_semitones):
                     if not self._raw_send(list(data)):

@@ -437,7 +437,7 @@ def test_a_listener_that_left_mid_note_gets_the_missed_note_off_when_it_connects
     (next_on_s,) = [t for t, kind, _, note, _ in events if kind == "on" and note == 64]
     offs_s = [t for t, kind, _, note, _ in events if kind == "off" and note == 60]
     assert offs_s and reconnected_s - 0.1 < offs_s[0] < next_on_s, (offs_s, reconnected_s, next_on_s, log)
-    assert "ending any note it kept" in log, log
+    assert "back: ending any note it kept" in log, log
 
 
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
