@@ -145,14 +145,13 @@ class MidiOutput:
     def listeners(self) -> frozenset[str] | None:
         """The ports connected to our virtual JACK port, or None where that cannot be told
         (other APIs, ``--connect``, no libjack, or our port not found by its name alone)."""
-        watch = self._watch
-        client = None if watch is None or watch.stopped else watch.client
+        client = self._live_watch_client()
         if self.api is not MidiApi.JACK or self.connected or client is None or self._midi_out is None:
             return None
         try:
             bay = jack_patch.patchbay_on(client)
             if self._full_name is None:
-                ours = re.compile(rf"{re.escape(CLIENT_NAME)}(-\d+)?:{re.escape(self.name)}")
+                ours = _our_jack_port(self.name)
                 outputs = bay.ports(jack_patch.MIDI_PORT_TYPE, jack_patch.JACK_PORT_IS_OUTPUT)
                 found = [port for port in outputs if ours.fullmatch(port)]
                 if len(found) != 1:  # none, or another livepitch's port of the same name
@@ -166,16 +165,20 @@ class MidiOutput:
         """On JACK, whether the port ``--connect`` named still has our port among its sources:
         a program that registers its port again within a check (``PORT_CHECK_S``) keeps the
         name but not the connection. True where it cannot be told (other APIs, no libjack)."""
-        watch = self._watch
-        client = None if watch is None or watch.stopped else watch.client
+        client = self._live_watch_client()
         if self.api is not MidiApi.JACK or client is None or self.own_port is None:
             return True
         try:
             sources = jack_patch.patchbay_on(client).sources(self.name)
         except OSError:
             return True
-        ours = re.compile(rf"{re.escape(CLIENT_NAME)}(-\d+)?:{re.escape(self.own_port)}")
+        ours = _our_jack_port(self.own_port)
         return any(ours.fullmatch(source) for source in sources)
+
+    def _live_watch_client(self) -> int | None:
+        """The JACK watch's client handle while its server runs (queries go through it)."""
+        watch = self._watch
+        return None if watch is None or watch.stopped else watch.client
 
     def send(self, message: list[int]) -> None:
         """Send one MIDI message; ``MidiPortError`` if the port is gone."""
@@ -218,6 +221,12 @@ class MidiOutput:
                 midi_out.close_port()
             finally:
                 midi_out.delete()
+
+
+def _our_jack_port(port_name: str) -> re.Pattern[str]:
+    """The full JACK name of our rtmidi port ``port_name`` (its client ``livepitch``, or
+    ``livepitch-NN`` when JACK renamed a second one)."""
+    return re.compile(rf"{re.escape(CLIENT_NAME)}(-\d+)?:{re.escape(port_name)}")
 
 
 def _reporting_errors(output: MidiOutput) -> MidiOutput:
