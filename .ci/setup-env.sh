@@ -35,7 +35,7 @@ fi
 stamp=.venv/.livepitch-setup
 # what the C audio callback's build needs, so that the install runs again once they are here
 c_build_tools="$(command -v cc || true) $(.venv/bin/python -c 'import os, sysconfig; print(os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))')"
-want="$({ sha256sum pyproject.toml setup.py livepitch/_capture_native.c .ci/setup-env.sh; echo "$c_build_tools"; } | sha256sum | cut -c1-16)"
+want="$({ sha256sum pyproject.toml setup.py livepitch/_capture_native.c livepitch/_abort_restart.c .ci/setup-env.sh; echo "$c_build_tools"; } | sha256sum | cut -c1-16)"
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: installing Python packages into .venv (log: .venv/setup.log)" >&2
   {

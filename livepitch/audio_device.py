@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from livepitch import jack_patch, native_capture
+from livepitch import abort_restart, jack_patch, native_capture
 from livepitch.errors import AudioWedgedError, DeviceError, first_line
 from livepitch.native_output import quiet_native_stderr
 from livepitch.ring_buffer import COUNTER_DELIVERED, COUNTER_DEVICE_OVERFLOWS, AudioRing
 
-with quiet_native_stderr():
+with quiet_native_stderr(), abort_restart.restarting_on_abort():  # (PortAudio starts here)
     import sounddevice
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _default_input_index() -> int:
 def reinitialise_portaudio() -> None:
     """Make PortAudio look for devices again (after an audio server restarted)."""
     try:
-        with quiet_native_stderr():
+        with quiet_native_stderr(), abort_restart.restarting_on_abort():
             sounddevice._terminate()
             sounddevice._initialize()
     except sounddevice.PortAudioError as err:
@@ -285,7 +285,12 @@ class DeviceSource:
         """Run ``work`` (a PortAudio call that a dying server can hang) on a helper thread and
         wait ``timeout_s`` for it; if it has not finished, give up on the stream: ``wedged``,
         with the C callback's ring kept for good (PortAudio may still call it). False then."""
-        helper = threading.Thread(target=work, name=name, daemon=True)
+
+        def armed_work() -> None:  # a server dying meanwhile can fail one of PortAudio's asserts
+            with abort_restart.restarting_on_abort():
+                work()
+
+        helper = threading.Thread(target=armed_work, name=name, daemon=True)
         helper.start()
         helper.join(timeout_s)
         if not helper.is_alive():

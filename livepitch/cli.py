@@ -10,6 +10,7 @@ output stopped reading (``livepitch devices | head -1``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -524,15 +525,22 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
                 )
             }
         )
+    aborts = _abort_count()
+    if aborts:
+        log.warning(
+            "restarted: PortAudio aborted livepitch as the audio system failed during a call (%d in a row)",
+            aborts,
+        )
     daemon = Daemon(
         settings,
         reload=reload,
         status_line=status_line,
         restart_process=lambda clock: _restart_self(resumed + 1, clock, daemon.stop_requested),
+        abort_restart=lambda clock, flowed: _ready_abort_restart(resumed + 1, 0 if flowed else aborts, clock),
         resumed=resumed,
         clock=SessionClock.from_text(os.environ.get(CLOCK_VARIABLE, "")) if resumed else None,
     )
-    for variable in (RESUME_VARIABLE, CLOCK_VARIABLE):  # this process's own: not for its children
+    for variable in (RESUME_VARIABLE, CLOCK_VARIABLE, ABORTS_VARIABLE):  # this process's own
         os.environ.pop(variable, None)
     daemon.install_signal_handlers()
     from livepitch.jack_watch import quiet_libjack_messages
@@ -568,13 +576,51 @@ CLOCK_VARIABLE = "LIVEPITCH_SESSION_CLOCK"
 """The session's clock, handed to the re-executed livepitch (``SessionClock.to_text``)."""
 
 
+ABORTS_VARIABLE = "LIVEPITCH_ABORTS"
+"""Set when livepitch was executed again because PortAudio aborted it: how many times in a row
+(without audio flowing in between)."""
+
+MAX_ABORTS_IN_A_ROW = 10
+"""After this many restarts on PortAudio's aborts with no audio flowing between them, the next
+abort ends the process (a service manager's turn)."""
+
+
+def _abort_count() -> int:
+    value = os.environ.get(ABORTS_VARIABLE, "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _restart_command(count: int, clock: SessionClock, aborts: int = 0) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a fresh livepitch with this one's arguments that
+    waits for its devices and goes on with the session's clock (``aborts``: after how many
+    aborts in a row)."""
+    environment = dict(os.environ, **{RESUME_VARIABLE: str(count), CLOCK_VARIABLE: clock.to_text()})
+    environment.pop(ABORTS_VARIABLE, None)
+    if aborts:
+        environment[ABORTS_VARIABLE] = str(aborts)
+    return [sys.executable, "-m", "livepitch", *sys.argv[1:]], environment
+
+
+def _ready_abort_restart(count: int, aborts_before: int, clock: SessionClock) -> None:
+    """Before a PortAudio call (main thread): what an abort during it executes
+    (``livepitch.abort_restart``): livepitch resumed with ``clock``, unless that would be more
+    than ``MAX_ABORTS_IN_A_ROW`` aborts in a row (``aborts_before``: since audio last flowed)."""
+    from livepitch import abort_restart
+
+    if aborts_before >= MAX_ABORTS_IN_A_ROW:
+        abort_restart.clear_command()
+        return
+    command, environment = _restart_command(count, clock, aborts_before + 1)
+    abort_restart.set_command(command, environment)
+
+
 def _restart_self(
     count: int, clock: SessionClock, stop_requested: Callable[[], bool] = lambda: False
 ) -> None:
     """Replace this process with a fresh livepitch (same arguments) that waits for its devices
     and goes on with the session's clock. Returns (no restart) if a stop was asked by the time
     the stop and reload signals are held back for the new process."""
-    environment = dict(os.environ, **{RESUME_VARIABLE: str(count), CLOCK_VARIABLE: clock.to_text()})
+    command, environment = _restart_command(count, clock)
     held = [getattr(signal, name) for name in HELD_SIGNALS if hasattr(signal, name)]
     blocked = hasattr(signal, "pthread_sigmask")
     if blocked:  # the mask survives execve: the new process unblocks them once it can note them
@@ -585,12 +631,25 @@ def _restart_self(
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    _inherit_no_descriptors()
     try:
-        os.execve(sys.executable, [sys.executable, "-m", "livepitch", *sys.argv[1:]], environment)
+        os.execve(command[0], command, environment)
     except OSError as err:
         if blocked:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         raise DeviceError(f"cannot restart livepitch to reconnect: {err}") from err
+
+
+def _inherit_no_descriptors() -> None:
+    """Every file descriptor but 0, 1 and 2 closes at the next exec. libjack's sockets do not
+    by themselves: inherited, they kept the old process's JACK clients registered as zombies,
+    and a live server stopped answering the new process's clients."""
+    listing = next((path for path in ("/proc/self/fd", "/dev/fd") if os.path.isdir(path)), None)
+    descriptors = [int(name) for name in os.listdir(listing)] if listing else range(3, 1024)
+    for descriptor in descriptors:
+        if descriptor > 2:
+            with contextlib.suppress(OSError):  # (closed since it was listed, or the listing's own)
+                os.set_inheritable(descriptor, False)
 
 
 def run_config_command(args: argparse.Namespace) -> int:

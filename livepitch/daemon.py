@@ -141,11 +141,16 @@ class Daemon:
         restart_process: Callable[[SessionClock], None] | None = None,
         resumed: int = 0,
         clock: SessionClock | None = None,
+        abort_restart: Callable[[SessionClock, bool], None] | None = None,
     ) -> None:
         """``restart_process`` replaces the process with a new livepitch (to reconnect), given
-        the session's clock; a restarted one gets it back as ``clock``."""
+        the session's clock; a restarted one gets it back as ``clock``. ``abort_restart`` is
+        told, before each call that may reach the audio system, the session's clock and
+        whether audio has flowed in this process: what PortAudio aborting the process during
+        that call should execute instead (``livepitch.abort_restart``)."""
         self.settings = settings
         self._restart_process = restart_process
+        self._abort_restart = abort_restart
         self.resumed = resumed
         """How many times this daemon was restarted to reconnect (0: a fresh start)."""
         self.factories = factories or default_factories()
@@ -229,6 +234,7 @@ class Daemon:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         try:
             self._model = self.factories.model(self.settings)
+            self._ready_abort_restart()  # (the first source loads PortAudio, which may abort)
             if self.resumed:
                 if not self._start_when_devices_return():
                     return 0
@@ -327,6 +333,7 @@ class Daemon:
         ``source``, started; a fresh ring too, unless the source is ``running`` (kept by a
         reload: the new worker reads its ring on from where the last one stopped)."""
         assert self._model is not None and self.sink is not None
+        self._ready_abort_restart()
         if self.audio_wedged and not running and not isinstance(source, FileReplaySource):
             # opening a stream beside the one PortAudio never released crashed in libjack
             raise AudioWedgedError("the audio system did not release a stream: no new one opens here")
@@ -484,6 +491,7 @@ class Daemon:
         ``reopening``: a reload opens the input again at once (the source remembers who was
         connected to it, for the new stream).
         """
+        self._ready_abort_restart()
         worker, source, ring = self.worker, self.source, self._ring
         self.worker = None
         if keep_source and worker is not None:
@@ -653,6 +661,17 @@ class Daemon:
             log.info("audio input back after %d tries", attempt)
             return
 
+    def _ready_abort_restart(self) -> None:
+        """Before a call that may reach PortAudio (main thread): hand ``abort_restart`` the
+        session's clock as of now, for a restart if PortAudio aborts the process during it."""
+        if self._abort_restart is None:
+            return
+        if self.source is not None:  # audio flowing: the session's time is now
+            clock = SessionClock(self._clock_after_last_sample(), time.monotonic(), 0.0)
+        else:
+            clock = self.session_clock()
+        self._abort_restart(clock, self._started is not None)
+
     def _restart_to_reconnect(self) -> None:
         """PortAudio holds a stream it will never release (``audio_wedged``): only a new process
         can reset it. Shut down (notes released, outputs written) and replace this process with
@@ -746,6 +765,7 @@ class Daemon:
         release (``Pa_Terminate`` would wait for it forever): ``AudioWedgedError``."""
         if self.audio_wedged:
             raise AudioWedgedError("the audio system did not release a stream")
+        self._ready_abort_restart()
         if self.settings.audio.input_file is None:
             from livepitch.audio_device import reinitialise_portaudio
 

@@ -317,6 +317,33 @@ def test_ctrl_c_while_the_command_loads_is_one_line_too() -> None:
     assert (result.returncode, result.stderr) == (130, "livepitch: interrupted\n")
 
 
+def test_a_restart_to_reconnect_hands_the_new_process_no_descriptor_but_0_1_and_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libjack's sockets are inheritable: the new process kept the old one's JACK clients
+    alive as zombies, and a live server stopped answering the new process's clients."""
+    from livepitch import cli
+    from livepitch.daemon import SessionClock
+    from livepitch.errors import DeviceError
+
+    read_end, write_end = os.pipe()
+    os.set_inheritable(read_end, True)
+    inheritable_at_exec: list[tuple[bool, bool]] = []
+
+    def execve(*_: object) -> None:
+        inheritable_at_exec.append((os.get_inheritable(read_end), os.get_inheritable(2)))
+        raise OSError("exec refused")
+
+    monkeypatch.setattr(os, "execve", execve)
+    try:
+        with pytest.raises(DeviceError):
+            cli._restart_self(1, SessionClock(0, 0.0, 0.0))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert inheritable_at_exec == [(False, True)]
+
+
 def test_a_restart_to_reconnect_holds_stop_and_reload_signals_for_the_new_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

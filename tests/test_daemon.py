@@ -1408,3 +1408,52 @@ def test_the_status_line_fits_a_narrow_terminal() -> None:
     written = os.read(controller, 1000).decode()
     os.close(controller)
     assert written.startswith("\r\x1b[2K") and written.count("x") == 39
+
+
+class LoggedSource(FakeSource):
+    """A fake device that notes its stream's start and stop in ``log``."""
+
+    def __init__(self, log: list[tuple[Any, ...]], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.log = log
+
+    def start(self, ring: Any) -> None:
+        self.log.append(("start", time.monotonic()))
+        super().start(ring)
+
+    def stop(self, reopening: bool = False) -> None:
+        self.log.append(("stop", time.monotonic()))
+        super().stop(reopening)
+
+
+def test_every_audio_system_call_is_preceded_by_the_restart_an_abort_during_it_would_execute(
+    model: Any, melody: np.ndarray
+) -> None:
+    """Before each stream start and stop, the command PortAudio aborting the process would
+    execute instead gets the session's clock as of then, and whether audio ever flowed here
+    (the count of aborts in a row starts again once it has)."""
+    log: list[tuple[Any, ...]] = []
+    first = LoggedSource(log, melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True)
+    second = LoggedSource(log, melody, 22050, speed=4.0)
+    sources = [first, second]
+    daemon = Daemon(
+        settings(),
+        Factories(lambda _: model, lambda _: sources.pop(0), lambda _: RecordingPort()),
+        status_line=QuietStatus(),
+        abort_restart=lambda clock, flowed: log.append(("ready", time.monotonic(), clock, flowed)),
+    )
+    thread, result = run_in_thread(daemon)
+    thread.join(60)
+    assert result == [0] and daemon.recoveries == 1
+    kinds = [entry[0] for entry in log]
+    calls = [i for i, kind in enumerate(kinds) if kind != "ready"]
+    assert [kinds[i] for i in calls] == ["start", "stop", "start", "stop"], kinds
+    assert kinds[0] == "ready" and all(kinds[i - 1] == "ready" for i in calls), kinds
+    readies = [log[i - 1][1:] for i in calls]  # (when, clock, flowed) before each call
+    assert [flowed for _, _, flowed in readies] == [False, True, True, True]
+    for when_s, clock, _ in (readies[1], readies[3]):  # audio flowing: its time is now
+        assert abs(clock.stopped_monotonic_s - when_s) < 0.05
+    assert 1.0 < readies[1][1].time_samples / 22050 < 1.3  # the audio read before the loss
+    # before the reopening: the clock stopped at the loss, so the outage counts as time played
+    when_s, clock, _ = readies[2]
+    assert clock.time_samples >= readies[1][1].time_samples and clock.stopped_monotonic_s < when_s - 0.4

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from livepitch import native_capture
+from livepitch import abort_restart, native_capture
 from tests.synth import sequence, vibrato
 
 RATE_HZ = 48000
@@ -468,6 +468,54 @@ def test_livepitch_recovers_after_the_jack_server_restarts(tmp_path: Path) -> No
     log = (tmp_path / "livepitch.log").read_text()
     assert code == 0, log
     assert "audio input lost" in log and "audio input back" in log
+    events = note_events(read_report(tmp_path / "report.json"))
+    assert [note for _, _, note in held_notes(events)] == [62, 69]
+    assert still_sounding(events) == set()
+
+
+def waiting_on_jack(pid: int, timeout_s: float = 60.0) -> None:
+    """Until ``pid``'s main thread waits for a reply on a socket (the JACK server's, here)."""
+    deadline = time.monotonic() + timeout_s
+    wchan = Path(f"/proc/{pid}/task/{pid}/wchan")
+    while time.monotonic() < deadline:
+        if wchan.read_text().strip() == "0":  # the kernel does not say here: a generous wait
+            time.sleep(8.0)
+            return
+        if "unix_stream_read" in wchan.read_text():
+            time.sleep(0.3)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"livepitch never waited on the JACK server ({wchan.read_text()!r})")
+
+
+@pytest.mark.skipif(not abort_restart.available(), reason="livepitch._abort_restart not built")
+def test_an_abort_inside_portaudio_starts_livepitch_again_and_it_plays(tmp_path: Path) -> None:
+    """PortAudio aborts the process when an assert fails as the JACK server dies under it. Here
+    the abort comes while PortAudio starts up against a server that does not answer (stopped
+    with SIGSTOP): livepitch is executed again, inherits none of the old process's JACK
+    sockets (they kept its clients as zombies and the server stopped answering), and once the
+    server runs again it plays the melody under its usual port name and stops cleanly."""
+    require_jackd()
+    name = f"lpa{os.getpid()}"
+    server = start_jackd(name)
+    server.send_signal(signal.SIGSTOP)
+    livepitch = start_livepitch(name, tmp_path, "--bends", "none")
+    try:
+        waiting_on_jack(livepitch.pid)
+        livepitch.send_signal(signal.SIGABRT)
+        time.sleep(1.0)
+        server.send_signal(signal.SIGCONT)
+        assert livepitch.poll() is None, (tmp_path / "livepitch.log").read_text()
+        wav = write_wav(
+            tmp_path / "melody.wav", sequence([(0.5, 0.5, 62), (1.2, 0.5, 69)], 2.2, rate_hz=RATE_HZ)
+        )
+        harness = start_harness(name, wav, tmp_path / "report.json", listen_s=1.0)
+        log = play_and_stop(livepitch, harness, tmp_path)
+    finally:
+        server.send_signal(signal.SIGCONT)
+        stop_process(livepitch)
+        stop_process(server)
+    assert "restarted: PortAudio aborted livepitch" in log and "audio input back (restart 1)" in log, log
     events = note_events(read_report(tmp_path / "report.json"))
     assert [note for _, _, note in held_notes(events)] == [62, 69]
     assert still_sounding(events) == set()

@@ -1,0 +1,245 @@
+/*
+ * Replacing livepitch with a fresh livepitch when PortAudio aborts the process.
+ *
+ * PortAudio's JACK backend checks its state with assert(): when the JACK server dies while a
+ * stream opens or closes, or while PortAudio initialises or terminates, an assert fails and
+ * abort() raises SIGABRT (docs/benchmarks.md, "Race soak"). Python cannot answer that signal:
+ * its handlers run later, on the main thread, and abort() ends the process once a handler
+ * returns. This handler runs on the aborting thread and, while a PortAudio call is under way
+ * (the arm count is positive) and a command is set, executes that command (livepitch again,
+ * as a restart to reconnect does): execve is async-signal-safe. Otherwise, or if execve
+ * fails, the signal's previous action is restored and the signal raised again, so SIGABRT
+ * does what it did before (end the process, dump core).
+ *
+ * The new process starts with SIGTERM and SIGHUP blocked and every other signal unblocked
+ * (abort() may have blocked them): livepitch.cli unblocks those two once it can note them.
+ * It inherits no file descriptor but 0, 1 and 2: libjack's sockets, left open, kept this
+ * process's JACK clients registered as zombies, and a live server then stopped answering the
+ * new process's clients. Its stderr is this process's as the first command was set: PortAudio
+ * calls run with descriptor 2 pointed at /dev/null (livepitch.native_output), and an abort
+ * then left the new process logging nowhere.
+ *
+ * Built as an optional extension (setup.py); without it an abort ends livepitch as before.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2) /* linux/close_range.h */
+#endif
+
+/* Bumped whenever the Python-facing functions change (livepitch/abort_restart.py checks it). */
+#define ABI_VERSION 1
+
+typedef struct {
+    char *path;
+    char **argv; /* NULL-terminated */
+    char **envp; /* NULL-terminated */
+} Command;
+
+static Command *current;  /* read by the handler; written with the GIL held */
+static Command *previous; /* freed at the next set: a handler may still be reading it */
+static int arm_count;     /* PortAudio calls under way, on any thread */
+static int installed;
+static struct sigaction previous_action;
+static int stderr_copy = -1; /* descriptor 2 as the first command was set (close-on-exec) */
+static long open_max = 1024; /* file descriptors to mark close-on-exec without close_range */
+
+/* Async-signal-safe: every descriptor from 3 on is closed by execve (kept if it fails). */
+static void close_on_exec_from_3(void)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) {
+        return;
+    }
+#endif
+    for (long fd = 3; fd < open_max; fd++) {
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0) {
+            fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+    }
+}
+
+static void on_abort(int signum)
+{
+    Command *command = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+    if (command != NULL && __atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0) {
+        sigset_t held;
+        sigemptyset(&held);
+        sigaddset(&held, SIGTERM);
+        sigaddset(&held, SIGHUP);
+        pthread_sigmask(SIG_SETMASK, &held, NULL);
+        if (stderr_copy >= 0) {
+            dup2(stderr_copy, 2);
+        }
+        close_on_exec_from_3();
+        execve(command->path, command->argv, command->envp);
+    }
+    sigaction(signum, &previous_action, NULL);
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, signum);
+    pthread_sigmask(SIG_UNBLOCK, &only, NULL);
+    raise(signum);
+}
+
+static void free_command(Command *command)
+{
+    if (command == NULL) {
+        return;
+    }
+    for (char **p = command->argv; p != NULL && *p != NULL; p++) {
+        free(*p);
+    }
+    for (char **p = command->envp; p != NULL && *p != NULL; p++) {
+        free(*p);
+    }
+    free(command->argv);
+    free(command->envp);
+    free(command->path);
+    free(command);
+}
+
+/* A NULL-terminated copy of a sequence of bytes objects, or NULL with an exception set. */
+static char **copy_strings(PyObject *sequence, const char *what)
+{
+    PyObject *items = PySequence_Fast(sequence, what);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    char **strings = calloc((size_t)count + 1, sizeof(char *));
+    if (strings == NULL) {
+        Py_DECREF(items);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
+        char *text;
+        Py_ssize_t length;
+        if (PyBytes_AsStringAndSize(item, &text, &length) < 0 ||
+            (strings[i] = strdup(text)) == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_NoMemory();
+            }
+            for (Py_ssize_t j = 0; j < i; j++) {
+                free(strings[j]);
+            }
+            free(strings);
+            Py_DECREF(items);
+            return NULL;
+        }
+    }
+    Py_DECREF(items);
+    return strings;
+}
+
+static PyObject *set_command(PyObject *self, PyObject *args)
+{
+    const char *path;
+    PyObject *argv_items, *env_items;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "yOO", &path, &argv_items, &env_items)) {
+        return NULL;
+    }
+    Command *command = calloc(1, sizeof(Command));
+    if (command == NULL) {
+        return PyErr_NoMemory();
+    }
+    command->path = strdup(path);
+    command->argv = copy_strings(argv_items, "argv must be a sequence of bytes");
+    command->envp = command->argv == NULL ? NULL : copy_strings(env_items, "env must be a sequence of bytes");
+    if (command->path == NULL || command->argv == NULL || command->envp == NULL) {
+        free_command(command);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    if (!installed) {
+        long limit = sysconf(_SC_OPEN_MAX);
+        open_max = limit > 0 && limit < 65536 ? limit : 65536;
+        stderr_copy = fcntl(2, F_DUPFD_CLOEXEC, 3); /* -1 without a stderr: left as it is */
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = on_abort;
+        action.sa_flags = SA_NODEFER; /* a raise() from the handler is delivered at once */
+        sigemptyset(&action.sa_mask);
+        if (sigaction(SIGABRT, &action, &previous_action) != 0) {
+            free_command(command);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        installed = 1;
+    }
+    free_command(previous);
+    previous = __atomic_exchange_n(&current, command, __ATOMIC_ACQ_REL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *clear_command(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    free_command(previous);
+    previous = __atomic_exchange_n(&current, NULL, __ATOMIC_ACQ_REL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *arm(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(__atomic_add_fetch(&arm_count, 1, __ATOMIC_ACQ_REL));
+}
+
+static PyObject *disarm(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(__atomic_sub_fetch(&arm_count, 1, __ATOMIC_ACQ_REL));
+}
+
+static PyObject *armed(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyBool_FromLong(__atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0 &&
+                           __atomic_load_n(&current, __ATOMIC_ACQUIRE) != NULL);
+}
+
+static PyMethodDef methods[] = {
+    {"set_command", set_command, METH_VARARGS,
+     "set_command(path, argv, env): what to execute on SIGABRT while armed (bytes each)"},
+    {"clear_command", clear_command, METH_NOARGS, "no command: SIGABRT acts as before"},
+    {"arm", arm, METH_NOARGS, "a PortAudio call starts; returns the count under way"},
+    {"disarm", disarm, METH_NOARGS, "a PortAudio call ended; returns the count under way"},
+    {"armed", armed, METH_NOARGS, "whether SIGABRT now executes the command"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "livepitch._abort_restart",
+    .m_doc = "Executing livepitch again when PortAudio aborts during a call (optional).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__abort_restart(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
