@@ -601,13 +601,14 @@ def _restart_command(count: int, clock: SessionClock, aborts: int = 0) -> tuple[
     return [sys.executable, "-m", "livepitch", *sys.argv[1:]], environment
 
 
-def _ready_abort_restart(count: int, aborts_before: int, clock: SessionClock) -> None:
+def _ready_abort_restart(count: int, aborts_before: int, clock: SessionClock | None) -> None:
     """Before a PortAudio call (main thread): what an abort during it executes
-    (``livepitch.abort_restart``): livepitch resumed with ``clock``, unless that would be more
-    than ``MAX_ABORTS_IN_A_ROW`` aborts in a row (``aborts_before``: since audio last flowed)."""
+    (``livepitch.abort_restart``): livepitch resumed with ``clock``, unless livepitch is
+    stopping (no clock) or that would be more than ``MAX_ABORTS_IN_A_ROW`` aborts in a row
+    (``aborts_before``: since audio last flowed)."""
     from livepitch import abort_restart
 
-    if aborts_before >= MAX_ABORTS_IN_A_ROW:
+    if clock is None or aborts_before >= MAX_ABORTS_IN_A_ROW:
         abort_restart.clear_command()
         return
     command, environment = _restart_command(count, clock, aborts_before + 1)

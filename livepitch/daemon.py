@@ -141,13 +141,14 @@ class Daemon:
         restart_process: Callable[[SessionClock], None] | None = None,
         resumed: int = 0,
         clock: SessionClock | None = None,
-        abort_restart: Callable[[SessionClock, bool], None] | None = None,
+        abort_restart: Callable[[SessionClock | None, bool], None] | None = None,
     ) -> None:
         """``restart_process`` replaces the process with a new livepitch (to reconnect), given
         the session's clock; a restarted one gets it back as ``clock``. ``abort_restart`` is
         told, before each call that may reach the audio system, the session's clock and
         whether audio has flowed in this process: what PortAudio aborting the process during
-        that call should execute instead (``livepitch.abort_restart``)."""
+        that call should execute instead (``livepitch.abort_restart``); None for the clock
+        once stopping (an abort then ends the process)."""
         self.settings = settings
         self._restart_process = restart_process
         self._abort_restart = abort_restart
@@ -182,6 +183,8 @@ class Daemon:
         self._started: tuple[float, float] | None = None
         """(monotonic, process CPU) time when audio first started flowing."""
         self._shut_down = False
+        self._exiting = False
+        """``run`` is ending (stopped, failed, or the input ended): an abort now ends the process."""
         self._resume: _ReplayResume | None = None
         """Where the replay a reload restarts goes on (None: not a replay resumed)."""
         self._input_stopped: tuple[float, float] | None = None
@@ -246,6 +249,7 @@ class Daemon:
                 self._start_pipeline(source)
             return self._loop()
         finally:
+            self._exiting = True
             self._shutdown()
 
     def _start_when_devices_return(self) -> bool:
@@ -441,8 +445,7 @@ class Daemon:
             )
 
     def _account(self, worker: Worker | None, source: AudioSource | None, ring: AudioRing | None) -> None:
-        """Add a stopped pipeline's counters to the session totals (after its worker stopped,
-        so that notes it sent while the source closed are counted): the worker's, and those of
+        """Add a stopped pipeline's counters to the session totals: the worker's, and those of
         the source and its ring once they stop (a reload may keep them for the next worker)."""
         if worker is not None:
             self.totals["drops"] += worker.stats.drops
@@ -483,7 +486,9 @@ class Daemon:
     def _stop_pipeline(
         self, reason: str, keep_source: bool = False, lost: bool = False, reopening: bool = False
     ) -> bool:
-        """Stop the worker and the source; release every sounding note (main thread).
+        """Stop the worker, release every sounding note, stop the source (main thread). The
+        notes go out before the source closes: PortAudio may wait a second there for a JACK
+        server that died, or abort the process (``livepitch.abort_restart``).
 
         With ``keep_source`` the source goes on filling its ring for the next worker, unless
         the worker did not stop (it could still read the ring); True if the source was kept.
@@ -494,23 +499,19 @@ class Daemon:
         self._ready_abort_restart()
         worker, source, ring = self.worker, self.source, self._ring
         self.worker = None
-        if keep_source and worker is not None:
-            worker.stop()
-            keep_source = not worker.alive
-            worker_stopped = True
-        else:
-            worker_stopped = False
+        if worker is not None:
+            worker.stop()  # it finishes its chunk; the source may go on filling the ring meanwhile
+        stopped = worker is None or not worker.alive  # (else the ring and the resampler are its)
+        keep_source = keep_source and stopped
         if keep_source:
             source = ring = None  # still running: counted when it stops
         else:
             self.source, self._ring = None, None
+        self._release_notes(worker)
         if source is not None:
-            source.stop(reopening)  # no more audio: the worker finishes its chunk and sees the stop
+            source.stop(reopening)
             if getattr(source, "wedged", False):
                 self.audio_wedged = True
-        if worker is not None and not worker_stopped:
-            worker.stop()
-        stopped = worker is None or not worker.alive  # (else the ring and the resampler are its)
         self._handover = None
         if worker is not None and stopped:
             self._handover = self._held_back(worker) if keep_source else None
@@ -523,6 +524,11 @@ class Daemon:
             unread_s = unread_frames / source.rate_hz
             self._input_stopped = (self._last_progress if lost else time.monotonic(), unread_s)
         self._account(worker, source, ring)
+        log.debug("pipeline stopped: %s", reason)
+        return keep_source
+
+    def _release_notes(self, worker: Worker | None) -> None:
+        """End every sounding note: the engine's (its worker stopped), else the MIDI port's."""
         events: list[Event] = []
         try:
             if self.engine is not None and (worker is None or not worker.alive):
@@ -534,8 +540,6 @@ class Daemon:
         finally:
             if self.sink is not None:
                 self.sink.release_all(events)
-        log.debug("pipeline stopped: %s", reason)
-        return keep_source
 
     def _held_back(self, worker: Worker) -> _Handover | None:
         """The audio a stopped worker's engine held back for its lookahead, which the next
@@ -666,7 +670,10 @@ class Daemon:
         session's clock as of now, for a restart if PortAudio aborts the process during it."""
         if self._abort_restart is None:
             return
-        if self.source is not None:  # audio flowing: the session's time is now
+        clock: SessionClock | None
+        if self._stop.is_set() or self._exiting:  # ending: an abort must not start it again
+            clock = None
+        elif self.source is not None:  # audio flowing: the session's time is now
             clock = SessionClock(self._clock_after_last_sample(), time.monotonic(), 0.0)
         else:
             clock = self.session_clock()

@@ -1029,34 +1029,44 @@ def test_a_sighup_while_waiting_for_a_lost_device_tries_the_newly_configured_one
 
 
 class FlushingSource(FakeSource):
-    """A device whose stop delivers what it still buffered, then takes a while to close."""
+    """A device whose stop delivers the rest of its audio into the ring (as a stream that
+    flushes its buffers on close), and the notes ``port`` had sounding then."""
+
+    def __init__(self, port: RecordingPort, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.port = port
+        self.sounding_at_stop: set[Any] | None = None
 
     def start(self, ring: Any) -> None:
         self._ring = ring
         super().start(ring)
 
     def stop(self, reopening: bool = False) -> None:
+        self.sounding_at_stop = sounding_after(self.port.messages)
         super().stop(reopening)
         self._ring.write(self.audio[self.frames_delivered :])
-        deadline = time.monotonic() + 20.0
-        while self._ring.available_frames and time.monotonic() < deadline:
-            time.sleep(0.01)
+        time.sleep(0.5)
 
 
-def test_notes_sent_while_the_source_closes_are_counted_in_the_session_total(
+def test_a_stop_releases_the_notes_before_the_device_closes_and_plays_nothing_it_delivers_then(
     model: Any, melody: np.ndarray
 ) -> None:
+    """A stop (or a reload, a loss) ends the notes first, then closes the device, which can
+    take a second (PortAudio waiting for a JACK server that died) or abort the process: the
+    audio a closing device still delivers starts no note, and the session counts what was sent."""
     port = RecordingPort()
-    source = FlushingSource(melody, 22050, speed=1.0, finish=False)
+    source = FlushingSource(port, melody, 22050, speed=1.0, finish=False)
     daemon = make_daemon(model, settings(), [source], [port])
     thread, result = run_in_thread(daemon)
     wait_for(lambda: 60 in note_ons(port))
     daemon.request_stop()
     thread.join(60)
     assert result == [0]
-    assert note_ons(port) == [60, 64, 67, 72]  # three of them sent while the source closed
+    assert source.sounding_at_stop == set()
+    assert note_ons(port) == [60]  # not the three notes in the audio delivered as it closed
     sent = [m for m in port.messages if m.type == "note_on" and m.velocity > 0]
     assert daemon.totals["notes"] == len(sent)
+    assert sounding_after(port.messages) == set()
 
 
 def test_a_device_that_fails_to_start_ends_with_its_error_and_no_session_line(
@@ -1411,18 +1421,19 @@ def test_the_status_line_fits_a_narrow_terminal() -> None:
 
 
 class LoggedSource(FakeSource):
-    """A fake device that notes its stream's start and stop in ``log``."""
+    """A fake device that notes its stream's start and stop in ``log``, and at the stop the
+    notes ``port`` has sounding."""
 
-    def __init__(self, log: list[tuple[Any, ...]], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, log: list[tuple[Any, ...]], port: RecordingPort, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.log = log
+        self.log, self.port = log, port
 
     def start(self, ring: Any) -> None:
         self.log.append(("start", time.monotonic()))
         super().start(ring)
 
     def stop(self, reopening: bool = False) -> None:
-        self.log.append(("stop", time.monotonic()))
+        self.log.append(("stop", time.monotonic(), sounding_after(self.port.messages)))
         super().stop(reopening)
 
 
@@ -1433,12 +1444,15 @@ def test_every_audio_system_call_is_preceded_by_the_restart_an_abort_during_it_w
     execute instead gets the session's clock as of then, and whether audio ever flowed here
     (the count of aborts in a row starts again once it has)."""
     log: list[tuple[Any, ...]] = []
-    first = LoggedSource(log, melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True)
-    second = LoggedSource(log, melody, 22050, speed=4.0)
+    port = RecordingPort()
+    first = LoggedSource(
+        log, port, melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True
+    )
+    second = LoggedSource(log, port, melody, 22050, speed=4.0)
     sources = [first, second]
     daemon = Daemon(
         settings(),
-        Factories(lambda _: model, lambda _: sources.pop(0), lambda _: RecordingPort()),
+        Factories(lambda _: model, lambda _: sources.pop(0), lambda _: port),
         status_line=QuietStatus(),
         abort_restart=lambda clock, flowed: log.append(("ready", time.monotonic(), clock, flowed)),
     )
@@ -1447,6 +1461,9 @@ def test_every_audio_system_call_is_preceded_by_the_restart_an_abort_during_it_w
     assert result == [0] and daemon.recoveries == 1
     kinds = [entry[0] for entry in log]
     calls = [i for i, kind in enumerate(kinds) if kind != "ready"]
+    # the notes were released before each stream closed (67 sounded at the loss)
+    assert [log[i][2] for i in calls if kinds[i] == "stop"] == [set(), set()]
+    assert log[-1][2] is None  # the session's end: an abort then ends the process
     assert [kinds[i] for i in calls] == ["start", "stop", "start", "stop"], kinds
     assert kinds[0] == "ready" and all(kinds[i - 1] == "ready" for i in calls), kinds
     readies = [log[i - 1][1:] for i in calls]  # (when, clock, flowed) before each call
@@ -1457,3 +1474,27 @@ def test_every_audio_system_call_is_preceded_by_the_restart_an_abort_during_it_w
     # before the reopening: the clock stopped at the loss, so the outage counts as time played
     when_s, clock, _ = readies[2]
     assert clock.time_samples >= readies[1][1].time_samples and clock.stopped_monotonic_s < when_s - 0.4
+
+
+def test_once_a_stop_is_asked_an_abort_while_the_stream_closes_ends_the_process(
+    model: Any, melody: np.ndarray
+) -> None:
+    log: list[tuple[Any, ...]] = []
+    port = RecordingPort()
+    source = LoggedSource(log, port, np.tile(melody, 4), 22050, speed=1.0)
+    daemon = Daemon(
+        settings(),
+        Factories(lambda _: model, lambda _: source, lambda _: port),
+        status_line=QuietStatus(),
+        abort_restart=lambda clock, flowed: log.append(("ready", time.monotonic(), clock, flowed)),
+    )
+    thread, result = run_in_thread(daemon)
+    wait_for(lambda: [entry[0] for entry in log].count("start") == 1)
+    time.sleep(1.0)
+    daemon.request_stop()
+    thread.join(60)
+    assert result == [0]
+    kinds = [entry[0] for entry in log]
+    stop = kinds.index("stop")
+    assert kinds[stop - 1] == "ready" and log[stop - 1][2] is None, log
+    assert log[stop][2] == set()
