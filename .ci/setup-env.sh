@@ -43,9 +43,11 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     .venv/bin/python -m pip install -e ".[dev,bench]" &&
     .venv/bin/python -m pip install --no-deps "basic-pitch==0.4.0"
   } > .venv/setup.log 2>&1 || { tail -n 30 .venv/setup.log >&2; echo "setup: pip failed" >&2; exit 1; }
-  # The C audio callback is optional: pip goes on without it, so say so here.
+  # The C extensions are optional: pip goes on without them, so say so here.
   .venv/bin/python -c 'from livepitch import native_capture as n; raise SystemExit(not n.available())' ||
     echo "setup: livepitch's C audio callback did not build (it needs a C compiler and Python's headers; see .venv/setup.log): the daemon uses its Python callback" >&2
+  .venv/bin/python -c 'from livepitch import abort_restart as a; raise SystemExit(not a.available())' ||
+    echo "setup: livepitch's abort handler did not build (see .venv/setup.log): an abort inside PortAudio ends the daemon" >&2
   echo "$want" > "$stamp"
 fi
 
