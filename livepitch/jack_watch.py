@@ -3,7 +3,9 @@
 python-rtmidi's JACK client does not say when its server stops: sends go on without error
 into a port that no longer exists, and a restarted server never gets the port back. A second,
 idle JACK client registered with ``jack_on_shutdown`` is told; ``JackServerWatch.stopped``
-reads that flag. libjack calls the callback on its own thread; it only sets an event.
+reads that flag. libjack calls the callback on its own thread; it only sets an event. The same
+client hears of every disconnection (``take_disconnections``), so a listener that leaves our
+port and comes back between two of the MIDI sink's looks is still known to have left.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import ctypes.util
 import functools
 import logging
 import threading
+from collections import deque
 
 log = logging.getLogger("livepitch")
 
@@ -23,6 +26,12 @@ JACK_NO_START_SERVER = 0x01
 """``JackNoStartServer``: never start a server to watch it."""
 
 _SHUTDOWN_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_PORT_CONNECT_CALLBACK = ctypes.CFUNCTYPE(
+    None, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p
+)
+
+MAX_KEPT_DISCONNECTIONS = 256
+"""Disconnections remembered until taken (the oldest forgotten first)."""
 
 
 class JackServerWatch:
@@ -33,12 +42,16 @@ class JackServerWatch:
         self._lib = libjack()
         self._stopped = threading.Event()
         self._callback = _SHUTDOWN_CALLBACK(lambda _arg: self._stopped.set())  # kept: libjack holds it
+        self._disconnections: deque[tuple[str, str]] = deque(maxlen=MAX_KEPT_DISCONNECTIONS)
+        self._connect_callback = _PORT_CONNECT_CALLBACK(self._on_connection)  # kept too
+        self._client: int | None = None
         status = ctypes.c_int(0)
         client = self._lib.jack_client_open(client_name.encode(), JACK_NO_START_SERVER, ctypes.byref(status))
         if not client:
             raise OSError(f"no JACK server to watch (status 0x{status.value:x})")
-        self._client: int | None = client
+        self._client = client
         self._lib.jack_on_shutdown(client, self._callback, None)
+        self._lib.jack_set_port_connect_callback(client, self._connect_callback, None)
         if self._lib.jack_activate(client) != 0:
             self.close()
             raise OSError("cannot activate the JACK watch client")
@@ -47,6 +60,27 @@ class JackServerWatch:
     def client(self) -> int | None:
         """The libjack client handle (None once closed), for queries on the same client."""
         return self._client
+
+    def _on_connection(self, port_a: int, port_b: int, connected: int, _arg: object) -> None:
+        """libjack's notification thread: remember a disconnection, by the two ports' names."""
+        client = self._client
+        if connected or client is None:
+            return
+        names = []
+        for port_id in (port_a, port_b):
+            port = self._lib.jack_port_by_id(client, port_id)
+            name = self._lib.jack_port_name(port) if port else None
+            if not name:  # (a port already gone: its listener left for good)
+                return
+            names.append(name.decode(errors="replace"))
+        self._disconnections.append((names[0], names[1]))  # (deque.append is atomic)
+
+    def take_disconnections(self) -> list[tuple[str, str]]:
+        """The (source, destination) port pairs disconnected since the last call, oldest first."""
+        taken = []
+        while self._disconnections:
+            taken.append(self._disconnections.popleft())
+        return taken
 
     @property
     def stopped(self) -> bool:
@@ -102,6 +136,11 @@ def libjack() -> ctypes.CDLL:
     lib.jack_client_open.restype = ctypes.c_void_p
     lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
     lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN_CALLBACK, ctypes.c_void_p]
+    lib.jack_set_port_connect_callback.argtypes = [ctypes.c_void_p, _PORT_CONNECT_CALLBACK, ctypes.c_void_p]
+    lib.jack_port_by_id.restype = ctypes.c_void_p
+    lib.jack_port_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.jack_port_name.restype = ctypes.c_char_p
+    lib.jack_port_name.argtypes = [ctypes.c_void_p]
     lib.jack_activate.argtypes = [ctypes.c_void_p]
     lib.jack_client_close.argtypes = [ctypes.c_void_p]
     lib.jack_set_error_function.argtypes = [ctypes.c_void_p]

@@ -161,6 +161,16 @@ class MidiOutput:
         except OSError:
             return None
 
+    def listeners_left(self) -> frozenset[str]:
+        """The ports disconnected from our virtual JACK port since the last call (told by
+        libjack as it happens: one that left and came back between two looks at ``listeners``
+        is among them); empty where that cannot be told."""
+        watch, ours = self._watch, self._full_name
+        disconnected = watch.take_disconnections() if watch is not None else []
+        if ours is None or self.connected:
+            return frozenset()
+        return frozenset(b if a == ours else a for a, b in disconnected if ours in (a, b))
+
     def _still_connected(self) -> bool:
         """On JACK, whether the port ``--connect`` named still has our port among its sources:
         a program that registers its port again within a check (``PORT_CHECK_S``) keeps the

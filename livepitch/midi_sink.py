@@ -389,22 +389,26 @@ class MidiSink:
 
     def _welcome_listeners(self) -> None:
         """Asked every check, a virtual JACK port's listeners. One connected since the last
-        check gets the setup if nothing sounds; if an earlier check had seen it (it left,
-        maybe mid-note, and came back, still holding a note whose note-off it missed), first a
-        note-off for every note played on the port that is not sounding. A listener new to
-        the port never got a note-on from it: no burst of note-offs for it (main thread)."""
+        check gets the setup if nothing sounds; if an earlier check had seen it, or JACK told
+        that it left since (it left, maybe mid-note, and came back, still holding a note whose
+        note-off it missed), first a note-off for every note played on the port that is not
+        sounding. A listener new to the port never got a note-on from it: no burst of
+        note-offs for it (main thread)."""
         port = self._port
         listeners = getattr(port, "listeners", None)
         current = None if listeners is None else listeners()
+        listeners_left = getattr(port, "listeners_left", None)
+        left = frozenset() if listeners_left is None else listeners_left()
         with self._lock:
             if current is None or self._port is not port:
                 self._listeners = None
                 return
             joined = current - self._listeners if self._listeners is not None else frozenset()
-            returning = joined & self._ever_listened
+            # and one that left and came back since the last look (JACK told of its leaving)
+            returning = (joined & self._ever_listened) | (current & left)
             self._listeners = current
             self._ever_listened |= current
-            if not joined:
+            if not joined and not returning:
                 return
             if returning:
                 log.info("MIDI: %s back: ending any note it kept from before", ", ".join(sorted(returning)))

@@ -440,6 +440,67 @@ def test_a_listener_that_left_mid_note_gets_the_missed_note_off_when_it_connects
     assert "back: ending any note it kept" in log, log
 
 
+def test_a_listener_away_for_less_than_a_check_gets_the_note_off_it_missed(
+    jack_server: str, tmp_path: Path
+) -> None:
+    """The harness's MIDI input is disconnected just before a note-off and connected again as
+    soon as a second listener (the stand-in synth) has it: away about 0.2 s, so livepitch's
+    looks at its listeners, a second apart, mostly see it connected both times. JACK's own
+    word that it left is what sends it the note-off again."""
+    messages = tmp_path / "synth.jsonl"
+    synth = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "jack_synth.py"),
+            "--server",
+            jack_server,
+            "--out",
+            str(messages),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert synth.stdout is not None and synth.stdout.readline().strip() == "ready"
+    notes = [(0.5, 1.5, 60), (4.5, 0.5, 64)]
+    wav = write_wav(tmp_path / "long.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
+    livepitch = start_livepitch(jack_server, tmp_path, "--bends", "none")
+    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    ports = ("livepitch:BasicPitch Out", "lp-harness:midi_in")
+    reconnected: list[float] = []
+
+    def synth_has_the_note_off() -> bool:
+        for line in messages.read_text().splitlines():
+            status, note, velocity = json.loads(line)["midi"][:3]
+            if note == 60 and (status & 0xF0 == 0x80 or (status & 0xF0 == 0x90 and velocity == 0)):
+                return True
+        return False
+
+    def away_around_the_note_off(playing_at: float) -> None:
+        subprocess.run(
+            ["jack_connect", "-s", jack_server, "livepitch:BasicPitch Out", "synth:midi_in"], check=True
+        )
+        time.sleep(max(0.0, playing_at + 1.95 - time.monotonic()))  # 60 ends at 2.0 s
+        subprocess.run(["jack_disconnect", "-s", jack_server, *ports], check=True)
+        deadline = time.monotonic() + 5.0
+        while not synth_has_the_note_off() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        subprocess.run(["jack_connect", "-s", jack_server, *ports], check=True)
+        reconnected.append(time.monotonic() - playing_at)
+
+    log = play_and_stop(livepitch, harness, tmp_path, away_around_the_note_off, others=(synth,))
+    (reconnected_s,) = reconnected
+    assert reconnected_s < 2.6, reconnected_s  # the synth got the note-off, and soon
+    events = note_events(read_report(tmp_path / "report.json"))
+    (next_on_s,) = [t for t, kind, _, note, _ in events if kind == "on" and note == 64]
+    offs_s = [t for t, kind, _, note, _ in events if kind == "off" and note == 60]
+    assert offs_s and reconnected_s - 0.1 < offs_s[0] < reconnected_s + 1.3 < next_on_s, (
+        offs_s,
+        reconnected_s,
+        log,
+    )
+    assert "back: ending any note it kept" in log, log
+
+
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
     """Let livepitch run for 3 s, then stop the JACK server ``name`` and start it again."""
     time.sleep(3.0)

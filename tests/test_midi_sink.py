@@ -355,8 +355,14 @@ class _WatchedPort(RecordingPort):
         super().__init__("BasicPitch Out")
         self.connected_to: frozenset[str] = frozenset({"synth:midi_in"})
 
+        self.left: frozenset[str] = frozenset()
+
     def listeners(self) -> frozenset[str]:
         return self.connected_to
+
+    def listeners_left(self) -> frozenset[str]:
+        left, self.left = self.left, frozenset()
+        return left
 
 
 def test_a_listener_that_connects_gets_the_note_offs_it_may_have_missed() -> None:
@@ -393,6 +399,27 @@ def test_a_listener_that_connects_gets_the_note_offs_it_may_have_missed() -> Non
     sink.poll()
     offs = [(m.type, m.note) for m in port.messages[before:] if m.type == "note_off"]
     assert offs == [("note_off", 60), ("note_off", 64), ("note_off", 67)]
+
+
+def test_a_listener_that_left_and_came_back_between_two_checks_gets_the_missed_note_offs() -> None:
+    """Each check sees the synth connected, but JACK told that it left meanwhile (and it missed
+    60's note-off then): the check sends that note-off again, not the sounding 64's."""
+    port = _WatchedPort()
+    sink = MidiSink(port, BendMode.SINGLE, 2)
+    sink.poll()
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOn(0, 10, 0, 64, 100)])
+    sink.send([NoteOff(100, 110, 0, 60)])  # while it was away
+    port.left = frozenset({"synth:midi_in", "recorder:in"})  # the recorder left for good
+    before = len(port.messages)
+    sink._next_check = 0.0
+    sink.poll()
+    assert [(m.type, m.note) for m in port.messages[before:] if m.type != "control_change"] == [
+        ("note_off", 60)
+    ]
+    before = len(port.messages)
+    sink._next_check = 0.0
+    sink.poll()  # nobody left or came since
+    assert port.messages[before:] == []
 
 
 def test_a_stop_right_after_poll_found_the_port_lost_ends_the_notes_on_the_reopened_port() -> None:
