@@ -120,12 +120,46 @@ static PyObject *discard_message_address(PyObject *self, PyObject *unused)
     return PyLong_FromVoidPtr((void *)&discard_message);
 }
 
+/* What libjack's port-connect callback records for livepitch.jack_watch: the port ids of each
+ * disconnection, in a ring that the notification thread (the one writer) fills and Python
+ * reads by the count. A Python callback there deadlocked the process: jack_client_close
+ * cancels that thread at any instruction, and one cancelled while it held the GIL left it
+ * held for good. */
+#define DISCONNECTION_SLOTS 256
+
+typedef struct {
+    uint32_t ports[DISCONNECTION_SLOTS][2]; /* (source id, destination id) */
+    uint64_t recorded;                      /* disconnections recorded, ever */
+} Disconnections;
+
+/* JackPortConnectCallback, on libjack's notification thread. */
+static void record_disconnection(uint32_t port_a, uint32_t port_b, int connected, void *arg)
+{
+    Disconnections *disconnections = (Disconnections *)arg;
+    if (connected || disconnections == NULL) {
+        return;
+    }
+    uint64_t count = __atomic_load_n(&disconnections->recorded, __ATOMIC_RELAXED);
+    disconnections->ports[count % DISCONNECTION_SLOTS][0] = port_a;
+    disconnections->ports[count % DISCONNECTION_SLOTS][1] = port_b;
+    __atomic_store_n(&disconnections->recorded, count + 1, __ATOMIC_RELEASE);
+}
+
+static PyObject *disconnection_recorder_address(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromVoidPtr((void *)&record_disconnection);
+}
+
 static PyMethodDef methods[] = {
     {"callback_address", callback_address, METH_NOARGS,
      "The address of the C function to pass to Pa_OpenStream as its PaStreamCallback."},
     {"discard_message_address", discard_message_address, METH_NOARGS,
      "The address of a C message function that prints nothing (for libjack's message hooks)."},
     {"fence", fence, METH_NOARGS, "A full memory fence (the ring's reader calls it around its copy)."},
+    {"disconnection_recorder_address", disconnection_recorder_address, METH_NOARGS,
+     "The address of a C JackPortConnectCallback that records disconnections (its arg: a ring)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -145,7 +179,9 @@ PyMODINIT_FUNC PyInit__capture_native(void)
     }
     if (PyModule_AddIntConstant(m, "COUNTER_SLOTS", COUNTER_SLOTS) < 0 ||
         PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0 ||
-        PyModule_AddIntConstant(m, "RING_STRUCT_BYTES", (long)sizeof(CaptureRing)) < 0) {
+        PyModule_AddIntConstant(m, "RING_STRUCT_BYTES", (long)sizeof(CaptureRing)) < 0 ||
+        PyModule_AddIntConstant(m, "DISCONNECTION_SLOTS", DISCONNECTION_SLOTS) < 0 ||
+        PyModule_AddIntConstant(m, "DISCONNECTIONS_STRUCT_BYTES", (long)sizeof(Disconnections)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -4,8 +4,10 @@ python-rtmidi's JACK client does not say when its server stops: sends go on with
 into a port that no longer exists, and a restarted server never gets the port back. A second,
 idle JACK client registered with ``jack_on_shutdown`` is told; ``JackServerWatch.stopped``
 reads that flag. libjack calls the callback on its own thread; it only sets an event. The same
-client hears of every disconnection (``take_disconnections``), so a listener that leaves our
-port and comes back between two of the MIDI sink's looks is still known to have left.
+client records every disconnection (``take_disconnections``), so a listener that leaves our
+port and comes back between two of the MIDI sink's looks is still known to have left. That
+recorder is C (livepitch.native_capture): a Python callback on libjack's notification thread
+deadlocked the process when ``jack_client_close`` cancelled the thread while it held the GIL.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import ctypes.util
 import functools
 import logging
 import threading
-from collections import deque
+
+from livepitch import native_capture
 
 log = logging.getLogger("livepitch")
 
@@ -26,12 +29,6 @@ JACK_NO_START_SERVER = 0x01
 """``JackNoStartServer``: never start a server to watch it."""
 
 _SHUTDOWN_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_PORT_CONNECT_CALLBACK = ctypes.CFUNCTYPE(
-    None, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p
-)
-
-MAX_KEPT_DISCONNECTIONS = 256
-"""Disconnections remembered until taken (the oldest forgotten first)."""
 
 
 class JackServerWatch:
@@ -42,8 +39,8 @@ class JackServerWatch:
         self._lib = libjack()
         self._stopped = threading.Event()
         self._callback = _SHUTDOWN_CALLBACK(lambda _arg: self._stopped.set())  # kept: libjack holds it
-        self._disconnections: deque[tuple[str, str]] = deque(maxlen=MAX_KEPT_DISCONNECTIONS)
-        self._connect_callback = _PORT_CONNECT_CALLBACK(self._on_connection)  # kept too
+        self._disconnections = native_capture.Disconnections()  # kept: libjack writes into it
+        self._disconnections_taken = 0
         self._client: int | None = None
         status = ctypes.c_int(0)
         client = self._lib.jack_client_open(client_name.encode(), JACK_NO_START_SERVER, ctypes.byref(status))
@@ -51,7 +48,13 @@ class JackServerWatch:
             raise OSError(f"no JACK server to watch (status 0x{status.value:x})")
         self._client = client
         self._lib.jack_on_shutdown(client, self._callback, None)
-        self._lib.jack_set_port_connect_callback(client, self._connect_callback, None)
+        recorder = native_capture.disconnection_recorder()
+        self.records_disconnections = recorder is not None
+        """Whether ``take_disconnections`` can tell (the C extension was built)."""
+        if recorder is not None:
+            self._lib.jack_set_port_connect_callback(
+                client, ctypes.c_void_p(recorder), ctypes.byref(self._disconnections)
+            )
         if self._lib.jack_activate(client) != 0:
             self.close()
             raise OSError("cannot activate the JACK watch client")
@@ -61,26 +64,30 @@ class JackServerWatch:
         """The libjack client handle (None once closed), for queries on the same client."""
         return self._client
 
-    def _on_connection(self, port_a: int, port_b: int, connected: int, _arg: object) -> None:
-        """libjack's notification thread: remember a disconnection, by the two ports' names."""
-        client = self._client
-        if connected or client is None:
-            return
-        names = []
-        for port_id in (port_a, port_b):
-            port = self._lib.jack_port_by_id(client, port_id)
-            name = self._lib.jack_port_name(port) if port else None
-            if not name:  # (a port already gone: its listener left for good)
-                return
-            names.append(name.decode(errors="replace"))
-        self._disconnections.append((names[0], names[1]))  # (deque.append is atomic)
-
     def take_disconnections(self) -> list[tuple[str, str]]:
-        """The (source, destination) port pairs disconnected since the last call, oldest first."""
+        """The (source, destination) port names disconnected since the last call, oldest first
+        (main thread). Beyond the ring's slots the oldest are lost; a pair whose port is gone
+        by now (its program left for good) is left out, and JACK may give a gone port's id to a
+        new one."""
+        client = self._client
+        recorded = self._disconnections.recorded  # (written after its slot, by one writer)
+        slots = len(self._disconnections.ports)
+        first = max(self._disconnections_taken, recorded - slots)
+        self._disconnections_taken = recorded
+        if client is None or self.stopped:
+            return []
         taken = []
-        while self._disconnections:
-            taken.append(self._disconnections.popleft())
+        for count in range(first, recorded):
+            port_a, port_b = self._disconnections.ports[count % slots]
+            names = [self._port_name(client, port_id) for port_id in (port_a, port_b)]
+            if names[0] is not None and names[1] is not None:
+                taken.append((names[0], names[1]))
         return taken
+
+    def _port_name(self, client: int, port_id: int) -> str | None:
+        port = self._lib.jack_port_by_id(client, port_id)
+        name = self._lib.jack_port_name(port) if port else None
+        return name.decode(errors="replace") if name else None
 
     @property
     def stopped(self) -> bool:
@@ -96,7 +103,7 @@ class JackServerWatch:
         if client is None:
             return
         if self.stopped:
-            _ABANDONED.append((client, self._callback))
+            _ABANDONED.append((client, self._callback, self._disconnections))
             return
         self._lib.jack_client_close(client)
 
@@ -136,7 +143,7 @@ def libjack() -> ctypes.CDLL:
     lib.jack_client_open.restype = ctypes.c_void_p
     lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
     lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN_CALLBACK, ctypes.c_void_p]
-    lib.jack_set_port_connect_callback.argtypes = [ctypes.c_void_p, _PORT_CONNECT_CALLBACK, ctypes.c_void_p]
+    lib.jack_set_port_connect_callback.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.jack_port_by_id.restype = ctypes.c_void_p
     lib.jack_port_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
     lib.jack_port_name.restype = ctypes.c_char_p

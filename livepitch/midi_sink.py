@@ -395,10 +395,12 @@ class MidiSink:
         sounding. A listener new to the port never got a note-on from it: no burst of
         note-offs for it (main thread)."""
         port = self._port
-        listeners = getattr(port, "listeners", None)
-        current = None if listeners is None else listeners()
+        # who left, then who listens: one that leaves in between is away now, and stays
+        # recorded as left for the next look
         listeners_left = getattr(port, "listeners_left", None)
         left = frozenset() if listeners_left is None else listeners_left()
+        listeners = getattr(port, "listeners", None)
+        current = None if listeners is None else listeners()
         with self._lock:
             if current is None or self._port is not port:
                 self._listeners = None

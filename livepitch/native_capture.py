@@ -55,6 +55,27 @@ def discard_message_address() -> int | None:
     return None if address is None else int(address())
 
 
+class Disconnections(ctypes.Structure):
+    """The ring ``record_disconnection`` in _capture_native.c fills: port id pairs, and how many
+    were recorded ever (the C writer's release store; read by the count)."""
+
+    _fields_ = (("ports", (ctypes.c_uint32 * 2) * 256), ("recorded", ctypes.c_uint64))
+
+
+def disconnection_recorder() -> int | None:
+    """The address of a C ``JackPortConnectCallback`` that records each disconnection into the
+    ``Disconnections`` given as its argument, or None where the extension was not built (or is
+    older)."""
+    address = getattr(_native, "disconnection_recorder_address", None)
+    if (
+        address is None
+        or getattr(_native, "DISCONNECTION_SLOTS", None) != len(Disconnections().ports)
+        or getattr(_native, "DISCONNECTIONS_STRUCT_BYTES", None) != ctypes.sizeof(Disconnections)
+    ):
+        return None
+    return int(address())
+
+
 def unavailable_reason() -> str:
     """Why ``available()`` is False, for one log line."""
     if _native is None:

@@ -501,6 +501,63 @@ def test_a_listener_away_for_less_than_a_check_gets_the_note_off_it_missed(
     assert "back: ending any note it kept" in log, log
 
 
+WATCH_CHURN = """
+import sys, threading, time
+import jack
+from livepitch import jack_watch
+
+server, rounds = sys.argv[1], int(sys.argv[2])
+done = threading.Event()
+churner = jack.Client("churn", no_start_server=True, servername=server)
+churner.activate()
+
+def churn():  # connection changes all the time: libjack's notifications to every client
+    while not done.is_set():
+        churner.connect("system:capture_1", "system:playback_1")
+        churner.disconnect("system:capture_1", "system:playback_1")
+
+def busy():  # Python holding the GIL, as the worker does
+    while not done.is_set():
+        sum(range(1000))
+
+threads = [threading.Thread(target=work, daemon=True) for work in (churn, busy)]
+for thread in threads:
+    thread.start()
+disconnections = opened = 0
+for _ in range(rounds):
+    try:  # (the flooded server sometimes refuses a client: the daemon goes on unwatched then)
+        watch = jack_watch.JackServerWatch("livepitch-watch")
+    except OSError:
+        continue
+    opened += 1
+    time.sleep(0.01)
+    disconnections += len(watch.take_disconnections())
+    watch.close()
+done.set()
+print("done", opened, disconnections, watch.records_disconnections, flush=True)
+"""
+
+
+def test_the_midi_ports_jack_watch_closes_while_connections_change_all_the_time(jack_server: str) -> None:
+    """The watch records disconnections on libjack's notification thread, which
+    ``jack_client_close`` cancels at any instruction: a Python callback there, cancelled while
+    it held the GIL, left the process waiting for the GIL for good (in tens of closes)."""
+    done = subprocess.run(
+        [sys.executable, "-c", WATCH_CHURN, jack_server, "150"],
+        cwd=REPO,
+        env=dict(os.environ, JACK_DEFAULT_SERVER=jack_server, JACK_NO_START_SERVER="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    word, opened, disconnections, recorded = done.stdout.split()
+    assert word == "done" and int(opened) > 100, done.stdout
+    if native_capture.disconnection_recorder() is not None:
+        assert recorded == "True" and int(disconnections) > 0  # it heard the churn
+
+
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
     """Let livepitch run for 3 s, then stop the JACK server ``name`` and start it again."""
     time.sleep(3.0)
