@@ -19,6 +19,11 @@
  * calls run with descriptor 2 pointed at /dev/null (livepitch.native_output), and an abort
  * then left the new process logging nowhere.
  *
+ * Once a stop signal (SIGTERM, SIGINT) has arrived, no command runs: the handler reads the
+ * bytes Python's C signal handler writes to its wakeup pipe (signal.set_wakeup_fd) as each
+ * signal arrives, since the Python handler may not have run yet (the main thread may be the
+ * one inside PortAudio). A forked child forgets the command.
+ *
  * Built as an optional extension (setup.py); without it an abort ends livepitch as before.
  */
 #define PY_SSIZE_T_CLEAN
@@ -36,7 +41,7 @@
 #endif
 
 /* Bumped whenever the Python-facing functions change (livepitch/abort_restart.py checks it). */
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 
 typedef struct {
     char *path;
@@ -44,11 +49,17 @@ typedef struct {
     char **envp; /* NULL-terminated */
 } Command;
 
-static Command *current;  /* read by the handler; written with the GIL held */
-static Command *previous; /* freed at the next set: a handler may still be reading it */
-static int arm_count;     /* PortAudio calls under way, on any thread */
+/* The command, owned by whoever takes it out by exchange: the handler that executes it, or
+ * the next set_command/clear_command (GIL held), which frees it. */
+static Command *current;
+static int arm_count; /* PortAudio calls under way, on any thread */
 static int installed;
 static struct sigaction previous_action;
+static int stop_fd = -1;      /* read end of Python's signal wakeup pipe (one byte per signal) */
+static int stop_seen;         /* a stop signal's byte was read from it */
+#define MAX_STOP_SIGNALS 4
+static int stop_signals[MAX_STOP_SIGNALS];
+static int stop_signal_count;
 static int stderr_copy = -1; /* descriptor 2 as the first command was set (close-on-exec) */
 static long open_max = 1024; /* file descriptors to mark close-on-exec without close_range */
 
@@ -68,10 +79,32 @@ static void close_on_exec_from_3(void)
     }
 }
 
+/* Async-signal-safe: whether a stop signal (SIGTERM, SIGINT) reached the process, from the
+ * bytes Python's own C handler wrote to its wakeup pipe as each signal arrived (its Python
+ * handler may not have run yet: the main thread may be the one inside PortAudio). */
+static int stop_signalled(void)
+{
+    unsigned char bytes[256];
+    ssize_t count;
+    while (stop_fd >= 0 && (count = read(stop_fd, bytes, sizeof bytes)) > 0) {
+        for (ssize_t i = 0; i < count; i++) {
+            for (int j = 0; j < stop_signal_count; j++) {
+                if (bytes[i] == stop_signals[j]) {
+                    stop_seen = 1;
+                }
+            }
+        }
+    }
+    return stop_seen;
+}
+
 static void on_abort(int signum)
 {
-    Command *command = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
-    if (command != NULL && __atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0) {
+    Command *command = NULL;
+    if (__atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0 && !stop_signalled()) {
+        command = __atomic_exchange_n(&current, NULL, __ATOMIC_ACQ_REL);
+    }
+    if (command != NULL) {
         sigset_t held;
         sigemptyset(&held);
         sigaddset(&held, SIGTERM);
@@ -83,12 +116,20 @@ static void on_abort(int signum)
         close_on_exec_from_3();
         execve(command->path, command->argv, command->envp);
     }
+    __atomic_store_n(&installed, 0, __ATOMIC_RELEASE); /* the next set_command installs it again */
     sigaction(signum, &previous_action, NULL);
     sigset_t only;
     sigemptyset(&only);
     sigaddset(&only, signum);
     pthread_sigmask(SIG_UNBLOCK, &only, NULL);
     raise(signum);
+}
+
+/* A forked child (the recording's background save) is not the daemon: it never executes it. */
+static void forget_in_child(void)
+{
+    __atomic_store_n(&current, NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&arm_count, 0, __ATOMIC_RELEASE);
 }
 
 static void free_command(Command *command)
@@ -162,10 +203,12 @@ static PyObject *set_command(PyObject *self, PyObject *args)
         free_command(command);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
-    if (!installed) {
+    if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE)) {
         long limit = sysconf(_SC_OPEN_MAX);
         open_max = limit > 0 && limit < 65536 ? limit : 65536;
-        stderr_copy = fcntl(2, F_DUPFD_CLOEXEC, 3); /* -1 without a stderr: left as it is */
+        if (stderr_copy < 0) {
+            stderr_copy = fcntl(2, F_DUPFD_CLOEXEC, 3); /* -1 without a stderr: left as it is */
+        }
         struct sigaction action;
         memset(&action, 0, sizeof action);
         action.sa_handler = on_abort;
@@ -175,10 +218,14 @@ static PyObject *set_command(PyObject *self, PyObject *args)
             free_command(command);
             return PyErr_SetFromErrno(PyExc_OSError);
         }
-        installed = 1;
+        __atomic_store_n(&installed, 1, __ATOMIC_RELEASE);
+        static int at_fork_registered;
+        if (!at_fork_registered) {
+            pthread_atfork(NULL, NULL, forget_in_child);
+            at_fork_registered = 1;
+        }
     }
-    free_command(previous);
-    previous = __atomic_exchange_n(&current, command, __ATOMIC_ACQ_REL);
+    free_command(__atomic_exchange_n(&current, command, __ATOMIC_ACQ_REL));
     Py_RETURN_NONE;
 }
 
@@ -186,8 +233,38 @@ static PyObject *clear_command(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    free_command(previous);
-    previous = __atomic_exchange_n(&current, NULL, __ATOMIC_ACQ_REL);
+    free_command(__atomic_exchange_n(&current, NULL, __ATOMIC_ACQ_REL));
+    Py_RETURN_NONE;
+}
+
+static PyObject *watch_stop_signals(PyObject *self, PyObject *args)
+{
+    int fd;
+    PyObject *signals;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO", &fd, &signals)) {
+        return NULL;
+    }
+    PyObject *items = PySequence_Fast(signals, "signals must be a sequence of numbers");
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    if (count > MAX_STOP_SIGNALS) {
+        Py_DECREF(items);
+        return PyErr_Format(PyExc_ValueError, "at most %d stop signals", MAX_STOP_SIGNALS);
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        long number = PyLong_AsLong(PySequence_Fast_GET_ITEM(items, i));
+        if (number == -1 && PyErr_Occurred()) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        stop_signals[i] = (int)number;
+    }
+    Py_DECREF(items);
+    stop_signal_count = (int)count;
+    stop_fd = fd;
     Py_RETURN_NONE;
 }
 
@@ -217,6 +294,9 @@ static PyMethodDef methods[] = {
     {"set_command", set_command, METH_VARARGS,
      "set_command(path, argv, env): what to execute on SIGABRT while armed (bytes each)"},
     {"clear_command", clear_command, METH_NOARGS, "no command: SIGABRT acts as before"},
+    {"watch_stop_signals", watch_stop_signals, METH_VARARGS,
+     "watch_stop_signals(fd, signals): the read end of Python's wakeup pipe; no command runs "
+     "once one of these signals arrived"},
     {"arm", arm, METH_NOARGS, "a PortAudio call starts; returns the count under way"},
     {"disarm", disarm, METH_NOARGS, "a PortAudio call ended; returns the count under way"},
     {"armed", armed, METH_NOARGS, "whether SIGABRT now executes the command"},

@@ -5,14 +5,16 @@ opens or closes, or while PortAudio starts or resets, fails one: ``abort()`` end
 (docs/benchmarks.md, "Race soak"). While a PortAudio call runs inside ``restarting_on_abort``
 and the daemon has set a command (``set_command``: livepitch again, resumed, with the session's
 clock), the C handler executes that command instead, as a restart to reconnect does. Outside
-those calls SIGABRT acts as before. The extension is optional (setup.py): without it an abort
-ends livepitch (a service manager restarts it).
+those calls SIGABRT acts as before, and so it does once a stop signal has arrived
+(``watch_stop_signals``). The extension is optional (setup.py): without it an abort ends
+livepitch (a service manager restarts it).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -23,7 +25,7 @@ try:
 except ImportError:  # not compiled here (no C compiler at install time)
     _native = None
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 """The version of livepitch/_abort_restart.c this module speaks (its ``ABI_VERSION``)."""
 
 
@@ -42,6 +44,20 @@ def set_command(argv: Sequence[str], env: Mapping[str, str]) -> bool:
         [os.fsencode(arg) for arg in argv],
         [os.fsencode(f"{name}={value}") for name, value in env.items()],
     )
+    return True
+
+
+def watch_stop_signals(signals: Sequence[int]) -> bool:
+    """From now on (main thread), no command runs once one of ``signals`` (a stop: SIGTERM,
+    SIGINT) has arrived, even before Python's handler for it has run. Takes Python's signal
+    wakeup pipe (``signal.set_wakeup_fd``). False where the extension was not built."""
+    if _native is None or not available():
+        return False
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    _native.watch_stop_signals(read_end, [int(signum) for signum in signals])
     return True
 
 

@@ -467,13 +467,14 @@ note them: with their default action a stop would kill it and a reload end it.""
 def _remember_early_signals() -> list[int]:
     """Until the daemon installs its own handlers: SIGTERM and SIGHUP are noted, not fatal
     (``systemctl reload`` right after a start used to end the service). A process that
-    livepitch restarted (``RESUME_VARIABLE``) was started with them blocked: they are
-    unblocked now, so that one sent meanwhile is noted here."""
+    livepitch restarted (``RESUME_VARIABLE``, or ``ABORTS_VARIABLE`` for one started afresh
+    after an abort) was started with them blocked: they are unblocked now, so that one sent
+    meanwhile is noted here."""
     early: list[int] = []
     held = [getattr(signal, name) for name in HELD_SIGNALS if hasattr(signal, name)]
     for signum in held:
         signal.signal(signum, lambda signum, _frame: early.append(signum))
-    if _resume_count() and hasattr(signal, "pthread_sigmask"):
+    if (_resume_count() or _abort_count()) and hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
     return early
 
@@ -535,14 +536,21 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
         settings,
         reload=reload,
         status_line=status_line,
-        restart_process=lambda clock: _restart_self(resumed + 1, clock, daemon.stop_requested),
-        abort_restart=lambda clock, flowed: _ready_abort_restart(resumed + 1, 0 if flowed else aborts, clock),
+        restart_process=lambda clock: _restart_self(
+            resumed + 1, clock, daemon.stop_requested, 0 if daemon.audio_flowed else aborts
+        ),
+        abort_restart=lambda clock, flowed: _ready_abort_restart(
+            resumed, 0 if flowed else aborts, clock, flowed
+        ),
         resumed=resumed,
         clock=SessionClock.from_text(os.environ.get(CLOCK_VARIABLE, "")) if resumed else None,
     )
     for variable in (RESUME_VARIABLE, CLOCK_VARIABLE, ABORTS_VARIABLE):  # this process's own
         os.environ.pop(variable, None)
     daemon.install_signal_handlers()
+    from livepitch import abort_restart
+
+    abort_restart.watch_stop_signals((signal.SIGTERM, signal.SIGINT))  # a stop is not aborted into a restart
     from livepitch.jack_watch import quiet_libjack_messages
 
     quiet_libjack_messages()  # where JACK is used; LIVEPITCH_AUDIO_DEBUG=1 keeps its messages
@@ -590,38 +598,48 @@ def _abort_count() -> int:
     return int(value) if value.isdigit() else 0
 
 
-def _restart_command(count: int, clock: SessionClock, aborts: int = 0) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment of a fresh livepitch with this one's arguments that
-    waits for its devices and goes on with the session's clock (``aborts``: after how many
-    aborts in a row)."""
-    environment = dict(os.environ, **{RESUME_VARIABLE: str(count), CLOCK_VARIABLE: clock.to_text()})
-    environment.pop(ABORTS_VARIABLE, None)
+def _restart_command(
+    count: int, clock: SessionClock | None, aborts: int = 0
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a new livepitch with this one's arguments: resumed
+    (``count`` > 0: it waits for its devices and goes on with the session's ``clock``), or
+    started afresh (0); ``aborts``: after how many aborts in a row."""
+    environment = dict(os.environ)
+    for variable in (RESUME_VARIABLE, CLOCK_VARIABLE, ABORTS_VARIABLE):
+        environment.pop(variable, None)
+    if count:
+        environment[RESUME_VARIABLE] = str(count)
+        if clock is not None:
+            environment[CLOCK_VARIABLE] = clock.to_text()
     if aborts:
         environment[ABORTS_VARIABLE] = str(aborts)
     return [sys.executable, "-m", "livepitch", *sys.argv[1:]], environment
 
 
-def _ready_abort_restart(count: int, aborts_before: int, clock: SessionClock | None) -> None:
+def _ready_abort_restart(resumed: int, aborts_before: int, clock: SessionClock | None, flowed: bool) -> None:
     """Before a PortAudio call (main thread): what an abort during it executes
-    (``livepitch.abort_restart``): livepitch resumed with ``clock``, unless livepitch is
-    stopping (no clock) or that would be more than ``MAX_ABORTS_IN_A_ROW`` aborts in a row
-    (``aborts_before``: since audio last flowed)."""
+    (``livepitch.abort_restart``): livepitch resumed with ``clock``, or started afresh if this
+    process started afresh and no audio flowed yet (a wrong ``--input`` then still fails);
+    nothing if livepitch is stopping (no clock) or that would be more than
+    ``MAX_ABORTS_IN_A_ROW`` aborts in a row (``aborts_before``: since audio last flowed)."""
     from livepitch import abort_restart
 
     if clock is None or aborts_before >= MAX_ABORTS_IN_A_ROW:
         abort_restart.clear_command()
         return
+    count = resumed + 1 if resumed or flowed else 0
     command, environment = _restart_command(count, clock, aborts_before + 1)
     abort_restart.set_command(command, environment)
 
 
 def _restart_self(
-    count: int, clock: SessionClock, stop_requested: Callable[[], bool] = lambda: False
+    count: int, clock: SessionClock, stop_requested: Callable[[], bool] = lambda: False, aborts: int = 0
 ) -> None:
     """Replace this process with a fresh livepitch (same arguments) that waits for its devices
-    and goes on with the session's clock. Returns (no restart) if a stop was asked by the time
-    the stop and reload signals are held back for the new process."""
-    command, environment = _restart_command(count, clock)
+    and goes on with the session's clock (``aborts``: PortAudio's aborts in a row, carried on
+    while no audio flows). Returns (no restart) if a stop was asked by the time the stop and
+    reload signals are held back for the new process."""
+    command, environment = _restart_command(count, clock, aborts)
     held = [getattr(signal, name) for name in HELD_SIGNALS if hasattr(signal, name)]
     blocked = hasattr(signal, "pthread_sigmask")
     if blocked:  # the mask survives execve: the new process unblocks them once it can note them

@@ -394,11 +394,26 @@ class Daemon:
         self._stall_s = max(STALL_S, STALL_BLOCKS * settings.audio.block_frames / source.rate_hz)
         log.info("audio in: %s%s", source.description, " (kept open)" if running else "")
 
-    def session_clock(self) -> SessionClock:
-        """Where the session's clock stands with no audio flowing: the time after the last
-        sample any engine read, and when the input stopped (main thread)."""
-        stopped_s, unread_s = self._input_stopped or (time.monotonic(), 0.0)
-        return SessionClock(self._clock_after_last_sample(), stopped_s, unread_s)
+    def handover_clock(self, lost: bool = False) -> SessionClock:
+        """The session's clock for a new process, as of now (main thread): the time after the
+        last sample any engine read, plus the input's time since that no engine will read
+        (a running stream's backlog in its ring; a stopped or ``lost`` one's time away, from
+        when it stopped or last delivered, with what it left unread), stopped now."""
+        now = time.monotonic()
+        source, ring = self.source, self._ring
+        if source is not None and not isinstance(source, FileReplaySource):  # running, or just lost
+            stopped_s = self._last_progress if lost else now
+            unread_s = ring.available_frames / source.rate_hz if ring is not None else 0.0
+        else:
+            stopped_s, unread_s = self._input_stopped or (now, 0.0)
+        away_samples = max(0, round((now - stopped_s + unread_s) * MODEL_RATE_HZ))
+        return SessionClock(self._clock_after_last_sample() + away_samples, now, 0.0)
+
+    @property
+    def audio_flowed(self) -> bool:
+        """Whether an input delivered audio in this process."""
+        source = self.source
+        return self.totals["audio_frames"] > 0 or (source is not None and source.frames_delivered > 0)
 
     def _clock_after_last_sample(self) -> int:
         """The session's time just after the last sample an engine read (or its resampler
@@ -496,7 +511,7 @@ class Daemon:
         ``reopening``: a reload opens the input again at once (the source remembers who was
         connected to it, for the new stream).
         """
-        self._ready_abort_restart()
+        self._ready_abort_restart(lost)
         worker, source, ring = self.worker, self.source, self._ring
         self.worker = None
         if worker is not None:
@@ -509,6 +524,7 @@ class Daemon:
             self.source, self._ring = None, None
         self._release_notes(worker)
         if source is not None:
+            self._save_before_audio_call(source)
             source.stop(reopening)
             if getattr(source, "wedged", False):
                 self.audio_wedged = True
@@ -665,19 +681,29 @@ class Daemon:
             log.info("audio input back after %d tries", attempt)
             return
 
-    def _ready_abort_restart(self) -> None:
+    def _ready_abort_restart(self, lost: bool = False) -> None:
         """Before a call that may reach PortAudio (main thread): hand ``abort_restart`` the
-        session's clock as of now, for a restart if PortAudio aborts the process during it."""
+        session's clock as of now (``lost``: the running input stopped delivering), for a
+        restart if PortAudio aborts the process during it; None once stopping."""
         if self._abort_restart is None:
             return
-        clock: SessionClock | None
-        if self._stop.is_set() or self._exiting:  # ending: an abort must not start it again
-            clock = None
-        elif self.source is not None:  # audio flowing: the session's time is now
-            clock = SessionClock(self._clock_after_last_sample(), time.monotonic(), 0.0)
-        else:
-            clock = self.session_clock()
-        self._abort_restart(clock, self._started is not None)
+        ending = self._stop.is_set() or self._exiting  # an abort must not start it again
+        self._abort_restart(None if ending else self.handover_clock(lost), self.audio_flowed)
+
+    def _save_before_audio_call(self, source: AudioSource | None = None) -> None:
+        """Before a PortAudio call that may abort this process into a restart (main thread):
+        the events log and the recording to disk, which that would lose (the note-offs just
+        sent with them). Not once stopping (an abort then ends the process anyway, and the
+        stop writes them) or for a replay."""
+        if (
+            self._abort_restart is None
+            or self._stop.is_set()
+            or self._exiting
+            or self.sink is None
+            or isinstance(source, FileReplaySource)
+        ):
+            return
+        self.sink.save_now()
 
     def _restart_to_reconnect(self) -> None:
         """PortAudio holds a stream it will never release (``audio_wedged``): only a new process
@@ -688,7 +714,7 @@ class Daemon:
         if self._stop.is_set():  # a stop asked meanwhile: nothing to reconnect for
             return
         log.warning("the audio system will not release a stream: restarting livepitch to reconnect")
-        clock = self.session_clock()
+        clock = self.handover_clock()
         self._shutdown()
         if self._stop.is_set():  # asked while shutting down: the new process would not know
             return
@@ -776,6 +802,7 @@ class Daemon:
         if self.settings.audio.input_file is None:
             from livepitch.audio_device import reinitialise_portaudio
 
+            self._save_before_audio_call()
             reinitialise_portaudio()
 
     def _midi_is_jack(self) -> bool:

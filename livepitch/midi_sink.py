@@ -607,6 +607,35 @@ class MidiSink:
             error = str(err)
         self._saved(Saved(len(events), error, False, time.thread_time() - started_s))
 
+    def save_now(self) -> None:
+        """Main thread, before a call that may end this process without its usual exit
+        (PortAudio aborting it into a restart: livepitch executes itself again): the events
+        log goes to disk and the recording so far is written, here (an exec would not wait for
+        a save), after any save in progress (which would land after it)."""
+        self.finish_save(STOP_WAIT_S)
+        with self._lock:
+            if self._closed or not self._began:
+                return
+            if self._csv is not None:
+                try:
+                    self._csv.flush()
+                except OSError as err:
+                    self._fail_csv(err)
+            path = self._record_path
+            if path is None or len(self._recorded) == self._saved_events or _is_special_file(path):
+                return
+            if self._background.busy:  # (a long one still going: it would land after this one)
+                return
+            events, switches = list(self._recorded), list(self._switches)
+        started_s = time.thread_time()
+        error = None
+        try:
+            write_events_midi(path, events, *self._first_bends, switches)
+        except OutputError as err:
+            error = str(err)
+        self._last_save_s = time.monotonic()
+        self._saved(Saved(len(events), error, False, time.thread_time() - started_s))
+
     def finish_save(self, wait_s: float = 60.0, end: bool = False) -> None:
         """Wait for a save in progress to end, at most ``wait_s``; ``end``: then end it (main
         thread)."""

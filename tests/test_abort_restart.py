@@ -15,6 +15,7 @@ import pytest
 
 from livepitch import abort_restart, cli
 from livepitch.daemon import SessionClock
+from livepitch.errors import DeviceError
 from tests.test_native_capture import can_compile
 
 needs_handler = pytest.mark.skipif(not abort_restart.available(), reason="livepitch._abort_restart not built")
@@ -197,7 +198,12 @@ def test_portaudio_calls_run_armed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == [("helper", True), ("terminate", True), ("initialize", True), ("after", False)]
 
 
-def test_the_command_is_livepitch_resumed_with_the_sessions_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_is_livepitch_resumed_with_the_sessions_clock_or_started_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Resumed (waiting for its devices, on the session's clock) once this process was resumed
+    or its audio flowed; else started afresh, as it was (a wrong ``--input`` still fails). The
+    aborts in a row are counted, and the command cleared past the cap or once stopping."""
     commands: list[tuple[list[str], dict[str, str]]] = []
     cleared: list[int] = []
     monkeypatch.setattr(
@@ -206,20 +212,83 @@ def test_the_command_is_livepitch_resumed_with_the_sessions_clock(monkeypatch: p
     monkeypatch.setattr(abort_restart, "clear_command", lambda: cleared.append(1))
     monkeypatch.setattr(sys, "argv", ["livepitch", "--port", "Out"])
     monkeypatch.setenv(cli.ABORTS_VARIABLE, "7")  # an earlier process's, never handed on as it was
+    monkeypatch.setenv(cli.RESUME_VARIABLE, "5")
     clock = SessionClock(22050 * 90, 1234.5, 0.25)
 
-    cli._ready_abort_restart(3, 0, clock)
-    cli._ready_abort_restart(3, cli.MAX_ABORTS_IN_A_ROW - 1, clock)
-    cli._ready_abort_restart(3, cli.MAX_ABORTS_IN_A_ROW, clock)
+    cli._ready_abort_restart(2, 0, clock, flowed=False)
+    cli._ready_abort_restart(0, 0, clock, flowed=True)
+    cli._ready_abort_restart(0, cli.MAX_ABORTS_IN_A_ROW - 1, clock, flowed=False)
+    cli._ready_abort_restart(2, cli.MAX_ABORTS_IN_A_ROW, clock, flowed=False)
+    cli._ready_abort_restart(2, 0, None, flowed=True)
 
-    assert len(commands) == 2 and cleared == [1]
-    (argv, env), (_, env_last) = commands
+    assert len(commands) == 3 and cleared == [1, 1]
+    (argv, resumed), (_, flowed), (_, fresh) = commands
     assert argv == [sys.executable, "-m", "livepitch", "--port", "Out"]
-    assert env[cli.RESUME_VARIABLE] == "3"
-    assert env[cli.CLOCK_VARIABLE] == clock.to_text()
-    assert env[cli.ABORTS_VARIABLE] == "1"
-    assert env_last[cli.ABORTS_VARIABLE] == str(cli.MAX_ABORTS_IN_A_ROW)
-    assert env["PATH"] == os.environ["PATH"]
+    assert (resumed[cli.RESUME_VARIABLE], resumed[cli.CLOCK_VARIABLE]) == ("3", clock.to_text())
+    assert (flowed[cli.RESUME_VARIABLE], flowed[cli.CLOCK_VARIABLE]) == ("1", clock.to_text())
+    assert cli.RESUME_VARIABLE not in fresh and cli.CLOCK_VARIABLE not in fresh
+    assert [env[cli.ABORTS_VARIABLE] for env in (resumed, flowed, fresh)] == [
+        "1",
+        "1",
+        str(cli.MAX_ABORTS_IN_A_ROW),
+    ]
+    assert resumed["PATH"] == os.environ["PATH"]
+
+
+def test_a_restart_to_reconnect_carries_the_aborts_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """abort, a wedged open, restart, abort again ...: the count goes on, so the cap holds."""
+    environments: list[dict[str, str]] = []
+
+    def execve(_path: str, _argv: list[str], env: dict[str, str]) -> None:
+        environments.append(dict(env))
+        raise OSError("exec refused")
+
+    monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.setattr(cli, "_inherit_no_descriptors", lambda: None)
+    for aborts in (0, 4):
+        with pytest.raises(DeviceError):
+            cli._restart_self(2, SessionClock(0, 0.0, 0.0), aborts=aborts)
+    assert [env.get(cli.ABORTS_VARIABLE) for env in environments] == [None, "4"]
+
+
+@needs_handler
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_an_abort_after_a_stop_signal_ends_the_process_even_before_pythons_handler_ran(signum: str) -> None:
+    """The stop arrives while the main thread is inside the call (its Python handler has not
+    run): the abort must end the process, not start a livepitch that the stop never reaches.
+    A reload signal (SIGHUP) does not stop it."""
+    done = run_script(
+        f"""
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            signal.signal(getattr(signal, name), lambda *_: None)
+        abort_restart.set_command([sys.executable, "-c", REPORT], {{"MARK": "again"}})
+        abort_restart.watch_stop_signals([signal.SIGTERM, signal.SIGINT])
+        with abort_restart.restarting_on_abort():
+            signal.pthread_kill(threading.get_ident(), signal.{signum})  # (its C handler runs at once)
+            os.abort()  # before the next bytecode, where its Python handler would run
+        """
+    )
+    if signum == "SIGHUP":
+        assert done.returncode == 0 and done.stdout.startswith("executed"), (done.stdout, done.stderr)
+    else:
+        assert done.returncode == -signal.SIGABRT, (done.stdout, done.stderr)
+
+
+@needs_handler
+def test_a_forked_child_never_executes_the_command() -> None:
+    """The recording's background save forks the daemon: a child that aborts ends."""
+    done = run_script(
+        """
+        abort_restart.set_command([sys.executable, "-c", REPORT], {"MARK": "child"})
+        with abort_restart.restarting_on_abort():
+            child = os.fork()
+            if child == 0:
+                os.abort()
+            _, status = os.waitpid(child, 0)
+        print("child", os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGABRT, flush=True)
+        """
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["child", "True"], (done.stdout, done.stderr)
 
 
 def test_a_process_executed_after_an_abort_says_so() -> None:

@@ -373,17 +373,23 @@ def test_a_restart_to_reconnect_holds_stop_and_reload_signals_for_the_new_proces
     assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
 
     handlers = {signum: signal.getsignal(signum) for signum in held}
-    try:  # the new process: started with them blocked, one SIGHUP already pending
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGHUP)  # (pytest runs other threads)
-        monkeypatch.setenv(cli.RESUME_VARIABLE, "1")
-        early = cli._remember_early_signals()
-        assert early == [signal.SIGHUP]
-        assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    # the new process, resumed, or started afresh after PortAudio aborted the old one before
+    # it played (its SIGTERM stayed blocked: a stop never reached it)
+    for variable in (cli.RESUME_VARIABLE, cli.ABORTS_VARIABLE):
+        try:  # started with them blocked, one SIGHUP already pending
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
+            signal.pthread_kill(
+                threading.main_thread().ident or 0, signal.SIGHUP
+            )  # (pytest runs other threads)
+            monkeypatch.setenv(variable, "1")
+            early = cli._remember_early_signals()
+            assert early == [signal.SIGHUP]
+            assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        finally:
+            monkeypatch.delenv(variable)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
 
 
 def test_outputs_that_would_overwrite_each_other_or_an_input_are_refused(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import mido
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -1345,9 +1346,11 @@ def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
         wedged = True
 
     clocks: list[SessionClock] = []
+    restarted_at: list[float] = []
 
     def restart(clock: SessionClock) -> None:
         clocks.append(clock)
+        restarted_at.append(time.monotonic())
         raise Restarted
 
     events_csv = tmp_path / "events.csv"
@@ -1361,9 +1364,12 @@ def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
     )
     with pytest.raises(Restarted):
         old.run()
-    # the audio read, and what was left unread when the loss was found (a loaded machine's
-    # worker may not have caught up): 1.2 s in all
-    assert len(clocks) == 1 and 1.2 <= clocks[0].time_samples / 22050 + clocks[0].unread_s < 1.3, clocks
+    # handed over as of the restart: the audio read (1.2 s) and the time since the input last
+    # delivered, at most the time since it started
+    (clock,) = clocks
+    # (the fake delivers a block ahead of its clock)
+    assert 1.2 <= clock.time_samples / 22050 <= restarted_at[0] - first.started_at + 0.15, clocks
+    assert abs(clock.stopped_monotonic_s - restarted_at[0]) < 0.05 and clock.unread_s == 0.0
     carried = SessionClock.from_text(clocks[0].to_text())  # as the environment hands it over
     assert carried == clocks[0]
     time.sleep(0.3)
@@ -1468,12 +1474,47 @@ def test_every_audio_system_call_is_preceded_by_the_restart_an_abort_during_it_w
     assert kinds[0] == "ready" and all(kinds[i - 1] == "ready" for i in calls), kinds
     readies = [log[i - 1][1:] for i in calls]  # (when, clock, flowed) before each call
     assert [flowed for _, _, flowed in readies] == [False, True, True, True]
-    for when_s, clock, _ in (readies[1], readies[3]):  # audio flowing: its time is now
+    for when_s, clock, _ in readies:  # handed over as of then (a clock older than a minute is refused)
         assert abs(clock.stopped_monotonic_s - when_s) < 0.05
-    assert 1.0 < readies[1][1].time_samples / 22050 < 1.3  # the audio read before the loss
-    # before the reopening: the clock stopped at the loss, so the outage counts as time played
-    when_s, clock, _ = readies[2]
-    assert clock.time_samples >= readies[1][1].time_samples and clock.stopped_monotonic_s < when_s - 0.4
+    assert readies[0][1].time_samples == 0
+    # at the loss: the audio read (1.2 s) and the time since the input last delivered
+    (lost_at_s, at_loss, _), (reopen_at_s, at_reopen, _) = readies[1], readies[2]
+    assert 1.2 < at_loss.time_samples / 22050 < 3.0
+    # before the reopening, the time away counts on
+    away_s = (at_reopen.time_samples - at_loss.time_samples) / 22050
+    assert abs(away_s - (reopen_at_s - lost_at_s)) < 0.02, (away_s, reopen_at_s - lost_at_s)
+
+
+def test_before_a_stream_closes_the_recording_and_the_events_log_are_on_disk(
+    model: Any, melody: np.ndarray, tmp_path: Path
+) -> None:
+    """PortAudio may abort the process as it closes a stream: the restart that follows would
+    lose what only this process held. The notes just released are on disk by then."""
+    record, events_csv = tmp_path / "take.mid", tmp_path / "events.csv"
+    on_disk: list[tuple[list[int], list[str]]] = []
+
+    class Checked(FakeSource):
+        def stop(self, reopening: bool = False) -> None:
+            notes = [m.note for m in mido.MidiFile(record) if m.type == "note_on" and m.velocity > 0]
+            rows = [row["kind"] for row in csv.DictReader(events_csv.open())]
+            on_disk.append((notes, rows))
+            super().stop(reopening)
+
+    first = Checked(melody, 22050, speed=1.0, vanish_after_s=1.2, drained_before_vanishing=True)
+    second = Checked(melody, 22050, speed=4.0)
+    sources, port = [first, second], RecordingPort()
+    daemon = Daemon(
+        settings(port={"record": record, "events_csv": events_csv}),
+        Factories(lambda _: model, lambda _: sources.pop(0), lambda _: port),
+        status_line=QuietStatus(),
+        abort_restart=lambda clock, flowed: None,
+    )
+    thread, result = run_in_thread(daemon)
+    thread.join(60)
+    assert result == [0]
+    notes, rows = on_disk[0]  # at the loss: 60 heard, 64 sounding; both ended
+    assert notes == [60, 64]
+    assert rows.count("note_on") == 2 and rows.count("note_off") == 2, rows
 
 
 def test_once_a_stop_is_asked_an_abort_while_the_stream_closes_ends_the_process(
