@@ -14,7 +14,6 @@ import logging
 import resource
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
 from livepitch.settings import DaemonSettings, EngineKind, MidiApi
 from livepitch.status import StatusLine, StatusSnapshot, format_status, note_name
+from livepitch.wake_flag import WakeFlag
 from livepitch.window_engine import WindowFramesModel
 from livepitch.worker import Worker
 
@@ -157,8 +157,9 @@ class Daemon:
         self.factories = factories or default_factories()
         self._reload_settings = reload
         self.status_line = status_line or StatusLine()
-        self._stop = threading.Event()
-        self._reload_requested = threading.Event()
+        # set by signal handlers, which may run while the main thread waits on them
+        self._stop = WakeFlag()
+        self._reload_requested = WakeFlag()
         self._model: WindowFramesModel | None = None
         self.audio_wedged = False
         """An audio stream would not close (PortAudio waiting on a dead server): the process
@@ -250,7 +251,11 @@ class Daemon:
             return self._loop()
         finally:
             self._exiting = True
-            self._shutdown()
+            try:
+                self._shutdown()
+            finally:
+                self._stop.close()
+                self._reload_requested.close()
 
     def _start_when_devices_return(self) -> bool:
         """After a restart to reconnect: open MIDI and audio, retrying with backoff; False if stopped."""
