@@ -19,7 +19,9 @@
  * calls run with descriptor 2 pointed at /dev/null (livepitch.native_output), and an abort
  * then left the new process logging nowhere.
  *
- * Once a stop signal (SIGTERM, SIGINT) has arrived, no command runs: the handler reads the
+ * As the process exits, PortAudio's own end (Pa_Terminate) runs armed with an exit code
+ * instead (set_exit_code): an abort there ends the process with that code, not by SIGABRT
+ * with a core dump. Once a stop signal (SIGTERM, SIGINT) has arrived, no command runs: the handler reads the
  * bytes Python's C signal handler writes to its wakeup pipe (signal.set_wakeup_fd) as each
  * signal arrives, since the Python handler may not have run yet (the main thread may be the
  * one inside PortAudio). A forked child forgets the command.
@@ -41,7 +43,7 @@
 #endif
 
 /* Bumped whenever the Python-facing functions change (livepitch/abort_restart.py checks it). */
-#define ABI_VERSION 2
+#define ABI_VERSION 3
 
 typedef struct {
     char *path;
@@ -55,6 +57,7 @@ static Command *current;
 static int arm_count; /* PortAudio calls under way, on any thread */
 static int installed;
 static struct sigaction previous_action;
+static int exit_code = -1;    /* >= 0: an armed abort ends the process with it (exiting) */
 static int stop_fd = -1;      /* read end of Python's signal wakeup pipe (one byte per signal) */
 static int stop_seen;         /* a stop signal's byte was read from it */
 #define MAX_STOP_SIGNALS 4
@@ -101,6 +104,9 @@ static int stop_signalled(void)
 static void on_abort(int signum)
 {
     Command *command = NULL;
+    if (__atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0 && __atomic_load_n(&exit_code, __ATOMIC_ACQUIRE) >= 0) {
+        _exit(__atomic_load_n(&exit_code, __ATOMIC_ACQUIRE));
+    }
     if (__atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0 && !stop_signalled()) {
         command = __atomic_exchange_n(&current, NULL, __ATOMIC_ACQ_REL);
     }
@@ -130,6 +136,7 @@ static void forget_in_child(void)
 {
     __atomic_store_n(&current, NULL, __ATOMIC_RELEASE);
     __atomic_store_n(&arm_count, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&exit_code, -1, __ATOMIC_RELEASE);
 }
 
 static void free_command(Command *command)
@@ -184,6 +191,33 @@ static char **copy_strings(PyObject *sequence, const char *what)
     return strings;
 }
 
+/* The SIGABRT handler, installed once (again after it fell through); -1 with errno if not. */
+static int install_handler(void)
+{
+    if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE)) {
+        long limit = sysconf(_SC_OPEN_MAX);
+        open_max = limit > 0 && limit < 65536 ? limit : 65536;
+        if (stderr_copy < 0) {
+            stderr_copy = fcntl(2, F_DUPFD_CLOEXEC, 3); /* -1 without a stderr: left as it is */
+        }
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = on_abort;
+        action.sa_flags = SA_NODEFER; /* a raise() from the handler is delivered at once */
+        sigemptyset(&action.sa_mask);
+        if (sigaction(SIGABRT, &action, &previous_action) != 0) {
+            return -1;
+        }
+        __atomic_store_n(&installed, 1, __ATOMIC_RELEASE);
+        static int at_fork_registered;
+        if (!at_fork_registered) {
+            pthread_atfork(NULL, NULL, forget_in_child);
+            at_fork_registered = 1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *set_command(PyObject *self, PyObject *args)
 {
     const char *path;
@@ -203,29 +237,25 @@ static PyObject *set_command(PyObject *self, PyObject *args)
         free_command(command);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
-    if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE)) {
-        long limit = sysconf(_SC_OPEN_MAX);
-        open_max = limit > 0 && limit < 65536 ? limit : 65536;
-        if (stderr_copy < 0) {
-            stderr_copy = fcntl(2, F_DUPFD_CLOEXEC, 3); /* -1 without a stderr: left as it is */
-        }
-        struct sigaction action;
-        memset(&action, 0, sizeof action);
-        action.sa_handler = on_abort;
-        action.sa_flags = SA_NODEFER; /* a raise() from the handler is delivered at once */
-        sigemptyset(&action.sa_mask);
-        if (sigaction(SIGABRT, &action, &previous_action) != 0) {
-            free_command(command);
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        __atomic_store_n(&installed, 1, __ATOMIC_RELEASE);
-        static int at_fork_registered;
-        if (!at_fork_registered) {
-            pthread_atfork(NULL, NULL, forget_in_child);
-            at_fork_registered = 1;
-        }
+    if (install_handler() != 0) {
+        free_command(command);
+        return PyErr_SetFromErrno(PyExc_OSError);
     }
     free_command(__atomic_exchange_n(&current, command, __ATOMIC_ACQ_REL));
+    Py_RETURN_NONE;
+}
+
+static PyObject *set_exit_code(PyObject *self, PyObject *args)
+{
+    int code;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i", &code)) {
+        return NULL;
+    }
+    if (code >= 0 && install_handler() != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    __atomic_store_n(&exit_code, code, __ATOMIC_RELEASE);
     Py_RETURN_NONE;
 }
 
@@ -294,6 +324,8 @@ static PyMethodDef methods[] = {
     {"set_command", set_command, METH_VARARGS,
      "set_command(path, argv, env): what to execute on SIGABRT while armed (bytes each)"},
     {"clear_command", clear_command, METH_NOARGS, "no command: SIGABRT acts as before"},
+    {"set_exit_code", set_exit_code, METH_VARARGS,
+     "set_exit_code(code): while armed, an abort ends the process with code (-1: not)"},
     {"watch_stop_signals", watch_stop_signals, METH_VARARGS,
      "watch_stop_signals(fd, signals): the read end of Python's wakeup pipe; no command runs "
      "once one of these signals arrived"},

@@ -6,8 +6,10 @@ opens or closes, or while PortAudio starts or resets, fails one: ``abort()`` end
 and the daemon has set a command (``set_command``: livepitch again, resumed, with the session's
 clock), the C handler executes that command instead, as a restart to reconnect does. Outside
 those calls SIGABRT acts as before, and so it does once a stop signal has arrived
-(``watch_stop_signals``). The extension is optional (setup.py): without it an abort ends
-livepitch (a service manager restarts it).
+(``watch_stop_signals``). PortAudio's own end as the process exits runs in
+``exiting_on_abort``: an abort there ends the process with its exit code, not by SIGABRT with
+a core dump. The extension is optional (setup.py): without it an abort ends livepitch (a
+service manager restarts it).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ try:
 except ImportError:  # not compiled here (no C compiler at install time)
     _native = None
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 """The version of livepitch/_abort_restart.c this module speaks (its ``ABI_VERSION``)."""
 
 
@@ -83,3 +85,19 @@ def restarting_on_abort() -> Iterator[None]:
         yield
     finally:
         _native.disarm()
+
+
+@contextmanager
+def exiting_on_abort(code: int) -> Iterator[None]:
+    """Around PortAudio's end as the process exits (main thread): an abort meanwhile ends the
+    process with ``code`` at once (what it was about to exit with)."""
+    if _native is None or not available():
+        yield
+        return
+    _native.set_exit_code(code)
+    _native.arm()
+    try:
+        yield
+    finally:
+        _native.disarm()
+        _native.set_exit_code(-1)

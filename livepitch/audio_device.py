@@ -109,6 +109,13 @@ def reinitialise_portaudio() -> None:
         raise DeviceError(f"cannot restart the audio system: {first_line(err)}") from err
 
 
+def terminate_portaudio() -> None:
+    """End PortAudio now, as sounddevice would at exit (then nothing is left to end)."""
+    with quiet_native_stderr():
+        while sounddevice._initialized:
+            sounddevice._terminate()
+
+
 OPEN_TIMEOUT_S = 10.0
 """Longest wait for PortAudio to open and start a stream [s] (normally well under a second)."""
 

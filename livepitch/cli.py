@@ -971,6 +971,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _main(argv)
         sys.stdout.flush()  # here, where a reader gone away is caught, not at exit
+        _end_audio_system(code)
         return code
     except KeyboardInterrupt:  # Ctrl-C while the command starts (importing numpy, parsing)
         print("livepitch: interrupted", file=sys.stderr)
@@ -979,6 +980,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that flushing it at exit fails no more
         return EXIT_BROKEN_PIPE
+
+
+def _end_audio_system(code: int) -> None:
+    """End PortAudio here, as the process is about to exit with ``code``, not in sounddevice's
+    exit handler: a JACK server dying at that moment fails an assert in ``Pa_Terminate``, and
+    the process then ends with ``code`` instead of by SIGABRT with a core dump."""
+    audio_device = sys.modules.get("livepitch.audio_device")
+    if audio_device is None:  # PortAudio never loaded
+        return
+    from livepitch import abort_restart
+
+    sys.stderr.flush()
+    with abort_restart.exiting_on_abort(code):
+        try:
+            audio_device.terminate_portaudio()
+        except Exception as err:  # (what sounddevice's exit handler would print: a debug line)
+            logging.getLogger("livepitch").debug("ending PortAudio: %s", err)
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -306,3 +306,36 @@ def test_a_process_executed_after_an_abort_says_so() -> None:
     lines = done.stderr.splitlines()
     assert "restarted: PortAudio aborted livepitch" in lines[0] and "(2 in a row)" in lines[0], lines
     assert lines[1].startswith("livepitch: error:") and len(lines) == 2, lines  # (no input here)
+
+
+@needs_handler
+def test_an_abort_as_portaudio_ends_at_exit_ends_the_process_with_its_exit_code() -> None:
+    """A first start that failed (exit 6) as the JACK server died: Pa_Terminate's assert used
+    to end it by SIGABRT with a core dump instead, in sounddevice's exit handler."""
+    done = run_script(
+        """
+        import types
+        from livepitch import cli
+        abort_restart.set_command([sys.executable, "-c", REPORT], {})  # (exiting wins)
+        sys.modules["livepitch.audio_device"] = types.SimpleNamespace(terminate_portaudio=os.abort)
+        print("ending", flush=True)
+        cli._end_audio_system(6)
+        print("not reached")
+        """
+    )
+    assert done.returncode == 6 and done.stdout.split() == ["ending"], (done.stdout, done.stderr)
+
+
+def test_portaudio_ends_before_the_exit_handler_would_end_it() -> None:
+    try:
+        import sounddevice
+
+        from livepitch import audio_device
+    except OSError as err:  # no PortAudio library here
+        pytest.skip(f"sounddevice cannot load PortAudio: {err}")
+    assert sounddevice._initialized
+    audio_device.terminate_portaudio()
+    try:
+        assert sounddevice._initialized == 0  # sounddevice's exit handler has nothing left to do
+    finally:
+        sounddevice._initialize()
