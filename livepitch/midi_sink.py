@@ -543,6 +543,14 @@ class MidiSink:
         except OSError as err:
             self._fail_csv(err)
 
+    def _flush_csv(self) -> None:
+        """The events log to disk (lock held); a failure stops the log, said once."""
+        if self._csv is not None:
+            try:
+                self._csv.flush()
+            except OSError as err:
+                self._fail_csv(err)
+
     def _fail_csv(self, err: OSError) -> None:
         csv_file, self._csv = self._csv, None
         self._csv_error = OutputError(
@@ -574,11 +582,7 @@ class MidiSink:
         with self._lock:
             if self._closed or not self._began:
                 return
-            if self._csv is not None:
-                try:
-                    self._csv.flush()
-                except OSError as err:
-                    self._fail_csv(err)
+            self._flush_csv()
             now_s = time.monotonic()
             path = self._record_path
             if path is None or self.save_every_s is None or now_s < self._next_save_s:
@@ -616,11 +620,7 @@ class MidiSink:
         with self._lock:
             if self._closed or not self._began:
                 return
-            if self._csv is not None:
-                try:
-                    self._csv.flush()
-                except OSError as err:
-                    self._fail_csv(err)
+            self._flush_csv()
             path = self._record_path
             if path is None or len(self._recorded) == self._saved_events or _is_special_file(path):
                 return

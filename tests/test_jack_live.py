@@ -360,6 +360,25 @@ def test_a_reload_that_reopens_the_input_connects_the_same_sources_to_the_new_po
     assert still_sounding(events) == set()
 
 
+def start_synth(server: str, messages: Path, *flags: str) -> subprocess.Popen[str]:
+    """tests/jack_synth.py on ``server``, writing what reaches it to ``messages``; once ready."""
+    synth = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "jack_synth.py"),
+            "--server",
+            server,
+            "--out",
+            str(messages),
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert synth.stdout is not None and synth.stdout.readline().strip() == "ready"
+    return synth
+
+
 def test_a_connect_target_registered_again_within_a_second_is_connected_again(
     jack_server: str, tmp_path: Path
 ) -> None:
@@ -367,21 +386,7 @@ def test_a_connect_target_registered_again_within_a_second_is_connected_again(
     (between two of livepitch's checks, so the name never looked gone); livepitch notices that
     its connection went with the old port, connects again and the later notes reach the synth."""
     messages = tmp_path / "synth.jsonl"
-    synth = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "tests" / "jack_synth.py"),
-            "--server",
-            jack_server,
-            "--out",
-            str(messages),
-            "--gap-s",
-            "0.02",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert synth.stdout is not None and synth.stdout.readline().strip() == "ready"
+    synth = start_synth(jack_server, messages, "--gap-s", "0.02")
     notes = [(0.5, 0.5, 60), (1.5, 0.5, 64), (3.5, 0.5, 67), (4.5, 0.5, 62)]
     wav = write_wav(tmp_path / "melody.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
     livepitch = start_livepitch(jack_server, tmp_path, "--connect", "synth", "--bends", "none")
@@ -448,19 +453,7 @@ def test_a_listener_away_for_less_than_a_check_gets_the_note_off_it_missed(
     looks at its listeners, a second apart, mostly see it connected both times. JACK's own
     word that it left is what sends it the note-off again."""
     messages = tmp_path / "synth.jsonl"
-    synth = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "tests" / "jack_synth.py"),
-            "--server",
-            jack_server,
-            "--out",
-            str(messages),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert synth.stdout is not None and synth.stdout.readline().strip() == "ready"
+    synth = start_synth(jack_server, messages)
     notes = [(0.5, 1.5, 60), (4.5, 0.5, 64)]
     wav = write_wav(tmp_path / "long.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
     livepitch = start_livepitch(jack_server, tmp_path, "--bends", "none")
