@@ -413,16 +413,21 @@ def test_a_connect_target_registered_again_within_a_second_is_connected_again(
     assert sounding == set()
 
 
+def play_a_long_note(server: str, tmp_path: Path) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
+    """livepitch (no bends) and the harness playing 60 from 0.5 to 2.0 s, then 64 at 4.5 s."""
+    notes = [(0.5, 1.5, 60), (4.5, 0.5, 64)]
+    wav = write_wav(tmp_path / "long.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
+    livepitch = start_livepitch(server, tmp_path, "--bends", "none")
+    return livepitch, start_harness(server, wav, tmp_path / "report.json", listen_s=1.0)
+
+
 def test_a_listener_that_left_mid_note_gets_the_missed_note_off_when_it_connects_again(
     jack_server: str, tmp_path: Path
 ) -> None:
     """The harness's MIDI input is disconnected from livepitch's port while a note sounds and
     connected again after that note ended: within a check (a second) it gets the note-off it
     missed, long before the next note (it used to hold the note until the same pitch came back)."""
-    notes = [(0.5, 1.5, 60), (4.5, 0.5, 64)]
-    wav = write_wav(tmp_path / "long.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
-    livepitch = start_livepitch(jack_server, tmp_path, "--bends", "none")
-    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    livepitch, harness = play_a_long_note(jack_server, tmp_path)
     ports = ("livepitch:BasicPitch Out", "lp-harness:midi_in")
     reconnected: list[float] = []
 
@@ -454,10 +459,7 @@ def test_a_listener_away_for_less_than_a_check_gets_the_note_off_it_missed(
     word that it left is what sends it the note-off again."""
     messages = tmp_path / "synth.jsonl"
     synth = start_synth(jack_server, messages)
-    notes = [(0.5, 1.5, 60), (4.5, 0.5, 64)]
-    wav = write_wav(tmp_path / "long.wav", sequence(notes, 5.5, rate_hz=RATE_HZ))
-    livepitch = start_livepitch(jack_server, tmp_path, "--bends", "none")
-    harness = start_harness(jack_server, wav, tmp_path / "report.json", listen_s=1.0)
+    livepitch, harness = play_a_long_note(jack_server, tmp_path)
     ports = ("livepitch:BasicPitch Out", "lp-harness:midi_in")
     reconnected: list[float] = []
 
