@@ -130,6 +130,7 @@ static PyObject *discard_message_address(PyObject *self, PyObject *unused)
 typedef struct {
     uint32_t ports[DISCONNECTION_SLOTS][2]; /* (source id, destination id) */
     uint64_t recorded;                      /* disconnections recorded, ever */
+    uint32_t server_stopped;                /* set by record_shutdown */
 } Disconnections;
 
 /* JackPortConnectCallback, on libjack's notification thread. */
@@ -145,6 +146,23 @@ static void record_disconnection(uint32_t port_a, uint32_t port_b, int connected
     __atomic_store_n(&disconnections->recorded, count + 1, __ATOMIC_RELEASE);
 }
 
+/* JackShutdownCallback, on libjack's thread: the server went away (the same hazard as above:
+ * a Python callback there, cancelled by jack_client_close, left the GIL held for good). */
+static void record_shutdown(void *arg)
+{
+    Disconnections *disconnections = (Disconnections *)arg;
+    if (disconnections != NULL) {
+        __atomic_store_n(&disconnections->server_stopped, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static PyObject *shutdown_recorder_address(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromVoidPtr((void *)&record_shutdown);
+}
+
 static PyObject *disconnection_recorder_address(PyObject *self, PyObject *unused)
 {
     (void)self;
@@ -158,6 +176,8 @@ static PyMethodDef methods[] = {
     {"discard_message_address", discard_message_address, METH_NOARGS,
      "The address of a C message function that prints nothing (for libjack's message hooks)."},
     {"fence", fence, METH_NOARGS, "A full memory fence (the ring's reader calls it around its copy)."},
+    {"shutdown_recorder_address", shutdown_recorder_address, METH_NOARGS,
+     "The address of a C JackShutdownCallback that sets its arg's server_stopped."},
     {"disconnection_recorder_address", disconnection_recorder_address, METH_NOARGS,
      "The address of a C JackPortConnectCallback that records disconnections (its arg: a ring)."},
     {NULL, NULL, 0, NULL},

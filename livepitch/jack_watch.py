@@ -6,8 +6,10 @@ idle JACK client registered with ``jack_on_shutdown`` is told; ``JackServerWatch
 reads that flag. libjack calls the callback on its own thread; it only sets an event. The same
 client records every disconnection (``take_disconnections``), so a listener that leaves our
 port and comes back between two of the MIDI sink's looks is still known to have left. That
-recorder is C (livepitch.native_capture): a Python callback on libjack's notification thread
-deadlocked the process when ``jack_client_close`` cancelled the thread while it held the GIL.
+recorder is C (livepitch.native_capture), and so is the shutdown callback where it was built:
+a Python callback on libjack's threads deadlocked the process when ``jack_client_close``
+cancelled the thread while it held the GIL (the shutdown one too, once, as the server died
+while the port closed).
 """
 
 from __future__ import annotations
@@ -47,7 +49,13 @@ class JackServerWatch:
         if not client:
             raise OSError(f"no JACK server to watch (status 0x{status.value:x})")
         self._client = client
-        self._lib.jack_on_shutdown(client, self._callback, None)
+        on_shutdown = native_capture.shutdown_recorder()  # C where built: see the module's doc
+        if on_shutdown is not None:
+            self._lib.jack_on_shutdown(
+                client, ctypes.c_void_p(on_shutdown), ctypes.byref(self._disconnections)
+            )
+        else:
+            self._lib.jack_on_shutdown(client, ctypes.cast(self._callback, ctypes.c_void_p), None)
         recorder = native_capture.disconnection_recorder()
         self.records_disconnections = recorder is not None
         """Whether ``take_disconnections`` can tell (the C extension was built)."""
@@ -92,7 +100,7 @@ class JackServerWatch:
     @property
     def stopped(self) -> bool:
         """Whether the server shut down since the watch started."""
-        return self._stopped.is_set()
+        return self._stopped.is_set() or bool(self._disconnections.server_stopped)
 
     def close(self) -> None:
         """Leave the server; safe to call twice. A client whose server went away is not closed
@@ -142,7 +150,7 @@ def libjack() -> ctypes.CDLL:
     lib = ctypes.CDLL(path)
     lib.jack_client_open.restype = ctypes.c_void_p
     lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-    lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN_CALLBACK, ctypes.c_void_p]
+    lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.jack_set_port_connect_callback.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.jack_port_by_id.restype = ctypes.c_void_p
     lib.jack_port_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]

@@ -59,7 +59,11 @@ class Disconnections(ctypes.Structure):
     """The ring ``record_disconnection`` in _capture_native.c fills: port id pairs, and how many
     were recorded ever (the C writer's release store; read by the count)."""
 
-    _fields_ = (("ports", (ctypes.c_uint32 * 2) * 256), ("recorded", ctypes.c_uint64))
+    _fields_ = (
+        ("ports", (ctypes.c_uint32 * 2) * 256),
+        ("recorded", ctypes.c_uint64),
+        ("server_stopped", ctypes.c_uint32),
+    )
 
 
 def disconnection_recorder() -> int | None:
@@ -74,6 +78,15 @@ def disconnection_recorder() -> int | None:
     ):
         return None
     return int(address())
+
+
+def shutdown_recorder() -> int | None:
+    """The address of a C ``JackShutdownCallback`` that sets ``server_stopped`` in the
+    ``Disconnections`` given as its argument, or None where it was not built (or is older)."""
+    if disconnection_recorder() is None:
+        return None
+    address = getattr(_native, "shutdown_recorder_address", None)
+    return None if address is None else int(address())
 
 
 def unavailable_reason() -> str:

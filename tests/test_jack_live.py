@@ -553,6 +553,44 @@ def test_the_midi_ports_jack_watch_closes_while_connections_change_all_the_time(
         assert recorded == "True" and int(disconnections) > 0  # it heard the churn
 
 
+def test_the_jack_watch_hears_its_server_stop_through_the_c_recorder(tmp_path: Path) -> None:
+    """The watch's shutdown callback is C where built (a Python one, cancelled inside by
+    ``jack_client_close`` as the server died, once left the process waiting for the GIL)."""
+    require_jackd()
+    name = f"lpw{os.getpid()}"
+    server = start_jackd(name)
+    script = (
+        "import time\n"
+        "from livepitch import jack_watch, native_capture\n"
+        "watch = jack_watch.JackServerWatch('livepitch-watch')\n"
+        "print('watching', native_capture.shutdown_recorder() is not None, flush=True)\n"
+        "deadline = time.monotonic() + 20\n"
+        "while not watch.stopped and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "print('stopped', watch.stopped, flush=True)\n"
+        "watch.close()\n"
+    )
+    watcher = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        first = watcher.stdout.readline().split()
+        stop_process(server)
+        rest, _ = watcher.communicate(timeout=30)
+    finally:
+        stop_process(watcher)
+        stop_process(server)
+    assert first[0] == "watching" and rest.split() == ["stopped", "True"], (first, rest)
+    if native_capture.disconnection_recorder() is not None:
+        assert first[1] == "True"
+
+
 def restart_under_livepitch(server: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes]:
     """Let livepitch run for 3 s, then stop the JACK server ``name`` and start it again."""
     time.sleep(3.0)
