@@ -151,7 +151,7 @@ class MidiSink:
         self.save_every_s = save_every_s
         self._next_save_s = 0.0  # (monotonic)
         self._last_save_s = 0.0
-        self._saved_events = 0
+        self._saved_events = -1  # events in the last file written (-1: none written yet)
         self._save_failed = False
         self._background = BackgroundSave()
         self._fork_failed = False

@@ -910,6 +910,26 @@ def test_a_shorter_save_interval_from_a_reload_counts_from_the_last_save(tmp_pat
     sink.close()
 
 
+def test_a_save_before_an_audio_call_writes_a_take_with_no_notes_yet(tmp_path: Path) -> None:
+    """An abort in PortAudio executes livepitch again, which resumes the take: the recording
+    must exist once the session has begun, even with nothing played yet (a normal stop would
+    have written it), and is not written again while nothing changes."""
+    record = tmp_path / "take.mid"
+    sink = MidiSink(RecordingPort(), BendMode.NONE, 2, record_path=record, save_every_s=3600.0, started=False)
+    sink.save_now()
+    assert not record.exists()  # no audio yet: no take
+    sink.begin()
+    sink.save_now()
+    assert [m for m in mido.MidiFile(record) if m.type == "note_on"] == []
+    record.unlink()
+    sink.save_now()
+    assert not record.exists()  # unchanged since: not written again
+    sink.send([NoteOn(0, 10, 0, 60, 100)])
+    sink.save_now()
+    assert [m.note for m in mido.MidiFile(record) if m.type == "note_on"] == [60]
+    sink.close()
+
+
 def test_a_refused_fork_saves_in_this_process_and_says_so_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
