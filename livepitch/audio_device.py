@@ -201,7 +201,11 @@ class DeviceSource:
             "dtype": "float32",
             "finished_callback": self._finished,
         }
-        inputs_before = jack_patch.audio_inputs() if self._jack else None
+        inputs_before = None
+        if self._jack:  # (a reload's carry listed them as its stream closed)
+            inputs_before = jack_patch.carried_inputs()
+            if inputs_before is None:
+                inputs_before = jack_patch.audio_inputs()
         native: native_capture.NativeCallback | None = None
         why_python = "asked for (callback = python)"
         if self.callback == "c":
@@ -246,8 +250,9 @@ class DeviceSource:
         stream, native, why_python = self._within_timeout(open_and_start, native)
         self._stream, self._native = stream, native
         if self._jack:  # other programs' connections to the last stream's ports, made again
-            self._jack_ports = jack_patch.registered_between(inputs_before)
-            jack_patch.restore(self._jack_ports)
+            listing = jack_patch.list_ports()
+            self._jack_ports = jack_patch.registered_between(inputs_before, listing)
+            jack_patch.restore(self._jack_ports, listing)
         if native is not None:
             log.info("audio callback: C (never waits for the worker's Python)")
         else:

@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from livepitch.jack_watch import libjack
@@ -90,18 +91,44 @@ class PortInfo:
 def _run_tool(*command: str) -> str | None:
     """Run one of JACK's tools on this process's server; its output, or None if it is missing,
     failed or took too long (logged at debug level)."""
+    return _run_tools([command])[0]
+
+
+def _run_tools(commands: Sequence[tuple[str, ...]]) -> list[str | None]:
+    """Run JACK's tools side by side (each opens and closes a client: about 40 ms); each
+    one's output, or None as for ``_run_tool``. All within ``TOOL_TIMEOUT_S``."""
     environment = dict(os.environ, JACK_NO_START_SERVER="1")
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, env=environment, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        log.debug("JACK: %s: %s", command[0], err)
-        return None
-    if done.returncode != 0:
-        log.debug("JACK: %s: exit %d: %s", " ".join(command), done.returncode, done.stderr.strip()[:200])
-        return None
-    return done.stdout
+    children: list[subprocess.Popen[str] | None] = []
+    for command in commands:
+        try:
+            children.append(
+                subprocess.Popen(
+                    command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+                )
+            )
+        except OSError as err:
+            log.debug("JACK: %s: %s", command[0], err)
+            children.append(None)
+    deadline = time.monotonic() + TOOL_TIMEOUT_S
+    outputs: list[str | None] = []
+    for command, child in zip(commands, children, strict=True):
+        if child is None:
+            outputs.append(None)
+            continue
+        try:
+            stdout, stderr = child.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            log.debug("JACK: %s: no answer within %.0f s", command[0], TOOL_TIMEOUT_S)
+            outputs.append(None)
+            continue
+        if child.returncode != 0:
+            log.debug("JACK: %s: exit %d: %s", " ".join(command), child.returncode, stderr.strip()[:200])
+            outputs.append(None)
+            continue
+        outputs.append(stdout)
+    return outputs
 
 
 def list_ports() -> dict[str, PortInfo] | None:
@@ -124,20 +151,22 @@ def list_ports() -> dict[str, PortInfo] | None:
     return ports
 
 
-def audio_inputs() -> set[str] | None:
-    """Every audio input port of the server, or None without one (or the tool)."""
-    ports = list_ports()
+def audio_inputs(listing: dict[str, PortInfo] | None = None) -> set[str] | None:
+    """Every audio input port of the server (in ``listing``, else listed now), or None without
+    one (or the tool)."""
+    ports = list_ports() if listing is None else listing
     if ports is None:
         return None
     audio = AUDIO_PORT_TYPE.decode()
     return {name for name, info in ports.items() if info.is_input and info.port_type == audio}
 
 
-def registered_between(before: set[str] | None) -> list[str]:
+def registered_between(before: set[str] | None, listing: dict[str, PortInfo] | None = None) -> list[str]:
     """The audio input ports PortAudio's client registered since ``before`` (``audio_inputs()``
-    then), in their order (``in_2`` before ``in_10``); empty if either listing failed or if
-    another program's client registered inputs meanwhile too and none is PortAudio's."""
-    after = audio_inputs()
+    then) as of ``listing`` (else listed now), in their order (``in_2`` before ``in_10``);
+    empty if either listing failed or if another program's client registered inputs
+    meanwhile too and none is PortAudio's."""
+    after = audio_inputs(listing)
     if before is None or after is None:
         return []
     by_client: dict[str, list[str]] = {}
@@ -152,60 +181,79 @@ def registered_between(before: set[str] | None) -> list[str]:
     return sorted(by_client[clients[0]], key=_natural_order)
 
 
-def sources_of(ports: list[str]) -> list[list[str]] | None:
-    """Each port's sources, or None without a server (the patch cannot be read)."""
-    listing = list_ports()
-    if listing is None:
-        return None
-    return [listing[port].peers if port in listing else [] for port in ports]
-
-
-def patch_again(ports: list[str], sources: list[list[str]]) -> None:
+def patch_again(
+    ports: list[str], sources: list[list[str]], listing: dict[str, PortInfo] | None = None
+) -> None:
     """Give port i the sources ``sources[i]`` and no other (ports beyond the list keep
     PortAudio's own); a wanted source that no longer exists is skipped (logged), and a port
-    none of whose wanted sources exists keeps PortAudio's (rather than no input at all)."""
-    listing = list_ports()
+    none of whose wanted sources exists keeps PortAudio's (rather than no input at all).
+    ``listing``: the server's ports as just listed (else listed now). The connections and
+    disconnections are made side by side: audio from the wanted sources is lost until then."""
+    listing = list_ports() if listing is None else listing
     if listing is None:
         return
+    changes: list[tuple[str, str, str]] = []  # (tool, source, port)
     for port, wanted in zip(ports, sources, strict=False):
         present = listing[port].peers if port in listing else []
         if wanted and not any(source in listing for source in wanted):  # keep PortAudio's then
             log.info("JACK: %s keeps its own sources: %s went away", port, ", ".join(wanted))
             continue
-        for source in present:
-            if source not in wanted and _run_tool("jack_disconnect", source, port) is None:
-                log.info("JACK: could not disconnect %s from %s", source, port)
+        changes += [("jack_disconnect", source, port) for source in present if source not in wanted]
         for source in wanted:
             if source in present:
                 continue
-            if source in listing and _run_tool("jack_connect", source, port) is not None:
-                log.info("JACK: connected %s to %s again", source, port)
+            if source in listing:
+                changes.append(("jack_connect", source, port))
             else:
                 log.info("JACK: could not connect %s to %s again (gone?)", source, port)
+    for (tool, source, port), output in zip(changes, _run_tools(changes), strict=True):
+        if tool == "jack_disconnect" and output is None:
+            log.info("JACK: could not disconnect %s from %s", source, port)
+        elif tool == "jack_connect":
+            if output is None:
+                log.info("JACK: could not connect %s to %s again (gone?)", source, port)
+            else:
+                log.info("JACK: connected %s to %s again", source, port)
 
 
 CARRIED_FOR_S = 10.0
 """How long remembered sources wait for the next stream: a reload reopens within a second or
 two; a stream opened later (after a server restart) starts with PortAudio's own."""
 
-_carried: tuple[float, list[list[str]]] | None = None  # (when, each port's sources)
+_carried: tuple[float, list[list[str]], set[str]] | None = None
+"""(when, each port's sources, the server's other audio inputs then)"""
 
 
 def carry(ports: list[str]) -> None:
     """Remember the sources of ``ports`` (a stream about to close for a reload) for the next
-    stream of this process (``restore``)."""
+    stream of this process (``restore``), and the server's other audio inputs
+    (``carried_inputs``)."""
     global _carried
-    sources = sources_of(ports) if ports else None
-    _carried = None if sources is None else (time.monotonic(), sources)
+    listing = list_ports() if ports else None
+    if listing is None:
+        _carried = None
+        return
+    sources = [listing[port].peers if port in listing else [] for port in ports]
+    others = (audio_inputs(listing) or set()) - set(ports)
+    _carried = (time.monotonic(), sources, others)
 
 
-def restore(ports: list[str]) -> None:
+def carried_inputs() -> set[str] | None:
+    """The audio inputs other than the closed stream's as ``carry`` listed them (the next
+    stream's ``registered_between`` needs no listing of its own before it opens), or None."""
+    carried = _carried
+    if carried is None or time.monotonic() - carried[0] >= CARRIED_FOR_S:
+        return None
+    return set(carried[2])
+
+
+def restore(ports: list[str], listing: dict[str, PortInfo] | None = None) -> None:
     """Give a new stream's ``ports`` the sources ``carry`` remembered, once, if that was
-    less than ``CARRIED_FOR_S`` ago."""
+    less than ``CARRIED_FOR_S`` ago (``listing``: the server's ports as just listed)."""
     global _carried
     carried, _carried = _carried, None
     if carried is not None and ports and time.monotonic() - carried[0] < CARRIED_FOR_S:
-        patch_again(ports, carried[1])
+        patch_again(ports, carried[1], listing)
 
 
 def _natural_order(name: str) -> tuple[str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from livepitch import jack_patch
@@ -45,13 +47,13 @@ def tools(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
         return LISTING if command[0] == "jack_lsp" else ""
 
     monkeypatch.setattr(jack_patch, "_run_tool", run)
+    monkeypatch.setattr(jack_patch, "_run_tools", lambda commands: [run(*command) for command in commands])
     return runs
 
 
 def test_the_listing_gives_audio_inputs_and_their_sources(tools: list[tuple[str, ...]]) -> None:
     assert jack_patch.audio_inputs() == {"PortAudio:in_0", "PortAudio:in_1", "PortAudio:in_10"}
     assert jack_patch.registered_between({"PortAudio:in_0"}) == ["PortAudio:in_1", "PortAudio:in_10"]
-    assert jack_patch.sources_of(["PortAudio:in_0", "gone:in"]) == [["system:capture_1", "player:out"], []]
 
 
 def test_a_new_port_gets_the_old_ones_sources_and_no_other(tools: list[tuple[str, ...]]) -> None:
@@ -110,3 +112,42 @@ def test_remembered_sources_wait_for_the_next_stream_only_a_while(
         ("jack_lsp", "-c", "-p", "-t"),
         ("jack_connect", "player:out", "PortAudio:in_1"),
     ]
+
+
+def test_a_reloads_carry_lists_the_other_inputs_for_the_next_stream(
+    tools: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next stream's open needs the inputs there were before it: the carry's listing
+    gives them (not the closing stream's own), so no second listing delays the reopening."""
+    now = [1000.0]
+    monkeypatch.setattr("livepitch.jack_patch.time.monotonic", lambda: now[0])
+    assert jack_patch.carried_inputs() is None
+    jack_patch.carry(["PortAudio:in_0"])
+    assert jack_patch.carried_inputs() == {"PortAudio:in_1", "PortAudio:in_10"}
+    now[0] += jack_patch.CARRIED_FOR_S
+    assert jack_patch.carried_inputs() is None  # too old: the next stream lists them itself
+    jack_patch.carry(["PortAudio:in_0"])
+    jack_patch.restore(["PortAudio:in_1"], jack_patch.list_ports())
+    assert jack_patch.carried_inputs() is None  # used once
+
+
+def test_a_given_listing_is_not_listed_again(tools: list[tuple[str, ...]]) -> None:
+    listing = jack_patch.list_ports()
+    assert jack_patch.registered_between({"PortAudio:in_0", "PortAudio:in_10"}, listing) == ["PortAudio:in_1"]
+    jack_patch.patch_again(["PortAudio:in_1"], [["player:out"]], listing)
+    assert tools == [
+        ("jack_lsp", "-c", "-p", "-t"),
+        ("jack_disconnect", "system:capture_1", "PortAudio:in_1"),
+        ("jack_connect", "player:out", "PortAudio:in_1"),
+    ]
+
+
+def test_the_tools_run_side_by_side(tmp_path: Path) -> None:
+    """The first waits for a file the second makes: one after the other, the first would
+    time out (None)."""
+    made = tmp_path / "made"
+    waits = ("sh", "-c", f"while [ ! -e {made} ]; do sleep 0.01; done; echo waited")
+    makes = ("sh", "-c", f"touch {made}; echo made")
+    fails = ("sh", "-c", "exit 3")
+    missing = ("/nonexistent/jack_connect", "a", "b")
+    assert jack_patch._run_tools([waits, makes, fails, missing]) == ["waited\n", "made\n", None, None]
