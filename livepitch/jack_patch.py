@@ -220,31 +220,32 @@ CARRIED_FOR_S = 10.0
 """How long remembered sources wait for the next stream: a reload reopens within a second or
 two; a stream opened later (after a server restart) starts with PortAudio's own."""
 
-_carried: tuple[float, list[list[str]], set[str]] | None = None
-"""(when, each port's sources, the server's other audio inputs then)"""
+_carried: tuple[float, list[list[str]]] | None = None  # (when, each port's sources)
+_inputs_then: tuple[float, set[str]] | None = None  # (when, the server's other audio inputs)
 
 
 def carry(ports: list[str]) -> None:
     """Remember the sources of ``ports`` (a stream about to close for a reload) for the next
     stream of this process (``restore``), and the server's other audio inputs
     (``carried_inputs``)."""
-    global _carried
+    global _carried, _inputs_then
     listing = list_ports() if ports else None
     if listing is None:
-        _carried = None
+        _carried = _inputs_then = None
         return
-    sources = [listing[port].peers if port in listing else [] for port in ports]
-    others = (audio_inputs(listing) or set()) - set(ports)
-    _carried = (time.monotonic(), sources, others)
+    now = time.monotonic()
+    _carried = (now, [listing[port].peers if port in listing else [] for port in ports])
+    _inputs_then = (now, (audio_inputs(listing) or set()) - set(ports))
 
 
 def carried_inputs() -> set[str] | None:
-    """The audio inputs other than the closed stream's as ``carry`` listed them (the next
-    stream's ``registered_between`` needs no listing of its own before it opens), or None."""
-    carried = _carried
-    if carried is None or time.monotonic() - carried[0] >= CARRIED_FOR_S:
+    """The audio inputs other than the closed stream's as ``carry`` listed them, once (the
+    next stream's open needs no listing of its own before it), or None."""
+    global _inputs_then
+    inputs, _inputs_then = _inputs_then, None
+    if inputs is None or time.monotonic() - inputs[0] >= CARRIED_FOR_S:
         return None
-    return set(carried[2])
+    return inputs[1]
 
 
 def restore(ports: list[str], listing: dict[str, PortInfo] | None = None) -> None:
