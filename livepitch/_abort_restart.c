@@ -15,9 +15,11 @@
  * (abort() may have blocked them): livepitch.cli unblocks those two once it can note them.
  * It inherits no file descriptor but 0, 1 and 2: libjack's sockets, left open, kept this
  * process's JACK clients registered as zombies, and a live server then stopped answering the
- * new process's clients. Its stderr is this process's as the first command was set: PortAudio
- * calls run with descriptor 2 pointed at /dev/null (livepitch.native_output), and an abort
- * then left the new process logging nowhere.
+ * new process's clients, but for one descriptor named by keep_across_exec: the memory file
+ * that held what the aborted call printed (the failed assert's line), which the new process
+ * reads and logs. Its stderr is this process's as the first command was set: PortAudio
+ * calls run with descriptor 2 pointed at that memory file (livepitch.native_output), and an
+ * abort then left the new process logging into it.
  *
  * As the process exits, PortAudio's own end (Pa_Terminate) runs armed with an exit code
  * instead (set_exit_code): an abort there ends the process with that code, not by SIGABRT
@@ -43,7 +45,7 @@
 #endif
 
 /* Bumped whenever the Python-facing functions change (livepitch/abort_restart.py checks it). */
-#define ABI_VERSION 3
+#define ABI_VERSION 4
 
 typedef struct {
     char *path;
@@ -65,6 +67,7 @@ static int stop_signals[MAX_STOP_SIGNALS];
 static int stop_signal_count;
 static int stderr_copy = -1; /* descriptor 2 as the first command was set (close-on-exec) */
 static long open_max = 1024; /* file descriptors to mark close-on-exec without close_range */
+static int kept_fd = -1;      /* the one descriptor from 3 on that the command inherits (-1: none) */
 
 /* Async-signal-safe: every descriptor from 3 on is closed by execve (kept if it fails). */
 static void close_on_exec_from_3(void)
@@ -120,6 +123,13 @@ static void on_abort(int signum)
             dup2(stderr_copy, 2);
         }
         close_on_exec_from_3();
+        int kept = __atomic_load_n(&kept_fd, __ATOMIC_ACQUIRE);
+        if (kept >= 3) {
+            int flags = fcntl(kept, F_GETFD);
+            if (flags >= 0) {
+                fcntl(kept, F_SETFD, flags & ~FD_CLOEXEC);
+            }
+        }
         execve(command->path, command->argv, command->envp);
     }
     __atomic_store_n(&installed, 0, __ATOMIC_RELEASE); /* the next set_command installs it again */
@@ -259,6 +269,17 @@ static PyObject *set_exit_code(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *keep_across_exec(PyObject *self, PyObject *args)
+{
+    int fd;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i", &fd)) {
+        return NULL;
+    }
+    __atomic_store_n(&kept_fd, fd >= 3 ? fd : -1, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
 static PyObject *clear_command(PyObject *self, PyObject *unused)
 {
     (void)self;
@@ -324,6 +345,8 @@ static PyMethodDef methods[] = {
     {"set_command", set_command, METH_VARARGS,
      "set_command(path, argv, env): what to execute on SIGABRT while armed (bytes each)"},
     {"clear_command", clear_command, METH_NOARGS, "no command: SIGABRT acts as before"},
+    {"keep_across_exec", keep_across_exec, METH_VARARGS,
+     "keep_across_exec(fd): the command inherits this descriptor (>= 3; -1: none)"},
     {"set_exit_code", set_exit_code, METH_VARARGS,
      "set_exit_code(code): while armed, an abort ends the process with code (-1: not)"},
     {"watch_stop_signals", watch_stop_signals, METH_VARARGS,

@@ -27,7 +27,7 @@ try:
 except ImportError:  # not compiled here (no C compiler at install time)
     _native = None
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 """The version of livepitch/_abort_restart.c this module speaks (its ``ABI_VERSION``)."""
 
 
@@ -47,6 +47,12 @@ def set_command(argv: Sequence[str], env: Mapping[str, str]) -> bool:
         [os.fsencode(f"{name}={value}") for name, value in env.items()],
     )
     return True
+
+
+def keep_across_exec(descriptor: int | None) -> None:
+    """The command inherits ``descriptor`` (every other from 3 on closes; None: none)."""
+    if _native is not None and available():
+        _native.keep_across_exec(-1 if descriptor is None else descriptor)
 
 
 def watch_stop_signals(signals: Sequence[int]) -> bool:

@@ -528,9 +528,13 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
         )
     aborts = _abort_count()
     if aborts:
+        from livepitch.native_output import inherited_last_words
+
+        last_words = inherited_last_words(os.environ.get(LAST_WORDS_VARIABLE, ""))
         log.warning(
-            "restarted: PortAudio aborted livepitch as the audio system failed during a call (%d in a row)",
+            "restarted: PortAudio aborted livepitch as the audio system failed during a call (%d in a row)%s",
             aborts,
+            f"; it printed: {last_words}" if last_words else "",
         )
     daemon = Daemon(
         settings,
@@ -545,7 +549,7 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
         resumed=resumed,
         clock=SessionClock.from_text(os.environ.get(CLOCK_VARIABLE, "")) if resumed else None,
     )
-    for variable in (RESUME_VARIABLE, CLOCK_VARIABLE, ABORTS_VARIABLE):  # this process's own
+    for variable in _HANDED_ON:  # this process's own
         os.environ.pop(variable, None)
     daemon.install_signal_handlers()
     from livepitch import abort_restart
@@ -588,6 +592,13 @@ ABORTS_VARIABLE = "LIVEPITCH_ABORTS"
 """Set when livepitch was executed again because PortAudio aborted it: how many times in a row
 (without audio flowing in between)."""
 
+LAST_WORDS_VARIABLE = "LIVEPITCH_ABORT_OUTPUT_FD"
+"""Set with ``ABORTS_VARIABLE``: the descriptor of the memory file holding what the aborted
+PortAudio call printed (``livepitch.native_output``), inherited from the aborted process."""
+
+_HANDED_ON = (RESUME_VARIABLE, CLOCK_VARIABLE, ABORTS_VARIABLE, LAST_WORDS_VARIABLE)
+"""What one livepitch tells the next it executes: never passed on as it was."""
+
 MAX_ABORTS_IN_A_ROW = 10
 """After this many restarts on PortAudio's aborts with no audio flowing between them, the next
 abort ends the process (a service manager's turn)."""
@@ -605,7 +616,7 @@ def _restart_command(
     (``count`` > 0: it waits for its devices and goes on with the session's ``clock``), or
     started afresh (0); ``aborts``: after how many aborts in a row."""
     environment = dict(os.environ)
-    for variable in (RESUME_VARIABLE, CLOCK_VARIABLE, ABORTS_VARIABLE):
+    for variable in _HANDED_ON:
         environment.pop(variable, None)
     if count:
         environment[RESUME_VARIABLE] = str(count)
@@ -627,8 +638,14 @@ def _ready_abort_restart(resumed: int, aborts_before: int, clock: SessionClock |
     if clock is None or aborts_before >= MAX_ABORTS_IN_A_ROW:
         abort_restart.clear_command()
         return
+    from livepitch.native_output import capture_descriptor
+
     count = resumed + 1 if resumed or flowed else 0
     command, environment = _restart_command(count, clock, aborts_before + 1)
+    descriptor = capture_descriptor()  # what the call prints, the failed assert's line: for the log
+    if descriptor is not None:
+        environment[LAST_WORDS_VARIABLE] = str(descriptor)
+    abort_restart.keep_across_exec(descriptor)
     abort_restart.set_command(command, environment)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from livepitch import abort_restart, cli
+from livepitch import abort_restart, cli, native_output
 from livepitch.daemon import SessionClock
 from livepitch.errors import DeviceError
 from tests.test_native_capture import can_compile
@@ -86,6 +86,53 @@ def test_the_command_gets_the_stderr_a_quiet_portaudio_call_had_swapped_out_and_
     assert done.stderr.startswith("stderr here"), done.stderr
     fds = ast.literal_eval(done.stderr.split(maxsplit=2)[2])
     assert sorted(fds) == ["0", "1", "2", "3"]  # 3: listdir's own
+
+
+@needs_handler
+def test_the_command_inherits_what_the_aborted_quiet_call_printed() -> None:
+    """PortAudio's assert line goes to the memory file a quiet call prints into; the command
+    inherits that file (and no other descriptor) and reads its last lines."""
+    done = run_script(
+        """
+        from livepitch.native_output import capture_descriptor, quiet_native_stderr
+        with quiet_native_stderr():
+            os.write(2, b"an earlier call's noise\\n")  # (emptied by the next quiet call)
+        descriptor = capture_descriptor()
+        abort_restart.keep_across_exec(descriptor)
+        reader = (
+            "import os; from livepitch.native_output import inherited_last_words;"
+            " print(sorted(os.listdir('/proc/self/fd')), inherited_last_words(os.environ['WORDS']))"
+        )
+        abort_restart.set_command([sys.executable, "-c", reader], {"WORDS": str(descriptor)})
+        with quiet_native_stderr(), abort_restart.restarting_on_abort():
+            os.write(2, b"Cannot connect to server socket\\n\\n")
+            os.write(2, b"python: src/hostapi/jack/pa_jack.c:1530: Assertion `!err' failed.\\n")
+            os.abort()
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr  # nothing printed on the real stderr (quiet as asked)
+    fds, words = done.stdout.split("] ", 1)
+    assert len(ast.literal_eval(fds + "]")) == 5  # 0, 1, 2, the memory file, listdir's own
+    assert words.strip() == (
+        "Cannot connect to server socket | python: src/hostapi/jack/pa_jack.c:1530: Assertion `!err' failed."
+    )
+
+
+def test_only_our_memory_file_is_read_as_the_last_words() -> None:
+    """A descriptor of another kind (inherited from elsewhere) is neither read nor closed."""
+    from livepitch.native_output import inherited_last_words
+
+    with open(os.devnull) as other:
+        assert inherited_last_words(str(other.fileno())) is None
+        os.fstat(other.fileno())  # still open
+    assert inherited_last_words("") is None and inherited_last_words("999") is None
+    memory = os.memfd_create("some-other-program")
+    try:
+        os.write(memory, b"words\n")
+        assert inherited_last_words(str(memory)) is None
+    finally:
+        os.close(memory)
 
 
 @needs_handler
@@ -210,8 +257,11 @@ def test_the_command_is_livepitch_resumed_with_the_sessions_clock_or_started_afr
         abort_restart, "set_command", lambda argv, env: commands.append((list(argv), dict(env)))
     )
     monkeypatch.setattr(abort_restart, "clear_command", lambda: cleared.append(1))
+    kept: list[int | None] = []
+    monkeypatch.setattr(abort_restart, "keep_across_exec", kept.append)
     monkeypatch.setattr(sys, "argv", ["livepitch", "--port", "Out"])
     monkeypatch.setenv(cli.ABORTS_VARIABLE, "7")  # an earlier process's, never handed on as it was
+    monkeypatch.setenv(cli.LAST_WORDS_VARIABLE, "9")
     monkeypatch.setenv(cli.RESUME_VARIABLE, "5")
     clock = SessionClock(22050 * 90, 1234.5, 0.25)
 
@@ -233,6 +283,11 @@ def test_the_command_is_livepitch_resumed_with_the_sessions_clock_or_started_afr
         str(cli.MAX_ABORTS_IN_A_ROW),
     ]
     assert resumed["PATH"] == os.environ["PATH"]
+    # the memory file a quiet PortAudio call prints into is handed on, for the assert's line
+    memory = native_output.capture_descriptor()
+    if memory is not None:
+        assert [env[cli.LAST_WORDS_VARIABLE] for env in (resumed, flowed, fresh)] == [str(memory)] * 3
+        assert kept == [memory] * 3
 
 
 def test_a_restart_to_reconnect_carries_the_aborts_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -291,20 +346,32 @@ def test_a_forked_child_never_executes_the_command() -> None:
     assert done.returncode == 0 and done.stdout.split() == ["child", "True"], (done.stdout, done.stderr)
 
 
-def test_a_process_executed_after_an_abort_says_so() -> None:
-    """Its first line names the abort (the failed assert's own line came before it)."""
-    env = dict(os.environ, **{cli.ABORTS_VARIABLE: "2"})
-    done = subprocess.run(
-        [sys.executable, "-m", "livepitch", "--input", "no such input anywhere", "--quiet"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+def test_a_process_executed_after_an_abort_says_so_with_what_portaudio_printed() -> None:
+    """Its first line names the abort and the failed assert (from the aborted process's memory
+    file, handed on)."""
+    from livepitch.native_output import CAPTURE_NAME
+
+    memory = os.memfd_create(CAPTURE_NAME)
+    os.write(memory, b"noise\nJackClient: Cannot open\npython: pa_jack.c:1530: Assertion `!err' failed.\n")
+    env = dict(os.environ, **{cli.ABORTS_VARIABLE: "2", cli.LAST_WORDS_VARIABLE: str(memory)})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "livepitch", "--input", "no such input anywhere", "--quiet"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+            pass_fds=(memory,),
+        )
+    finally:
+        os.close(memory)
     assert done.returncode != 0
     lines = done.stderr.splitlines()
     assert "restarted: PortAudio aborted livepitch" in lines[0] and "(2 in a row)" in lines[0], lines
+    assert lines[0].endswith(
+        "; it printed: noise | JackClient: Cannot open | python: pa_jack.c:1530: Assertion `!err' failed."
+    ), lines
     assert lines[1].startswith("livepitch: error:") and len(lines) == 2, lines  # (no input here)
 
 
