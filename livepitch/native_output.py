@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 
 CAPTURE_NAME = "livepitch-native-stderr"
@@ -19,6 +20,7 @@ LAST_WORDS_LINES = 3
 """How many of the last lines an aborted call printed are logged after the restart."""
 
 _capture: int | None = None  # the memory file's descriptor, once made (-1: cannot be made)
+_capture_lock = threading.Lock()  # (PortAudio calls run quietly on helper threads too)
 
 
 def native_output_wanted() -> bool:
@@ -66,12 +68,13 @@ def capture_descriptor() -> int | None:
     """The memory file quiet calls print into (made the first time), or None where memory
     files do not exist (then they print into /dev/null)."""
     global _capture
-    if _capture is None:
-        try:
-            _capture = os.memfd_create(CAPTURE_NAME, os.MFD_CLOEXEC)
-        except (AttributeError, OSError):  # (not Linux, or an old kernel)
-            _capture = -1
-    return _capture if _capture >= 0 else None
+    with _capture_lock:
+        if _capture is None:
+            try:
+                _capture = os.memfd_create(CAPTURE_NAME, os.MFD_CLOEXEC)
+            except (AttributeError, OSError):  # (not Linux, or an old kernel)
+                _capture = -1
+        return _capture if _capture >= 0 else None
 
 
 def inherited_last_words(descriptor_text: str) -> str | None:
