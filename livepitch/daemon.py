@@ -377,6 +377,7 @@ class Daemon:
                 self.audio_wedged = True
                 raise
         engine.frames.share_gil(source.callback_needs_gil)  # C callback: no yields, 8 % less CPU
+        continuing = True  # the session's stream goes on: a note sounding then is not struck again
         if self._resume is not None:  # a replay resumed by a reload: times go on from there
             self.sink.time_offset_samples = self._resume.time_offset_samples
         elif handover is not None:  # a kept stream: the new engine starts with the old one's held audio
@@ -385,6 +386,9 @@ class Daemon:
             self.sink.time_offset_samples = self._clock_after_last_sample() + self._input_gap_samples(
                 source, running
             )
+        else:
+            continuing = False
+        engine.tracker.onset_at_first_frame = not continuing
         self._held_samples, self._carried_clock = 0, None
         self.engine = engine
         if not running:

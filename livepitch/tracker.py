@@ -357,6 +357,10 @@ class NoteTracker:
         offsets = np.arange(-BEND_SEARCH_BINS, BEND_SEARCH_BINS + 1, dtype=np.float64)
         self._search_offsets = offsets.astype(np.int64)
         self._search_std = BEND_WEIGHT_STD_BINS
+        self.onset_at_first_frame = True
+        """Whether an onset may peak at frame 0 (a stream's start: the engines see silence before
+        it). False where the stream continues another (the daemon's pipeline after a reload or a
+        device's return): a note sounding across the gap is not struck again."""
         self.reset()
 
     def reset(self) -> None:
@@ -395,10 +399,11 @@ class NoteTracker:
         self._strength_now = strength
 
         intents: list[Intent] = []
-        # no onset peak at frame 0: a stream that starts inside a sound (the daemon started
-        # while the room or an instrument sounds; a recording's first samples) has no frame
-        # before it to rise from, and one spurious note came of allowing it (guitar recording)
-        if self._frames_seen >= 2:
+        # an onset may peak at frame 0: the engines see silence before the stream, as the graph
+        # does, so a sample trimmed to its attack plays (it replayed as silence when a peak
+        # needed a published frame before it); a stream that starts inside a sound plays that
+        # sound too (one extra note at the start of the guitar recording)
+        if self._frames_seen >= (1 if self.onset_at_first_frame else 2):
             candidate = self._strength_history[0]
             peaks = (
                 (candidate > self._strength_history[1])
@@ -486,7 +491,11 @@ class NoteTracker:
         """
         p = self.params
         previewed = min(frame.preview_onset.shape[0], frame.preview_note.shape[0])
-        if not p.confirm_with_preview or previewed == 0 or self._frames_seen < 1:
+        if (
+            not p.confirm_with_preview
+            or previewed == 0
+            or self._frames_seen < (0 if self.onset_at_first_frame else 1)
+        ):
             return np.zeros(0, dtype=np.int64)
         next_onset = np.where(self._in_range, frame.preview_onset[0], 0.0).astype(np.float32)
         if p.infer_onsets:

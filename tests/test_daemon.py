@@ -273,6 +273,25 @@ def test_a_vanished_device_releases_the_notes_and_is_reopened(model: Any, melody
     assert sounding_after(port.messages) == set()
 
 
+def test_a_note_at_the_first_sample_plays_and_one_sounding_when_a_device_returns_does_not_again(
+    model: Any,
+) -> None:
+    """The session's first sample is a note's attack: it plays (a sample trimmed to its attack).
+    The device vanishes and returns with the note still sounding (its audio starts inside
+    it): the pipeline continues the session, and the note, released at the loss, is not struck
+    again by the return's first frame."""
+    port = RecordingPort()
+    held = sequence([(0.0, 3.0, 64)], 3.0)
+    first = FakeSource(held, 22050, speed=1.0, vanish_after_s=1.0, drained_before_vanishing=True)
+    second = FakeSource(held[: 22050 * 2], 22050, speed=4.0)
+    daemon = make_daemon(model, settings(), [first, second], [port])
+    thread, result = run_in_thread(daemon)
+    thread.join(60)
+    assert result == [0] and daemon.recoveries == 1
+    assert note_ons(port) == [64]
+    assert sounding_after(port.messages) == set()
+
+
 def test_overload_skips_ahead_counts_the_drop_and_releases_notes(
     model: Any, melody: np.ndarray, tmp_path: Path
 ) -> None:

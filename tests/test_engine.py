@@ -145,6 +145,23 @@ def test_a_clean_sine_whose_note_posterior_ramps_up_slowly_plays(model: Any, eng
     assert on.pitch == 69 and abs(on.time_sample / 22050 - 0.3) < 0.03
 
 
+@pytest.mark.parametrize("engine", ["incremental", "window"])
+@pytest.mark.parametrize("pitch", [57, 69])
+def test_a_note_struck_at_the_first_sample_plays(model: Any, engine: str, pitch: int) -> None:
+    """A sample trimmed to its attack: the onset peaks at frame 0 (the engines see silence
+    before the stream, as the graph does) and the note plays, as the offline decoder finds it.
+    It replayed as silence when a peak needed a published frame before it."""
+    settings = LiveSettings.model_validate({"stream": {"engine": engine}})
+    for lead_s in (0.0, 0.005):
+        audio = sequence([(lead_s, 1.0, pitch)], 1.5)
+        events = events_for(model, audio, settings)
+        check_event_stream(events)
+        ons = note_ons(events)
+        assert ons[0].pitch == pitch and ons[0].time_sample / 22050 < lead_s + 0.03, (lead_s, ons)
+        # (A3's octave may come too, weaker: its posterior at the window's edge is borderline)
+        assert [on.pitch for on in ons if on.velocity >= 80] == [pitch], (lead_s, ons)
+
+
 def test_nan_samples_fed_through_the_api_are_silence_and_every_note_ends(model: Any) -> None:
     """One NaN in a block poisoned the model's state: feed raised for seconds after it, and
     finish raised too, leaving the note that had started without its note-off."""
