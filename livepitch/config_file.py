@@ -159,7 +159,9 @@ def _utf8(text: str) -> bool:
 def settings_to_toml(settings: BaseModel, documented: bool = True) -> str:
     """TOML text of ``settings``: a table per group, each field with its description.
 
-    Fields without a value (None) are written commented out, so the file stays valid.
+    Fields without a value (None) are written commented out, so the file stays valid. File
+    names are absolute: a file's relative names are read relative to its own directory, and
+    the text may be saved anywhere.
     """
     lines: list[str] = []
     for group_name, _group_field in type(settings).model_fields.items():
@@ -173,6 +175,8 @@ def settings_to_toml(settings: BaseModel, documented: bool = True) -> str:
         lines.append(f"[{group_name}]")
         for name, field in type(group).model_fields.items():
             value = getattr(group, name)
+            if isinstance(value, Path):  # read back from anywhere: names are relative to the file
+                value = value.absolute()
             if documented and field.description:
                 lines.append(f"# {field.description}")
             if value is None:

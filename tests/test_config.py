@@ -178,3 +178,27 @@ def test_names_the_system_would_refuse_or_cut_are_refused_naming_the_setting(
     with pytest.raises(ConfigError) as caught:
         build_settings(DaemonSettings, {group: values})
     assert str(caught.value).startswith(message)
+
+
+def test_the_printed_configuration_reads_back_the_same_from_another_directory(tmp_path: Path) -> None:
+    """``livepitch config --config sub/mine.toml > sub/saved.toml``: a file's relative names
+    are read relative to the file, so the printed ones are absolute (they were relative to the
+    current directory, and read back as sub/sub/...)."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "mine.toml").write_text('[audio]\ninput_file = "take.wav"\n[port]\nrecord = "out.mid"\n')
+    shown = subprocess.run(
+        [sys.executable, "-m", "livepitch", "config", "--config", "sub/mine.toml", "--events-csv", "ev.csv"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    (sub / "saved.toml").write_text(shown.stdout)
+    again = livepitch("config", "--config", sub / "saved.toml")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == shown.stdout
+    for name, where in (
+        ("input_file", sub / "take.wav"),
+        ("record", sub / "out.mid"),
+        ("events_csv", tmp_path / "ev.csv"),
+    ):
+        assert f'{name} = "{where}"' in shown.stdout, shown.stdout
