@@ -433,10 +433,32 @@ def daemon_settings_from_args(args: argparse.Namespace, tables: dict[str, Any] |
     except SettingError as err:  # one the file set, and no flag: the file is named
         if args.config is not None and _given(values, err.location) and not _given(flags, err.location):
             raise ConfigError(f"{args.config}: {err}") from err
-        raise
+        raise _naming_the_flag(err) from err
     if args.config is not None:
         _outputs_spare_the_config(settings, Path(args.config))
     return settings
+
+
+_FLAGS_NAMED_OTHERWISE = {
+    "sample_rate_hz": "--sample-rate",
+    "callback": "--audio-callback",
+    "bend_range_semitones": "--bend-range",
+    "path": "--model",
+    "melodia": "--no-melodia",
+}
+"""Settings whose flag is not ``--`` and the field's name with hyphens."""
+
+
+def _naming_the_flag(err: Any) -> ConfigError:
+    """A ``SettingError`` about a value a flag gave, its line starting with that flag
+    (``--lookahead-ms (stream.lookahead_ms) = 2.0: ...``): the user typed the flag."""
+    field = err.location[-1] if err.location else ""
+    dotted = ".".join(err.location)
+    text = str(err)
+    if not field or not (text.startswith(dotted + " ") or text.startswith(dotted + ":")):
+        return err  # type: ignore[no-any-return]
+    flag = _FLAGS_NAMED_OTHERWISE.get(field, "--" + field.replace("_", "-"))
+    return type(err)(f"{flag} ({dotted}){text[len(dotted) :]}", err.location)  # type: ignore[no-any-return]
 
 
 def _given(tables: dict[str, Any], location: tuple[str, ...]) -> bool:
@@ -723,7 +745,7 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
 
 def transcribe_settings_from_args(args: argparse.Namespace) -> Any:
     """Validated ``TranscribeSettings`` from parsed arguments (unset flags keep defaults)."""
-    from livepitch.settings import TranscribeSettings, build_settings
+    from livepitch.settings import SettingError, TranscribeSettings, build_settings
 
     values: dict[str, Any] = {
         "decoder": _drop_none(
@@ -742,12 +764,15 @@ def transcribe_settings_from_args(args: argparse.Namespace) -> Any:
     }
     if args.windowing is not None:
         values["windowing"] = args.windowing
-    return build_settings(TranscribeSettings, values)
+    try:
+        return build_settings(TranscribeSettings, values)
+    except SettingError as err:  # (every value here is a flag's)
+        raise _naming_the_flag(err) from err
 
 
 def live_settings_from_args(args: argparse.Namespace) -> Any:
     """Validated ``LiveSettings`` from parsed arguments (unset flags keep defaults)."""
-    from livepitch.settings import LiveSettings, build_settings
+    from livepitch.settings import LiveSettings, SettingError, build_settings
 
     tracker = _drop_none(
         {
@@ -780,7 +805,10 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
         "midi": _drop_none({"bends": args.bends, "bend_range_semitones": args.bend_range}),
         "model": _drop_none({"path": args.model, "threads": args.threads}),
     }
-    return build_settings(LiveSettings, values)
+    try:
+        return build_settings(LiveSettings, values)
+    except SettingError as err:  # (every value here is a flag's)
+        raise _naming_the_flag(err) from err
 
 
 _STREAM_ONLY = (

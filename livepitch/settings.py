@@ -7,6 +7,7 @@ is allowed; the CLI prints that line and exits 2.
 from __future__ import annotations
 
 import math
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -464,6 +465,10 @@ def describe_validation_error(err: ValidationError, model_type: type[BaseModel] 
     if first["type"] == "value_error":  # a check across fields: its own message says it all
         message = message.removeprefix("Value error, ")
         return message if field == "settings" else f"{field}: {message}"
+    if first["type"] == "string_pattern_mismatch":  # our patterns are lists of choices
+        choices = re.fullmatch(r"\^\((.*)\)\$", str(first.get("ctx", {}).get("pattern", "")))
+        if choices is not None:
+            message = "allowed: " + ", ".join(choices.group(1).split("|"))
     if isinstance(given, dict):
         return f"{field}: {message}"
     return f"{field} = {given!r}: {message}"

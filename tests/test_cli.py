@@ -130,12 +130,12 @@ def test_unwritable_output(two_tones: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("option", "value", "fragment"),
     [
-        ("--onset-threshold", "1.5", "onset_threshold = 1.5"),
-        ("--frame-threshold", "0", "frame_threshold = 0.0"),
-        ("--min-note-ms", "-5", "min_note_ms = -5.0"),
-        ("--max-hz", "20000", "max_hz = 20000.0"),
-        ("--threads", "-1", "threads = -1"),
-        ("--bend-range", "0", "bend_range_semitones = 0"),
+        ("--onset-threshold", "1.5", "--onset-threshold (decoder.onset_threshold) = 1.5"),
+        ("--frame-threshold", "0", "--frame-threshold (decoder.frame_threshold) = 0.0"),
+        ("--min-note-ms", "-5", "--min-note-ms (decoder.min_note_ms) = -5.0"),
+        ("--max-hz", "20000", "--max-hz (decoder.max_hz) = 20000.0"),
+        ("--threads", "-1", "--threads (model.threads) = -1"),
+        ("--bend-range", "0", "--bend-range (midi.bend_range_semitones) = 0"),
         ("--bends", "wobbly", "invalid choice"),
         ("--onset-threshold", "high", "invalid float value"),
     ],
@@ -220,7 +220,7 @@ def test_stream_rejects_an_unknown_engine_and_an_out_of_range_refresh(
     result = run_cli(
         "transcribe", two_tones, "--stream", "--cqt-refresh-frames", "41", "-o", tmp_path / "x.mid"
     )
-    assert_one_line_error(result, 2, "cqt_refresh_frames = 41")
+    assert_one_line_error(result, 2, "--cqt-refresh-frames (stream.cqt_refresh_frames) = 41")
 
 
 def test_stream_only_options_need_stream(two_tones: Path, tmp_path: Path) -> None:
@@ -230,7 +230,7 @@ def test_stream_only_options_need_stream(two_tones: Path, tmp_path: Path) -> Non
 
 def test_stream_rejects_an_out_of_range_hop(two_tones: Path, tmp_path: Path) -> None:
     result = run_cli("transcribe", two_tones, "--stream", "--hop-frames", "0", "-o", tmp_path / "x.mid")
-    assert_one_line_error(result, 2, "hop_frames = 0")
+    assert_one_line_error(result, 2, "--hop-frames (stream.hop_frames) = 0")
 
 
 def test_stream_rejects_mpe_with_more_than_15_voices(two_tones: Path, tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ def test_flags_override_the_file_which_overrides_defaults(tmp_path: Path) -> Non
         ('[stream]\nlookahead_ms = "70"\n', 'stream.lookahead_ms = "70": must be a number, without quotes'),
         ('[ui]\nquiet = "yes"\n', 'ui.quiet = "yes": must be true or false'),
         ("[ui]\nquiet = 1\n", "ui.quiet = 1: must be true or false"),
+        ('[audio]\nresample_quality = "XQ"\n', "audio.resample_quality = 'XQ': allowed: QQ, LQ, MQ, HQ, VHQ"),
     ],
 )
 def test_a_bad_file_gets_one_line_naming_field_value_and_what_is_allowed(

@@ -58,7 +58,7 @@ def test_an_input_file_at_a_rate_no_audio_has(tmp_path: Path) -> None:
 
 
 def test_an_out_of_range_setting() -> None:
-    one_line(livepitch("--lookahead-ms", "-5"), 2, "stream.lookahead_ms = -5.0")
+    one_line(livepitch("--lookahead-ms", "-5"), 2, "--lookahead-ms (stream.lookahead_ms) = -5.0")
 
 
 def test_a_model_file_that_is_not_a_model_gets_one_line_with_either_engine(tmp_path: Path) -> None:
@@ -480,7 +480,9 @@ def test_a_config_file_valid_with_the_flags_is_taken_and_one_from_a_pipe_is_read
     )
     config.write_text("[tracker]\nmax_polyphony = 999\n")
     one_line(
-        livepitch("config", "--config", config, "--max-polyphony", "100"), 2, "tracker.max_polyphony = 100"
+        livepitch("config", "--config", config, "--max-polyphony", "100"),
+        2,
+        "--max-polyphony (tracker.max_polyphony) = 100",
     )
     # a pipe (a shell's <(...)) is read once: the daemon judges what it held
     piped = subprocess.run(
