@@ -829,7 +829,8 @@ _STREAM_ONLY = (
 
 
 def _with_suffix(path: Path, suffixes: tuple[str, ...]) -> Path:
-    return path if path.suffix.lower() in suffixes else path.with_name(path.name + suffixes[0])
+    """``path`` as named, or with the first of ``suffixes`` if it has none (``-o take``)."""
+    return path if path.suffix else path.with_name(path.name + suffixes[0])
 
 
 def _count(n: int, noun: str) -> str:
@@ -843,7 +844,8 @@ def plan_outputs(
     """One output path per input: ``target_text`` itself for one input, else files in a directory.
 
     A single input with a target that is an existing directory (or is written ending in a
-    separator: ``out/``) writes into it. Several inputs need a directory, created when missing.
+    separator: ``out/``) writes into it; else the target is the file, as named (with the
+    first suffix if it has none). Several inputs need a directory, created when missing.
     Without a target, ``default_here`` writes ``<input stem><suffix>`` to the current directory,
     else nothing.
     """

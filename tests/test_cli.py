@@ -532,6 +532,18 @@ def test_a_home_that_cannot_be_written_adds_nothing_to_stderr(two_tones: Path, t
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
+def test_an_output_is_written_as_named_and_only_a_name_without_a_suffix_gets_one(
+    two_tones: Path, tmp_path: Path
+) -> None:
+    """``-o take.txt`` wrote take.txt.mid (and ``--csv x.mid`` x.mid.csv) without a word."""
+    result = run_cli(
+        "transcribe", two_tones, "-o", tmp_path / "take.txt", "--csv", tmp_path / "notes", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.csv", "take.txt"]
+    assert (tmp_path / "take.txt").read_bytes().startswith(b"MThd")
+
+
 def test_an_output_that_is_a_pipe_is_written_as_named(two_tones: Path, tmp_path: Path) -> None:
     """``-o /dev/null`` or a pipe takes the MIDI as it is named: no ``.mid`` is added (that
     made a file /dev/null.mid)."""
