@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -79,7 +80,12 @@ def unreadable(path: Path, err: Exception) -> AudioInputError:
     """The one message for a file libsndfile could not open or read."""
     if os.path.exists(path) and not os.access(path, os.R_OK):
         return AudioInputError(f"{path}: cannot read audio (permission denied)")
-    return AudioInputError(f"{path}: cannot read audio ({first_line(err)})")
+    with contextlib.suppress(OSError):
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            return AudioInputError(f"{path}: the file is empty")
+    # libsndfile's own words, without soundfile's "Error opening <the name as bytes>: "
+    reason = str(getattr(err, "error_string", "") or first_line(err)).rstrip(".")
+    return AudioInputError(f"{path}: cannot read audio ({reason})")
 
 
 def check_file_rate(path: Path, rate_hz: int) -> None:

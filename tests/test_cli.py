@@ -100,7 +100,14 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_corrupt_file(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF1234WAVEfmt garbage" * 10)
-    assert_one_line_error(run_cli("transcribe", corrupt, "-o", tmp_path / "x.mid"), 3, "cannot read audio")
+    result = run_cli("transcribe", corrupt, "-o", tmp_path / "x.mid")
+    assert_one_line_error(result, 3, f"{corrupt}: cannot read audio (")
+    assert "b'" not in result.stderr and "Error opening" not in result.stderr  # (soundfile's wrapping)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert_one_line_error(
+        run_cli("transcribe", empty, "-o", tmp_path / "x.mid"), 3, f"{empty}: the file is empty"
+    )
 
 
 def test_zero_length_audio(tmp_path: Path) -> None:
