@@ -37,7 +37,7 @@ from livepitch.errors import (
 )
 from livepitch.events import Event, NoteOn
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
-from livepitch.midi_sink import MidiSink, Port
+from livepitch.midi_sink import MidiSink, Port, check_writable
 from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
 from livepitch.settings import DaemonSettings, EngineKind, MidiApi
@@ -286,6 +286,9 @@ class Daemon:
 
     def _open_sink(self) -> None:
         settings = self.settings
+        for path in (settings.port.record, settings.port.events_csv):  # before a port appears
+            if path is not None:
+                check_writable(path)
         port: Port | None
         reopen: Callable[[], Port] | None = lambda: self.factories.port(self.settings)  # noqa: E731
         try:

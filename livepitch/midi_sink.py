@@ -129,7 +129,7 @@ class MidiSink:
         """A named pipe to record into, held open for writing until the recording is written:
         its reader is checked for at the start, and sees no end of input before the file."""
         if record_path is not None:
-            _check_writable(record_path)
+            check_writable(record_path)
             try:
                 self._record_pipe = open_pipe_end(record_path)
             except OSError as err:
@@ -146,7 +146,7 @@ class MidiSink:
         self._csv: TextIO | None = None
         self._append_events = append_events
         if events_csv is not None:
-            _check_writable(events_csv)
+            check_writable(events_csv)
         self._began = False
         self.save_every_s = save_every_s
         self._next_save_s = 0.0  # (monotonic)
@@ -740,7 +740,7 @@ def _is_special_file(path: Path) -> bool:
         return False
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """Fail at start, not after a whole session, when a file cannot be written there. A pipe
     or a device is only checked for permission: opening a pipe and closing it would end its
     reader's input before the session wrote anything."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import pytest
 import soundfile
 
 from tests.fakes import sounding_after
@@ -110,13 +111,15 @@ def test_a_config_file_that_is_not_text(tmp_path: Path) -> None:
     one_line(livepitch("config", "--config", config), 2, "not valid TOML")
 
 
-def test_an_unwritable_recording_is_refused_before_the_session(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--record", "--events-csv"])
+def test_an_unwritable_output_is_refused_before_the_session_and_its_port(tmp_path: Path, flag: str) -> None:
+    """One line, before any MIDI port is opened (here: none, which was said first)."""
     wav = tmp_path / "mono.wav"
     soundfile.write(wav, sequence([(0.1, 0.2, 60)], 0.5), 22050)
-    result = livepitch(
-        "--input-file", wav, "--record", tmp_path / "no" / "x.mid", "--midi-api", "alsa", "--quiet"
+    result = livepitch("--input-file", wav, flag, tmp_path / "no" / "x.mid", "--midi-api", "alsa", "--quiet")
+    one_line(
+        result, 5, f"cannot write {tmp_path / 'no' / 'x.mid'}: directory {tmp_path / 'no'} does not exist"
     )
-    assert result.returncode == 5 and "does not exist" in result.stderr
 
 
 def test_blocks_longer_than_the_backlog_limit_get_one_line(tmp_path: Path) -> None:
