@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from livepitch import __version__, launch
 from livepitch.errors import ConfigError, DeviceError, LivepitchError, OutputError
+from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.logs import JsonFormatter
 from livepitch.paths import cannot_write, is_directory, is_regular_file, stat_or_none
 
@@ -931,7 +932,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             exit_code = exit_code or err.exit_code
             continue
         if not args.quiet:
-            duration_s = transcription.posteriors.n_frames * 256 / 22050
+            duration_s = transcription.audio_samples / MODEL_RATE_HZ
             print(
                 f"{input_path} -> {midi_path}: {_count(len(transcription.notes), 'note')} in {duration_s:.2f} s of audio"
             )
@@ -940,8 +941,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 def run_transcribe_stream(args: argparse.Namespace) -> int:
     """``livepitch transcribe --stream``: the live engine on files, with a virtual clock."""
-    if args.no_melodia or args.windowing is not None:
-        raise ConfigError("--no-melodia and --windowing apply to the offline decoder, not to --stream")
+    offline_only = [
+        flag for flag, given in (("--no-melodia", args.no_melodia), ("--windowing", args.windowing)) if given
+    ]
+    if offline_only:
+        raise ConfigError(f"{' and '.join(offline_only)}: for the offline decoder, not --stream")
     settings = live_settings_from_args(args)
     midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
     csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)

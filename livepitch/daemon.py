@@ -335,7 +335,8 @@ class Daemon:
         if channel is not None and channel > source.channels:
             problem = AudioInputError if isinstance(source, FileReplaySource) else DeviceError
             raise problem(
-                f"channel {channel} (--channel, audio.channel): {source.description} has {source.channels} channels"
+                f"channel {channel} (--channel, audio.channel): {source.description} has "
+                + ("1 channel" if source.channels == 1 else f"{source.channels} channels")
             )
 
     def _start_pipeline(
@@ -495,11 +496,12 @@ class Daemon:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)  # (the recording's saves)
         cpu_s = time.process_time() - self._started[1] + children.ru_utime + children.ru_stime
         log.info(
-            "session: %.1f s, %d notes, %d overflows, %d drops, %d recoveries, CPU %.1f s (%.0f%% of one core), "
+            "session: %.1f s, %d note%s, %d overflows, %d drops, %d recoveries, CPU %.1f s (%.0f%% of one core), "
             "peak RSS %.0f MB (of which %.0f MB shared memory, e.g. JACK's buffers); %d input overflows "
             "flagged by the audio system (with JACK: xruns)",
             wall_s,
             self.totals["notes"],
+            "" if self.totals["notes"] == 1 else "s",
             self.totals["overflows"],
             self.totals["drops"],
             self.recoveries,

@@ -26,6 +26,8 @@ class Transcription:
 
     posteriors: Posteriors
     notes: list[Note]
+    audio_samples: int = 0
+    """The audio's length [samples at 22050 Hz] (the posteriors' frames reach a little past it)."""
 
 
 def transcribe_audio(
@@ -35,7 +37,9 @@ def transcribe_audio(
     check_samples(audio, "audio")
     posteriors = compute_posteriors(audio, model, settings.windowing)
     params = settings.decoder.decoder_params(estimate_bends=settings.midi.bends is not BendMode.NONE)
-    return Transcription(posteriors=posteriors, notes=decode_notes(posteriors, params))
+    return Transcription(
+        posteriors=posteriors, notes=decode_notes(posteriors, params), audio_samples=len(audio)
+    )
 
 
 def transcribe_file(path: str | Path, model: WindowModel, settings: TranscribeSettings) -> Transcription:

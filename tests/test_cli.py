@@ -51,6 +51,8 @@ def test_transcribe_writes_midi_and_sorted_csv(two_tones: Path, tmp_path: Path) 
     result = run_cli("transcribe", two_tones, "-o", tmp_path / "out", "--csv", tmp_path / "notes.csv")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+    # the file's length, not the model's frames' (1.81 s)
+    assert result.stdout.strip().endswith(": 2 notes in 1.80 s of audio"), result.stdout
     midi = mido.MidiFile(tmp_path / "out.mid")
     assert [m.note for m in midi if m.type == "note_on"] == [60, 67]
     with open(tmp_path / "notes.csv", newline="") as handle:
@@ -238,6 +240,12 @@ def test_stream_only_options_need_stream(two_tones: Path, tmp_path: Path) -> Non
 def test_stream_rejects_an_out_of_range_hop(two_tones: Path, tmp_path: Path) -> None:
     result = run_cli("transcribe", two_tones, "--stream", "--hop-frames", "0", "-o", tmp_path / "x.mid")
     assert_one_line_error(result, 2, "--hop-frames (stream.hop_frames) = 0")
+
+
+def test_stream_names_only_the_offline_options_given(two_tones: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", two_tones, "--stream", "--windowing", "compat", "-o", tmp_path / "x.mid")
+    assert_one_line_error(result, 2, "--windowing: for the offline decoder, not --stream")
+    assert "--no-melodia" not in result.stderr
 
 
 def test_stream_rejects_mpe_with_more_than_15_voices(two_tones: Path, tmp_path: Path) -> None:

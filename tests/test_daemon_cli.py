@@ -101,7 +101,7 @@ def test_a_channel_the_input_lacks(tmp_path: Path) -> None:
     wav = tmp_path / "mono.wav"
     soundfile.write(wav, sequence([(0.1, 0.2, 60)], 0.5), 22050)
     one_line(
-        livepitch("--input-file", wav, "--channel", "3", "--midi-api", "alsa", "--quiet"), 3, "has 1 channels"
+        livepitch("--input-file", wav, "--channel", "3", "--midi-api", "alsa", "--quiet"), 3, "has 1 channel"
     )
 
 
