@@ -23,7 +23,12 @@
  *
  * As the process exits, PortAudio's own end (Pa_Terminate) runs armed with an exit code
  * instead (set_exit_code): an abort there ends the process with that code, not by SIGABRT
- * with a core dump. Once a stop signal (SIGTERM, SIGINT) has arrived, no command runs: the handler reads the
+ * with a core dump, and so does a segmentation fault (or a bus error) there: once libjack
+ * has seen its server die, the next jack_client_open in the process (a failed MIDI port)
+ * frees every client still open, PortAudio's among them, and Pa_Terminate then calls
+ * jack_deactivate on the freed client (race soak passes 6 and 7; reproduced with libjack
+ * alone). The notes and the files were finished before; the fault handlers are installed
+ * only for that window and the previous ones put back after it. Once a stop signal (SIGTERM, SIGINT) has arrived, no command runs: the handler reads the
  * bytes Python's C signal handler writes to its wakeup pipe (signal.set_wakeup_fd) as each
  * signal arrives, since the Python handler may not have run yet (the main thread may be the
  * one inside PortAudio). A forked child forgets the command.
@@ -45,7 +50,7 @@
 #endif
 
 /* Bumped whenever the Python-facing functions change (livepitch/abort_restart.py checks it). */
-#define ABI_VERSION 4
+#define ABI_VERSION 5
 
 typedef struct {
     char *path;
@@ -67,6 +72,10 @@ static int stop_signals[MAX_STOP_SIGNALS];
 static int stop_signal_count;
 static int stderr_copy = -1; /* descriptor 2 as the first command was set (close-on-exec) */
 static long open_max = 1024; /* file descriptors to mark close-on-exec without close_range */
+#define FAULT_SIGNAL_COUNT 2
+static const int fault_signals[FAULT_SIGNAL_COUNT] = {SIGSEGV, SIGBUS};
+static struct sigaction previous_fault_actions[FAULT_SIGNAL_COUNT];
+static int faults_handled; /* the fault handlers are installed (an exit code is set) */
 static int kept_fd = -1;      /* the one descriptor from 3 on that the command inherits (-1: none) */
 
 /* Async-signal-safe: every descriptor from 3 on is closed by execve (kept if it fails). */
@@ -255,6 +264,47 @@ static PyObject *set_command(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* A fault while exiting: the exit code if PortAudio's end is under way, else what the signal
+ * did before (the fault happens again as this handler returns, with that action back). */
+static void on_fault_at_exit(int signum)
+{
+    if (__atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0 && __atomic_load_n(&exit_code, __ATOMIC_ACQUIRE) >= 0) {
+        _exit(__atomic_load_n(&exit_code, __ATOMIC_ACQUIRE));
+    }
+    for (int i = 0; i < FAULT_SIGNAL_COUNT; i++) {
+        if (fault_signals[i] == signum) {
+            sigaction(signum, &previous_fault_actions[i], NULL);
+        }
+    }
+}
+
+/* The fault handlers for the exit window (on), or the previous actions back (off). */
+static int handle_faults(int on)
+{
+    if (on && !faults_handled) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = on_fault_at_exit;
+        action.sa_flags = SA_NODEFER | SA_RESETHAND;
+        sigemptyset(&action.sa_mask);
+        for (int i = 0; i < FAULT_SIGNAL_COUNT; i++) {
+            if (sigaction(fault_signals[i], &action, &previous_fault_actions[i]) != 0) {
+                for (int j = 0; j < i; j++) {
+                    sigaction(fault_signals[j], &previous_fault_actions[j], NULL);
+                }
+                return -1;
+            }
+        }
+        faults_handled = 1;
+    } else if (!on && faults_handled) {
+        for (int i = 0; i < FAULT_SIGNAL_COUNT; i++) {
+            sigaction(fault_signals[i], &previous_fault_actions[i], NULL);
+        }
+        faults_handled = 0;
+    }
+    return 0;
+}
+
 static PyObject *set_exit_code(PyObject *self, PyObject *args)
 {
     int code;
@@ -262,10 +312,13 @@ static PyObject *set_exit_code(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "i", &code)) {
         return NULL;
     }
-    if (code >= 0 && install_handler() != 0) {
+    if (code >= 0 && (install_handler() != 0 || handle_faults(1) != 0)) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     __atomic_store_n(&exit_code, code, __ATOMIC_RELEASE);
+    if (code < 0) {
+        handle_faults(0);
+    }
     Py_RETURN_NONE;
 }
 
@@ -348,7 +401,7 @@ static PyMethodDef methods[] = {
     {"keep_across_exec", keep_across_exec, METH_VARARGS,
      "keep_across_exec(fd): the command inherits this descriptor (>= 3; -1: none)"},
     {"set_exit_code", set_exit_code, METH_VARARGS,
-     "set_exit_code(code): while armed, an abort ends the process with code (-1: not)"},
+     "set_exit_code(code): while armed, an abort or a fault ends the process with code (-1: not)"},
     {"watch_stop_signals", watch_stop_signals, METH_VARARGS,
      "watch_stop_signals(fd, signals): the read end of Python's wakeup pipe; no command runs "
      "once one of these signals arrived"},

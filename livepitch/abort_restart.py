@@ -7,8 +7,8 @@ and the daemon has set a command (``set_command``: livepitch again, resumed, wit
 clock), the C handler executes that command instead, as a restart to reconnect does. Outside
 those calls SIGABRT acts as before, and so it does once a stop signal has arrived
 (``watch_stop_signals``). PortAudio's own end as the process exits runs in
-``exiting_on_abort``: an abort there ends the process with its exit code, not by SIGABRT with
-a core dump. The extension is optional (setup.py): without it an abort ends livepitch (a
+``exiting_on_abort``: an abort or a fault there ends the process with its exit code, not by
+a signal with a core dump. The extension is optional (setup.py): without it an abort ends livepitch (a
 service manager restarts it).
 """
 
@@ -27,7 +27,7 @@ try:
 except ImportError:  # not compiled here (no C compiler at install time)
     _native = None
 
-ABI_VERSION = 4
+ABI_VERSION = 5
 """The version of livepitch/_abort_restart.c this module speaks (its ``ABI_VERSION``)."""
 
 
@@ -95,8 +95,9 @@ def restarting_on_abort() -> Iterator[None]:
 
 @contextmanager
 def exiting_on_abort(code: int) -> Iterator[None]:
-    """Around PortAudio's end as the process exits (main thread): an abort meanwhile ends the
-    process with ``code`` at once (what it was about to exit with)."""
+    """Around PortAudio's end as the process exits (main thread): an abort, a segmentation
+    fault or a bus error meanwhile ends the process with ``code`` at once (what it was about to
+    exit with): libjack can free PortAudio's client under it once its server died."""
     if _native is None or not available():
         yield
         return

@@ -393,6 +393,39 @@ def test_an_abort_as_portaudio_ends_at_exit_ends_the_process_with_its_exit_code(
     assert done.returncode == 6 and done.stdout.split() == ["ending"], (done.stdout, done.stderr)
 
 
+@needs_handler
+@pytest.mark.parametrize("signum", ["SIGSEGV", "SIGBUS"])
+def test_a_fault_as_portaudio_ends_at_exit_ends_the_process_with_its_exit_code(signum: str) -> None:
+    """libjack frees PortAudio's client once its server died and another client opens (a
+    failed MIDI port): Pa_Terminate then faulted in jack_deactivate, and a process about to
+    exit 7 died by SIGSEGV (race soak passes 6 and 7). Outside that window a fault does what
+    it did before, and after it the previous handler is back."""
+    done = run_script(
+        f"""
+        import ctypes, types
+        from livepitch import cli
+        def fault():
+            print("ending", flush=True)
+            signal.raise_signal(signal.{signum}) if "{signum}" == "SIGBUS" else ctypes.string_at(0)
+        sys.modules["livepitch.audio_device"] = types.SimpleNamespace(terminate_portaudio=fault)
+        with abort_restart.exiting_on_abort(3):  # a window before: its handlers go and come again
+            pass
+        cli._end_audio_system(7)
+        print("not reached")
+        """
+    )
+    assert done.returncode == 7 and done.stdout.split() == ["ending"], (done.stdout, done.stderr)
+    outside = run_script(
+        """
+        import ctypes
+        with abort_restart.exiting_on_abort(7):
+            pass
+        ctypes.string_at(0)
+        """
+    )
+    assert outside.returncode == -signal.SIGSEGV, (outside.stdout, outside.stderr)
+
+
 def test_portaudio_ends_before_the_exit_handler_would_end_it() -> None:
     try:
         import sounddevice

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -714,3 +715,54 @@ def test_a_replays_jack_midi_port_comes_back_after_the_server_restarts(tmp_path:
     assert "behind the audio" not in log, log
     if native_capture.available():
         assert all(line.startswith("livepitch: ") for line in log.splitlines()), log
+
+
+def test_portaudio_ending_after_libjack_freed_its_client_exits_with_the_code(tmp_path: Path) -> None:
+    """Once libjack has seen its server die, the next client opened in the process (here one
+    for MIDI, failing) frees every client still open, PortAudio's among them; PortAudio's end
+    at exit then faulted in jack_deactivate, and livepitch, about to exit 7, died by SIGSEGV
+    (race soak passes 6 and 7). It exits with its code."""
+    require_jackd()
+    from livepitch import abort_restart
+
+    if not abort_restart.available():
+        pytest.skip("livepitch._abort_restart not built")
+    name = f"lpf{os.getpid()}"
+    server = start_jackd(name)
+    script = textwrap.dedent(
+        f"""
+        import ctypes, ctypes.util, sys, time
+        from livepitch import audio_device, cli
+        print([d.host_api for d in audio_device.list_input_devices()], flush=True)  # PortAudio's client
+        sys.stdin.readline()  # the server is gone
+        time.sleep(1.0)  # (libjack notices)
+        lib = ctypes.CDLL(ctypes.util.find_library("jack"))
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p]
+        status = ctypes.c_int()
+        print(lib.jack_client_open(b"midi", 1 | 4, ctypes.byref(status), {name.encode()!r}), flush=True)
+        cli._end_audio_system(7)
+        print("not reached")
+        """
+    )
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert "JACK" in child.stdout.readline()
+        stop_process(server)
+        child.stdin.write("\n")
+        child.stdin.flush()
+        code = child.wait(30)
+    finally:
+        stop_process(child)
+        stop_process(server)
+    assert child.stdout.read().split() == ["None"]  # the MIDI client's open failed
+    assert code == 7
