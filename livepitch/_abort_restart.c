@@ -23,12 +23,13 @@
  *
  * As the process exits, PortAudio's own end (Pa_Terminate) runs armed with an exit code
  * instead (set_exit_code): an abort there ends the process with that code, not by SIGABRT
- * with a core dump, and so does a segmentation fault (or a bus error) there: once libjack
- * has seen its server die, the next jack_client_open in the process (a failed MIDI port)
- * frees every client still open, PortAudio's among them, and Pa_Terminate then calls
- * jack_deactivate on the freed client (race soak passes 6 and 7; reproduced with libjack
- * alone). The notes and the files were finished before; the fault handlers are installed
- * only for that window and the previous ones put back after it. Once a stop signal (SIGTERM, SIGINT) has arrived, no command runs: the handler reads the
+ * with a core dump.
+ *
+ * A segmentation fault or a bus error during a PortAudio call is handled as an abort: once
+ * libjack has seen its server die, the next jack_client_open in the process (a failed MIDI
+ * port) frees every client still open, PortAudio's among them, and PortAudio's next call on
+ * it faults (Pa_Terminate at exit in jack_deactivate: race soak passes 6 and 7, reproduced
+ * with libjack alone). Outside those calls a fault does what it did before. Once a stop signal (SIGTERM, SIGINT) has arrived, no command runs: the handler reads the
  * bytes Python's C signal handler writes to its wakeup pipe (signal.set_wakeup_fd) as each
  * signal arrives, since the Python handler may not have run yet (the main thread may be the
  * one inside PortAudio). A forked child forgets the command.
@@ -75,7 +76,7 @@ static long open_max = 1024; /* file descriptors to mark close-on-exec without c
 #define FAULT_SIGNAL_COUNT 2
 static const int fault_signals[FAULT_SIGNAL_COUNT] = {SIGSEGV, SIGBUS};
 static struct sigaction previous_fault_actions[FAULT_SIGNAL_COUNT];
-static int faults_handled; /* the fault handlers are installed (an exit code is set) */
+static int faults_handled; /* the fault handlers are installed (once, with the first SIGABRT one) */
 static int kept_fd = -1;      /* the one descriptor from 3 on that the command inherits (-1: none) */
 
 /* Async-signal-safe: every descriptor from 3 on is closed by execve (kept if it fails). */
@@ -113,7 +114,10 @@ static int stop_signalled(void)
     return stop_seen;
 }
 
-static void on_abort(int signum)
+/* Async-signal-safe, on the signalled thread: while a PortAudio call is under way, end the
+ * process with the exit code (exiting) or execute the command (unless a stop signal came);
+ * returns if neither. */
+static void restart_or_exit_if_armed(void)
 {
     Command *command = NULL;
     if (__atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0 && __atomic_load_n(&exit_code, __ATOMIC_ACQUIRE) >= 0) {
@@ -141,6 +145,11 @@ static void on_abort(int signum)
         }
         execve(command->path, command->argv, command->envp);
     }
+}
+
+static void on_abort(int signum)
+{
+    restart_or_exit_if_armed();
     __atomic_store_n(&installed, 0, __ATOMIC_RELEASE); /* the next set_command installs it again */
     sigaction(signum, &previous_action, NULL);
     sigset_t only;
@@ -148,6 +157,19 @@ static void on_abort(int signum)
     sigaddset(&only, signum);
     pthread_sigmask(SIG_UNBLOCK, &only, NULL);
     raise(signum);
+}
+
+/* A segmentation fault or bus error: as an abort while a PortAudio call is under way (libjack
+ * can free PortAudio's client under it once its server died), else what the signal did before
+ * (its previous action is put back, and the fault happens again as this handler returns). */
+static void on_fault(int signum)
+{
+    restart_or_exit_if_armed();
+    for (int i = 0; i < FAULT_SIGNAL_COUNT; i++) {
+        if (fault_signals[i] == signum) {
+            sigaction(signum, &previous_fault_actions[i], NULL);
+        }
+    }
 }
 
 /* A forked child (the recording's background save) is not the daemon: it never executes it. */
@@ -227,6 +249,17 @@ static int install_handler(void)
         if (sigaction(SIGABRT, &action, &previous_action) != 0) {
             return -1;
         }
+        if (!faults_handled) { /* once: a second install would take itself for the previous action */
+            struct sigaction fault;
+            memset(&fault, 0, sizeof fault);
+            fault.sa_handler = on_fault;
+            fault.sa_flags = SA_NODEFER;
+            sigemptyset(&fault.sa_mask);
+            for (int i = 0; i < FAULT_SIGNAL_COUNT; i++) {
+                sigaction(fault_signals[i], &fault, &previous_fault_actions[i]);
+            }
+            faults_handled = 1;
+        }
         __atomic_store_n(&installed, 1, __ATOMIC_RELEASE);
         static int at_fork_registered;
         if (!at_fork_registered) {
@@ -264,47 +297,6 @@ static PyObject *set_command(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* A fault while exiting: the exit code if PortAudio's end is under way, else what the signal
- * did before (the fault happens again as this handler returns, with that action back). */
-static void on_fault_at_exit(int signum)
-{
-    if (__atomic_load_n(&arm_count, __ATOMIC_ACQUIRE) > 0 && __atomic_load_n(&exit_code, __ATOMIC_ACQUIRE) >= 0) {
-        _exit(__atomic_load_n(&exit_code, __ATOMIC_ACQUIRE));
-    }
-    for (int i = 0; i < FAULT_SIGNAL_COUNT; i++) {
-        if (fault_signals[i] == signum) {
-            sigaction(signum, &previous_fault_actions[i], NULL);
-        }
-    }
-}
-
-/* The fault handlers for the exit window (on), or the previous actions back (off). */
-static int handle_faults(int on)
-{
-    if (on && !faults_handled) {
-        struct sigaction action;
-        memset(&action, 0, sizeof action);
-        action.sa_handler = on_fault_at_exit;
-        action.sa_flags = SA_NODEFER | SA_RESETHAND;
-        sigemptyset(&action.sa_mask);
-        for (int i = 0; i < FAULT_SIGNAL_COUNT; i++) {
-            if (sigaction(fault_signals[i], &action, &previous_fault_actions[i]) != 0) {
-                for (int j = 0; j < i; j++) {
-                    sigaction(fault_signals[j], &previous_fault_actions[j], NULL);
-                }
-                return -1;
-            }
-        }
-        faults_handled = 1;
-    } else if (!on && faults_handled) {
-        for (int i = 0; i < FAULT_SIGNAL_COUNT; i++) {
-            sigaction(fault_signals[i], &previous_fault_actions[i], NULL);
-        }
-        faults_handled = 0;
-    }
-    return 0;
-}
-
 static PyObject *set_exit_code(PyObject *self, PyObject *args)
 {
     int code;
@@ -312,13 +304,10 @@ static PyObject *set_exit_code(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "i", &code)) {
         return NULL;
     }
-    if (code >= 0 && (install_handler() != 0 || handle_faults(1) != 0)) {
+    if (code >= 0 && install_handler() != 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     __atomic_store_n(&exit_code, code, __ATOMIC_RELEASE);
-    if (code < 0) {
-        handle_faults(0);
-    }
     Py_RETURN_NONE;
 }
 

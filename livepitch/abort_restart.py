@@ -8,8 +8,11 @@ clock), the C handler executes that command instead, as a restart to reconnect d
 those calls SIGABRT acts as before, and so it does once a stop signal has arrived
 (``watch_stop_signals``). PortAudio's own end as the process exits runs in
 ``exiting_on_abort``: an abort or a fault there ends the process with its exit code, not by
-a signal with a core dump. The extension is optional (setup.py): without it an abort ends livepitch (a
-service manager restarts it).
+a signal with a core dump. A segmentation fault or a bus error during those calls is handled as an abort:
+once libjack has seen its server die, the next JACK client opened in the process (a failed MIDI
+port) frees the clients still open, PortAudio's among them, and PortAudio's next call on it
+faults. The extension is optional (setup.py): without it an abort ends livepitch (a service
+manager restarts it).
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ def restarting_on_abort() -> Iterator[None]:
 def exiting_on_abort(code: int) -> Iterator[None]:
     """Around PortAudio's end as the process exits (main thread): an abort, a segmentation
     fault or a bus error meanwhile ends the process with ``code`` at once (what it was about to
-    exit with): libjack can free PortAudio's client under it once its server died."""
+    exit with)."""
     if _native is None or not available():
         yield
         return
