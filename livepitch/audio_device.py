@@ -68,8 +68,9 @@ def find_input_device(wanted: str | None, host_api: str | None) -> InputDevice:
         devices = [d for d in devices if host_api.lower() in d.host_api.lower()]
         if not devices:
             apis = sorted({d.host_api for d in list_input_devices()}) or ["none"]
+            hint = "; is the JACK server running?" if "jack" in host_api.lower() else ""
             raise DeviceError(
-                f"no audio input in an audio system matching {host_api!r} (have: {', '.join(apis)})"
+                f"no audio input in an audio system matching {host_api!r} (have: {', '.join(apis)}{hint})"
             )
     if not devices:
         raise DeviceError("no audio input devices found (is a sound card, PipeWire or JACK available?)")

@@ -48,6 +48,16 @@ def test_an_unknown_input_device(tmp_path: Path) -> None:
     one_line(livepitch("--input", "no such microphone", "--host-api", "no such system"), 6, "no audio input")
 
 
+def test_jack_asked_for_without_a_server_running_says_so() -> None:
+    env = dict(os.environ, JACK_DEFAULT_SERVER=f"lp-none-{os.getpid()}", JACK_NO_START_SERVER="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "livepitch", "--host-api", "JACK", "--quiet"],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    one_line(result, 6, "no audio input in an audio system matching 'JACK' (have: ")
+    assert result.stderr.rstrip().endswith("; is the JACK server running?)"), result.stderr
+
+
 def test_a_missing_input_file(tmp_path: Path) -> None:
     one_line(livepitch("--input-file", tmp_path / "nope.wav"), 3, "no such file")
 
