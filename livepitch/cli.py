@@ -868,13 +868,13 @@ def plan_outputs(
         raise ConfigError(
             f"{target} names a file, and several inputs need an output directory (write {target_text}/ to make one)"
         )
+    paths = [target / (path.stem + suffixes[0]) for path in inputs]
+    if len(set(paths)) != len(paths):  # (before the directory is made: nothing left behind)
+        raise ConfigError(f"two inputs have the same name; their outputs in {target} would collide")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create directory {target}: {err.strerror or err}") from err
-    paths = [target / (path.stem + suffixes[0]) for path in inputs]
-    if len(set(paths)) != len(paths):
-        raise ConfigError(f"two inputs have the same name; their outputs in {target} would collide")
     return list(paths)
 
 

@@ -99,6 +99,17 @@ def test_missing_file(tmp_path: Path) -> None:
     )
 
 
+def test_inputs_of_one_name_are_refused_before_their_directory_is_made(
+    two_tones: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / two_tones.name).write_bytes(two_tones.read_bytes())
+    result = run_cli("transcribe", two_tones, other / two_tones.name, "-o", f"{tmp_path / 'out'}/")
+    assert_one_line_error(result, 2, "two inputs have the same name; their outputs in")
+    assert not (tmp_path / "out").exists()
+
+
 def test_corrupt_file(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF1234WAVEfmt garbage" * 10)
