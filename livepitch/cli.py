@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the configuration the daemon would run with (defaults < --config < flags).",
     )
     _add_daemon_options(config)
-    commands.add_parser(
+    devices = commands.add_parser(
         "devices",
         help="list audio inputs and MIDI output ports",
         description="List audio input devices (with audio system, channels, rate) and MIDI output ports.",
@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_options(transcribe)
     _add_midi_options(transcribe)
     _add_model_options(transcribe)
+    for command in (run, config, devices, transcribe):  # -v after the command too (livepitch run -v)
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debugging detail"
+        )
     return parser
 
 

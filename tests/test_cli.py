@@ -597,3 +597,15 @@ def test_an_empty_or_dash_output_is_refused(two_tones: Path, output: str, tmp_pa
     result = run_cli("transcribe", two_tones, "-o", output, cwd=tmp_path)
     assert_one_line_error(result, 2, "argument -o/--output")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["run", "config", "devices", "transcribe"])
+def test_verbose_goes_before_or_after_the_command(command: str) -> None:
+    """``livepitch --input-file x -v`` was refused: -v worked only before the command."""
+    from livepitch.cli import build_parser
+
+    parser = build_parser()
+    words = [command, "take.wav"] if command == "transcribe" else [command]
+    assert parser.parse_args(["-v", *words]).verbose
+    assert parser.parse_args([*words, "-v"]).verbose
+    assert not parser.parse_args(words).verbose
