@@ -180,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     stream = transcribe.add_argument_group("file as live (the streaming engine, with a virtual clock)")
     stream.add_argument("--stream", action="store_true", help="run the live code path on the file")
+    stream.add_argument(
+        "--config",
+        type=_path_argument,
+        metavar="FILE.toml",
+        help="the daemon's configuration file (a preset): its model, stream, tracker and midi settings; flags win",
+    )
     stream.add_argument("--block-samples", type=int, metavar="N", help="block size fed to the engine (1024)")
     stream.add_argument(
         "--events-csv", type=str, metavar="EVENTS.csv", help="write every event (needs --stream)"
@@ -777,6 +783,7 @@ def transcribe_settings_from_args(args: argparse.Namespace) -> Any:
 
 def live_settings_from_args(args: argparse.Namespace) -> Any:
     """Validated ``LiveSettings`` from parsed arguments (unset flags keep defaults)."""
+    from livepitch.config_file import merge
     from livepitch.settings import LiveSettings, SettingError, build_settings
 
     tracker = _drop_none(
@@ -810,10 +817,33 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
         "midi": _drop_none({"bends": args.bends, "bend_range_semitones": args.bend_range}),
         "model": _drop_none({"path": args.model, "threads": args.threads}),
     }
+    flags = {group: fields for group, fields in values.items() if fields}
+    from_file = _live_tables_of(args.config) if args.config is not None else {}
     try:
-        return build_settings(LiveSettings, values)
-    except SettingError as err:  # (every value here is a flag's)
+        return build_settings(LiveSettings, merge(from_file, flags))
+    except SettingError as err:
+        if _given(from_file, err.location) and not _given(flags, err.location):
+            raise ConfigError(f"{args.config}: {err}") from err
         raise _naming_the_flag(err) from err
+
+
+def _live_tables_of(config: Path) -> dict[str, Any]:
+    """The groups of a daemon configuration file the live engine uses (model, stream, tracker,
+    midi: a preset's), the whole file checked as the daemon would check it."""
+    from livepitch.config_file import check_value_types, files_relative_to, read_config_file
+    from livepitch.settings import DaemonSettings, SettingError, build_settings
+
+    tables = files_relative_to(read_config_file(config), DaemonSettings, config)
+    check_value_types(tables, DaemonSettings, config)
+    try:
+        build_settings(DaemonSettings, tables)
+    except SettingError as err:
+        raise ConfigError(f"{config}: {err}") from err
+    return {group: tables[group] for group in LIVE_GROUPS if group in tables}
+
+
+LIVE_GROUPS = ("model", "stream", "tracker", "midi")
+"""A configuration file's sections that ``transcribe --stream --config`` takes."""
 
 
 _STREAM_ONLY = (
@@ -910,7 +940,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     """``livepitch transcribe``: one MIDI file (and optional CSV/posteriors) per input."""
     if args.stream:
         return run_transcribe_stream(args)
-    used = [name for name in _STREAM_ONLY if getattr(args, name) is not None]
+    used = [name for name in (*_STREAM_ONLY, "config") if getattr(args, name) is not None]
     if used:
         raise ConfigError(f"--{used[0].replace('_', '-')} needs --stream")
     settings = transcribe_settings_from_args(args)

@@ -609,3 +609,26 @@ def test_verbose_goes_before_or_after_the_command(command: str) -> None:
     assert parser.parse_args(["-v", *words]).verbose
     assert parser.parse_args([*words, "-v"]).verbose
     assert not parser.parse_args(words).verbose
+
+
+def test_stream_takes_a_configuration_files_live_settings_and_flags_win(
+    two_tones: Path, tmp_path: Path
+) -> None:
+    """A preset tuned for the daemon transcribes a file the same way (its [tracker], [stream],
+    [midi], [model]); the file's other sections are checked, not used."""
+    config = tmp_path / "low.toml"
+    config.write_text('[tracker]\nmax_hz = 300.0\n[audio]\ninput = "some microphone"\n')
+
+    def pitches(*flags: str | Path) -> list[int]:
+        out = tmp_path / "x.mid"
+        result = run_cli("transcribe", two_tones, "--stream", "--config", config, "-o", out, *flags)
+        assert result.returncode == 0, result.stderr
+        return [m.note for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0]
+
+    assert pitches() == [60]  # 67 (392 Hz) is above the file's max_hz
+    assert pitches("--max-hz", "1000") == [60, 67]
+    config.write_text("[tracker]\nmax_polyphony = 100\n")
+    result = run_cli("transcribe", two_tones, "--stream", "--config", config, "-o", tmp_path / "x.mid")
+    assert_one_line_error(result, 2, f"{config}: tracker.max_polyphony = 100: Input should be")
+    result = run_cli("transcribe", two_tones, "--config", config, "-o", tmp_path / "x.mid")
+    assert_one_line_error(result, 2, "--config needs --stream")
