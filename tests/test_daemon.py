@@ -247,10 +247,11 @@ def test_recorded_times_after_a_lost_device_returns_count_the_time_it_was_away(
     assert away_s > 1.7  # 1.2 s of audio, then the first retry half a second later
     second_run = ons[-4:]
     assert [pitch for pitch, _ in second_run] == [60, 64, 67, 72]
-    # (the loss is dated to the last progress the main loop saw, a tick apart: CI on a loaded
-    # machine once recorded 11 ms early; joined on, they would be 1.7 s early)
+    # (the loss is dated to the last progress the main loop saw: up to a tick, 0.1 s, after the
+    # last audio, more on a loaded machine, where CI recorded them 11 and 106 ms early; joined
+    # on, they would be 1.7 s early)
     for (_, at_s), onset_s in zip(second_run, [0.3, 0.9, 1.5, 1.5], strict=True):
-        assert away_s + onset_s - 0.1 < at_s < away_s + onset_s + 0.15, (ons, away_s)
+        assert away_s + onset_s - 0.25 < at_s < away_s + onset_s + 0.15, (ons, away_s)
 
 
 def test_a_vanished_device_releases_the_notes_and_is_reopened(model: Any, melody: np.ndarray) -> None:
