@@ -105,9 +105,21 @@ def reinitialise_portaudio() -> None:
     try:
         with quiet_native_stderr(), abort_restart.restarting_on_abort():
             sounddevice._terminate()
-            sounddevice._initialize()
+            _initialize_portaudio()
     except sounddevice.PortAudioError as err:
         raise DeviceError(f"cannot restart the audio system: {first_line(err)}") from err
+
+
+def _initialize_portaudio() -> None:
+    """``sounddevice._initialize`` without its own swap of stderr for /dev/null (inside a quiet
+    call, what PortAudio prints, an assert before it aborts, goes to the quiet call's memory
+    file, for the restarted livepitch to log); that where this sounddevice lacks the parts."""
+    lib, check = getattr(sounddevice, "_lib", None), getattr(sounddevice, "_check", None)
+    if lib is None or check is None or not isinstance(getattr(sounddevice, "_initialized", None), int):
+        sounddevice._initialize()
+        return
+    check(lib.Pa_Initialize(), "Error initializing PortAudio")
+    sounddevice._initialized += 1
 
 
 def terminate_portaudio() -> None:

@@ -1,7 +1,7 @@
 """Silencing what native audio and MIDI libraries print straight to stderr.
 
-What they print is kept in a memory file until the next quiet call (not on a disk, never
-shown): if PortAudio aborts the process inside one, the livepitch executed in its place
+What they print is kept in a memory file while the call runs (not on a disk, never shown):
+if PortAudio aborts the process inside one, the livepitch executed in its place
 (``livepitch.abort_restart``) inherits that file and logs the last lines, the failed
 assert's own.
 """
@@ -62,6 +62,10 @@ def quiet_native_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+        target = _capture
+        if target is not None and target >= 0:  # an abort in a later call that is not quiet
+            with contextlib.suppress(OSError):  # must not find these words for its own
+                os.ftruncate(target, 0)
 
 
 def capture_descriptor() -> int | None:

@@ -251,8 +251,8 @@ def test_portaudio_calls_run_armed(monkeypatch: pytest.MonkeyPatch) -> None:
             sounddevice, "_terminate", lambda: seen.append(("terminate", abort_restart.armed()))
         )
         monkeypatch.setattr(
-            sounddevice,
-            "_initialize",
+            audio_device,
+            "_initialize_portaudio",
             lambda: seen.append(("initialize", abort_restart.armed())),
         )
         audio_device.reinitialise_portaudio()
@@ -260,6 +260,38 @@ def test_portaudio_calls_run_armed(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         abort_restart.clear_command()
     assert seen == [("helper", True), ("terminate", True), ("initialize", True), ("after", False)]
+
+
+def test_portaudios_reset_prints_into_the_memory_file_not_dev_null(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sounddevice's own initialisation points stderr at /dev/null, so the assert of a reset
+    that aborted was lost to the restarted livepitch; the reset initialises PortAudio itself,
+    inside the quiet call. What it printed is gone once the call ends (an abort in a later,
+    unquiet call must not take it for its own)."""
+    try:
+        import sounddevice
+
+        from livepitch import audio_device, native_output
+    except OSError as err:  # no PortAudio library here
+        pytest.skip(f"sounddevice cannot load PortAudio: {err}")
+    where: list[str] = []
+
+    class FakeLib:
+        def Pa_Initialize(self) -> int:
+            os.write(2, b"pa_jack.c:820: Terminate: Assertion `err == 0' failed.\n")
+            where.append(os.readlink("/proc/self/fd/2"))
+            return 0
+
+    monkeypatch.setattr(sounddevice, "_terminate", lambda: None)
+    monkeypatch.setattr(sounddevice, "_lib", FakeLib())
+    monkeypatch.setattr(sounddevice, "_initialized", 1)
+    audio_device.reinitialise_portaudio()
+    assert sounddevice._initialized == 2
+    capture = native_output.capture_descriptor()
+    if capture is None:
+        assert where == ["/dev/null"]
+    else:
+        assert len(where) == 1 and where[0].startswith(f"/memfd:{native_output.CAPTURE_NAME}"), where
+        assert os.fstat(capture).st_size == 0
 
 
 def test_the_command_is_livepitch_resumed_with_the_sessions_clock_or_started_afresh(
