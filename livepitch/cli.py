@@ -430,14 +430,10 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def daemon_settings_from_args(args: argparse.Namespace, tables: dict[str, Any] | None = None) -> Any:
     """Effective ``DaemonSettings``: defaults < ``--config`` file < flags. ``tables``: the
     file's, already read (else it is read here: a reload reads it again)."""
-    from livepitch.config_file import check_value_types, files_relative_to, merge, read_config_file
+    from livepitch.config_file import merge
     from livepitch.settings import DaemonSettings, SettingError, build_settings
 
-    values: dict[str, Any] = {}
-    if args.config is not None:
-        values = read_config_file(args.config) if tables is None else tables
-        check_value_types(values, DaemonSettings, args.config)
-        values = files_relative_to(values, DaemonSettings, args.config)
+    values = _config_tables(args.config, tables) if args.config is not None else {}
     flags = daemon_values_from_args(args)
     try:
         settings = build_settings(DaemonSettings, merge(values, flags))
@@ -470,6 +466,17 @@ def _naming_the_flag(err: Any) -> ConfigError:
         return err  # type: ignore[no-any-return]
     flag = _FLAGS_NAMED_OTHERWISE.get(field, "--" + field.replace("_", "-"))
     return type(err)(f"{flag} ({dotted}){text[len(dotted) :]}", err.location)  # type: ignore[no-any-return]
+
+
+def _config_tables(config: Path, tables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A daemon configuration file's tables (``tables``: already read), their value types
+    checked, file names made relative to the file's directory."""
+    from livepitch.config_file import check_value_types, files_relative_to, read_config_file
+    from livepitch.settings import DaemonSettings
+
+    values = read_config_file(config) if tables is None else tables
+    check_value_types(values, DaemonSettings, config)
+    return files_relative_to(values, DaemonSettings, config)
 
 
 def _given(tables: dict[str, Any], location: tuple[str, ...]) -> bool:
@@ -830,11 +837,9 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
 def _live_tables_of(config: Path) -> dict[str, Any]:
     """The groups of a daemon configuration file the live engine uses (model, stream, tracker,
     midi: a preset's), the whole file checked as the daemon would check it."""
-    from livepitch.config_file import check_value_types, files_relative_to, read_config_file
     from livepitch.settings import DaemonSettings, SettingError, build_settings
 
-    tables = files_relative_to(read_config_file(config), DaemonSettings, config)
-    check_value_types(tables, DaemonSettings, config)
+    tables = _config_tables(config)
     try:
         build_settings(DaemonSettings, tables)
     except SettingError as err:
