@@ -9,6 +9,7 @@ otherwise a Python function that does the same.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -252,12 +253,12 @@ class DeviceSource:
                     self._close(stream, chosen)  # a server that just died may hang PortAudio
                     if self.wedged:
                         raise AudioWedgedError(
-                            f"cannot open {self.description}: {first_line(err)}, "
+                            f"cannot open {self.description}: {self._why(err)}, "
                             "and the audio system did not release the stream"
                         ) from err
                     raise
             except (sounddevice.PortAudioError, ValueError) as err:
-                raise DeviceError(f"cannot open {self.description}: {first_line(err)}") from err
+                raise DeviceError(f"cannot open {self.description}: {self._why(err)}") from err
             return stream, chosen, why
 
         stream, native, why_python = self._within_timeout(open_and_start, native)
@@ -270,6 +271,14 @@ class DeviceSource:
             log.info("audio callback: C (never waits for the worker's Python)")
         else:
             log.info("audio callback: Python (%s)", why_python)
+
+    def _why(self, err: Exception) -> str:
+        """PortAudio's reason, without sounddevice's own class names (``Error opening
+        _StreamBase: ``); a rate the device refuses names the one it runs at."""
+        reason = re.sub(r"^Error opening \w+: ", "", first_line(err))
+        if "Invalid sample rate" in reason and self.rate_hz != self.device.default_rate_hz:
+            reason += f"; {self.device.name} runs at {self.device.default_rate_hz} Hz"
+        return reason
 
     def _within_timeout(
         self,

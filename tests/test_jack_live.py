@@ -766,3 +766,18 @@ def test_portaudio_ending_after_libjack_freed_its_client_exits_with_the_code(tmp
         stop_process(server)
     assert child.stdout.read().split() == ["None"]  # the MIDI client's open failed
     assert code == 7
+
+
+def test_a_rate_the_jack_server_does_not_run_at_names_the_one_it_does(
+    jack_server: str, tmp_path: Path
+) -> None:
+    livepitch = start_livepitch(jack_server, tmp_path, "--sample-rate", "12345")
+    try:
+        code = livepitch.wait(60)
+    finally:
+        stop_process(livepitch)
+    log = (tmp_path / "livepitch.log").read_text()
+    assert code == 6, log
+    error = log.splitlines()[-1]
+    assert error.startswith("livepitch: error: cannot open system") and "_StreamBase" not in error, log
+    assert error.endswith(f"Invalid sample rate [PaErrorCode -9997]; system runs at {RATE_HZ} Hz"), log
