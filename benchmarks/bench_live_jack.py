@@ -780,7 +780,8 @@ def measure_components(
 ) -> Components:
     """The live path's worker steps on the test signal, block by block, as the daemon runs them
     (with the daemon's settings for ``flags``)."""
-    from livepitch.cli import build_parser, daemon_settings_from_args
+    from livepitch.cli_options import build_parser
+    from livepitch.cli_settings import daemon_settings_from_args
     from livepitch.engine import build_engine
     from livepitch.geometry import MODEL_RATE_HZ
     from livepitch.model_file import resolve_model_path

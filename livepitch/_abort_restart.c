@@ -12,7 +12,7 @@
  * does what it did before (end the process, dump core).
  *
  * The new process starts with SIGTERM and SIGHUP blocked and every other signal unblocked
- * (abort() may have blocked them): livepitch.cli unblocks those two once it can note them.
+ * (abort() may have blocked them): livepitch.self_restart unblocks those two once it can note them.
  * It inherits no file descriptor but 0, 1 and 2: libjack's sockets, left open, kept this
  * process's JACK clients registered as zombies, and a live server then stopped answering the
  * new process's clients, but for one descriptor named by keep_across_exec: the memory file

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 
+from livepitch.errors import LivepitchError
 from livepitch.status import StatusLine
 
 
@@ -48,3 +49,12 @@ def configure_logging(level: str, as_json: bool, status_line: StatusLine | None 
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False
+
+
+def report_error(err: LivepitchError) -> None:
+    """The one error line: through the JSON log handler once ``--log-json`` set one up."""
+    handlers = logging.getLogger("livepitch").handlers
+    if any(isinstance(handler.formatter, JsonFormatter) for handler in handlers):
+        logging.getLogger("livepitch").error("%s", err)
+        return
+    print(f"livepitch: error: {err}", file=sys.stderr)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from livepitch import abort_restart, cli, native_output
+from livepitch import abort_restart, cli, native_output, self_restart
 from livepitch.daemon import SessionClock
 from livepitch.errors import DeviceError
 from tests.test_native_capture import can_compile
@@ -309,33 +309,41 @@ def test_the_command_is_livepitch_resumed_with_the_sessions_clock_or_started_afr
     kept: list[int | None] = []
     monkeypatch.setattr(abort_restart, "keep_across_exec", kept.append)
     monkeypatch.setattr(sys, "argv", ["livepitch", "--port", "Out"])
-    monkeypatch.setenv(cli.ABORTS_VARIABLE, "7")  # an earlier process's, never handed on as it was
-    monkeypatch.setenv(cli.LAST_WORDS_VARIABLE, "9")
-    monkeypatch.setenv(cli.RESUME_VARIABLE, "5")
+    monkeypatch.setenv(self_restart.ABORTS_VARIABLE, "7")  # an earlier process's, never handed on as it was
+    monkeypatch.setenv(self_restart.LAST_WORDS_VARIABLE, "9")
+    monkeypatch.setenv(self_restart.RESUME_VARIABLE, "5")
     clock = SessionClock(22050 * 90, 1234.5, 0.25)
 
-    cli._ready_abort_restart(2, 0, clock, flowed=False)
-    cli._ready_abort_restart(0, 0, clock, flowed=True)
-    cli._ready_abort_restart(0, cli.MAX_ABORTS_IN_A_ROW - 1, clock, flowed=False)
-    cli._ready_abort_restart(2, cli.MAX_ABORTS_IN_A_ROW, clock, flowed=False)
-    cli._ready_abort_restart(2, 0, None, flowed=True)
+    self_restart.ready_abort_restart(2, 0, clock, flowed=False)
+    self_restart.ready_abort_restart(0, 0, clock, flowed=True)
+    self_restart.ready_abort_restart(0, self_restart.MAX_ABORTS_IN_A_ROW - 1, clock, flowed=False)
+    self_restart.ready_abort_restart(2, self_restart.MAX_ABORTS_IN_A_ROW, clock, flowed=False)
+    self_restart.ready_abort_restart(2, 0, None, flowed=True)
 
     assert len(commands) == 3 and cleared == [1, 1]
     (argv, resumed), (_, flowed), (_, fresh) = commands
     assert argv == [sys.executable, "-m", "livepitch", "--port", "Out"]
-    assert (resumed[cli.RESUME_VARIABLE], resumed[cli.CLOCK_VARIABLE]) == ("3", clock.to_text())
-    assert (flowed[cli.RESUME_VARIABLE], flowed[cli.CLOCK_VARIABLE]) == ("1", clock.to_text())
-    assert cli.RESUME_VARIABLE not in fresh and cli.CLOCK_VARIABLE not in fresh
-    assert [env[cli.ABORTS_VARIABLE] for env in (resumed, flowed, fresh)] == [
+    assert (resumed[self_restart.RESUME_VARIABLE], resumed[self_restart.CLOCK_VARIABLE]) == (
+        "3",
+        clock.to_text(),
+    )
+    assert (flowed[self_restart.RESUME_VARIABLE], flowed[self_restart.CLOCK_VARIABLE]) == (
+        "1",
+        clock.to_text(),
+    )
+    assert self_restart.RESUME_VARIABLE not in fresh and self_restart.CLOCK_VARIABLE not in fresh
+    assert [env[self_restart.ABORTS_VARIABLE] for env in (resumed, flowed, fresh)] == [
         "1",
         "1",
-        str(cli.MAX_ABORTS_IN_A_ROW),
+        str(self_restart.MAX_ABORTS_IN_A_ROW),
     ]
     assert resumed["PATH"] == os.environ["PATH"]
     # the memory file a quiet PortAudio call prints into is handed on, for the assert's line
     memory = native_output.capture_descriptor()
     if memory is not None:
-        assert [env[cli.LAST_WORDS_VARIABLE] for env in (resumed, flowed, fresh)] == [str(memory)] * 3
+        assert [env[self_restart.LAST_WORDS_VARIABLE] for env in (resumed, flowed, fresh)] == [
+            str(memory)
+        ] * 3
         assert kept == [memory] * 3
 
 
@@ -348,11 +356,11 @@ def test_a_restart_to_reconnect_carries_the_aborts_in_a_row(monkeypatch: pytest.
         raise OSError("exec refused")
 
     monkeypatch.setattr(os, "execve", execve)
-    monkeypatch.setattr(cli, "_inherit_no_descriptors", lambda: None)
+    monkeypatch.setattr(self_restart, "_inherit_no_descriptors", lambda: None)
     for aborts in (0, 4):
         with pytest.raises(DeviceError):
-            cli._restart_self(2, SessionClock(0, 0.0, 0.0), aborts=aborts)
-    assert [env.get(cli.ABORTS_VARIABLE) for env in environments] == [None, "4"]
+            self_restart.restart_self(2, SessionClock(0, 0.0, 0.0), aborts=aborts)
+    assert [env.get(self_restart.ABORTS_VARIABLE) for env in environments] == [None, "4"]
 
 
 @needs_handler
@@ -402,7 +410,9 @@ def test_a_process_executed_after_an_abort_says_so_with_what_portaudio_printed()
 
     memory = os.memfd_create(CAPTURE_NAME)
     os.write(memory, b"noise\nJackClient: Cannot open\npython: pa_jack.c:1530: Assertion `!err' failed.\n")
-    env = dict(os.environ, **{cli.ABORTS_VARIABLE: "2", cli.LAST_WORDS_VARIABLE: str(memory)})
+    env = dict(
+        os.environ, **{self_restart.ABORTS_VARIABLE: "2", self_restart.LAST_WORDS_VARIABLE: str(memory)}
+    )
     try:
         done = subprocess.run(
             [sys.executable, "-m", "livepitch", "--input", "no such input anywhere", "--quiet"],

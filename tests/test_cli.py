@@ -267,7 +267,7 @@ def test_stream_rejects_mpe_with_more_than_15_voices(two_tones: Path, tmp_path: 
 def test_the_run_help_states_every_default_the_settings_have() -> None:
     from pydantic import BaseModel
 
-    from livepitch.cli import build_parser
+    from livepitch.cli_options import build_parser
     from livepitch.settings import AudioSettings, MidiSettings, PortSettings, StreamSettings, TrackerSettings
 
     commands = next(a for a in build_parser()._actions if a.dest == "command")
@@ -348,7 +348,7 @@ def test_a_restart_to_reconnect_hands_the_new_process_no_descriptor_but_0_1_and_
 ) -> None:
     """libjack's sockets are inheritable: the new process kept the old one's JACK clients
     alive as zombies, and a live server stopped answering the new process's clients."""
-    from livepitch import cli
+    from livepitch import self_restart
     from livepitch.daemon import SessionClock
     from livepitch.errors import DeviceError
 
@@ -363,7 +363,7 @@ def test_a_restart_to_reconnect_hands_the_new_process_no_descriptor_but_0_1_and_
     monkeypatch.setattr(os, "execve", execve)
     try:
         with pytest.raises(DeviceError):
-            cli._restart_self(1, SessionClock(0, 0.0, 0.0))
+            self_restart.restart_self(1, SessionClock(0, 0.0, 0.0))
     finally:
         os.close(read_end)
         os.close(write_end)
@@ -378,7 +378,7 @@ def test_a_restart_to_reconnect_holds_stop_and_reload_signals_for_the_new_proces
     the new process unblocks them once it notes them, so one sent meanwhile is acted on."""
     import signal
 
-    from livepitch import cli
+    from livepitch import self_restart
     from livepitch.daemon import SessionClock
     from livepitch.errors import DeviceError
 
@@ -391,24 +391,24 @@ def test_a_restart_to_reconnect_holds_stop_and_reload_signals_for_the_new_proces
 
     monkeypatch.setattr(os, "execve", execve)
     with pytest.raises(DeviceError, match="cannot restart livepitch"):
-        cli._restart_self(1, SessionClock(0, 0.0, 0.0))
+        self_restart.restart_self(1, SessionClock(0, 0.0, 0.0))
     assert held <= masks[0]  # blocked at the exec
     assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))  # and again not, as it failed
-    cli._restart_self(1, SessionClock(0, 0.0, 0.0), stop_requested=lambda: True)
+    self_restart.restart_self(1, SessionClock(0, 0.0, 0.0), stop_requested=lambda: True)
     assert len(masks) == 1  # a stop asked by then: no restart, the signals unblocked
     assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
 
     handlers = {signum: signal.getsignal(signum) for signum in held}
     # the new process, resumed, or started afresh after PortAudio aborted the old one before
     # it played (its SIGTERM stayed blocked: a stop never reached it)
-    for variable in (cli.RESUME_VARIABLE, cli.ABORTS_VARIABLE):
+    for variable in (self_restart.RESUME_VARIABLE, self_restart.ABORTS_VARIABLE):
         try:  # started with them blocked, one SIGHUP already pending
             signal.pthread_sigmask(signal.SIG_BLOCK, held)
             signal.pthread_kill(
                 threading.main_thread().ident or 0, signal.SIGHUP
             )  # (pytest runs other threads)
             monkeypatch.setenv(variable, "1")
-            early = cli._remember_early_signals()
+            early = self_restart.remember_early_signals()
             assert early == [signal.SIGHUP]
             assert not held & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
         finally:
@@ -602,7 +602,7 @@ def test_an_empty_or_dash_output_is_refused(two_tones: Path, output: str, tmp_pa
 @pytest.mark.parametrize("command", ["run", "config", "devices", "transcribe"])
 def test_verbose_goes_before_or_after_the_command(command: str) -> None:
     """``livepitch --input-file x -v`` was refused: -v worked only before the command."""
-    from livepitch.cli import build_parser
+    from livepitch.cli_options import build_parser
 
     parser = build_parser()
     words = [command, "take.wav"] if command == "transcribe" else [command]

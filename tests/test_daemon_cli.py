@@ -299,11 +299,11 @@ def test_a_reload_or_stop_while_the_daemon_starts_is_noted_not_fatal() -> None:
     SIGTERM are remembered (and acted on once it runs), not the default that ends the process."""
     import signal
 
-    from livepitch.cli import _remember_early_signals
+    from livepitch.self_restart import remember_early_signals
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        early = _remember_early_signals()
+        early = remember_early_signals()
         os.kill(os.getpid(), signal.SIGHUP)
         os.kill(os.getpid(), signal.SIGTERM)
         assert early == [signal.SIGHUP, signal.SIGTERM]
