@@ -62,7 +62,8 @@ def run_daemon_command(args: argparse.Namespace, early: list[int] | None = None)
     if _asks_for_json(tables):
         configure_logging("warning", True)
     settings = daemon_settings_from_args(args, tables)
-    from livepitch.daemon import Daemon, SessionClock
+    from livepitch.daemon import Daemon
+    from livepitch.self_restart import SessionClock
     from livepitch.status import StatusLine
 
     status_line = StatusLine()

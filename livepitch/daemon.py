@@ -36,11 +36,13 @@ from livepitch.errors import (
     first_line,
 )
 from livepitch.events import Event, NoteOn
+from livepitch.factories import Factories, default_factories
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.midi_sink import MidiSink, Port, check_writable
 from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
-from livepitch.settings import DaemonSettings, EngineKind, MidiApi
+from livepitch.self_restart import SessionClock
+from livepitch.settings import DaemonSettings, MidiApi
 from livepitch.status import StatusLine, StatusSnapshot, format_status, note_name
 from livepitch.wake_flag import WakeFlag
 from livepitch.window_engine import WindowFramesModel
@@ -54,8 +56,6 @@ RESUME_OVERLAP_FRAMES = 4
 """Frames (46 ms) of a replay, or of a kept stream's audio, played again after a reload,
 before where the old engine stopped publishing: an onset there needs frames before it to
 rise from."""
-CLOCK_MAX_AGE_S = 60.0
-"""Longest a restarted process may take to read the clock its predecessor handed it [s]."""
 MIN_CHUNK_FRAMES = 64
 """The worker reads at least this many device frames at once."""
 RELOAD_POLL_S = 0.05
@@ -65,68 +65,6 @@ STALL_S = 1.5
 STALL_BLOCKS = 3
 """No audio for ``STALL_S``, or for this many device blocks if longer, from a device that
 should be running means it is gone."""
-
-
-@dataclass
-class Factories:
-    """How the daemon gets its model, audio source and MIDI port (tests substitute fakes)."""
-
-    model: Callable[[DaemonSettings], WindowFramesModel]
-    source: Callable[[DaemonSettings], AudioSource]
-    port: Callable[[DaemonSettings], Port]
-
-
-def default_factories() -> Factories:
-    """The real model, sounddevice or file replay, and python-rtmidi."""
-
-    def model(settings: DaemonSettings) -> WindowFramesModel:
-        from livepitch.model_file import resolve_model_path
-        from livepitch.onnx_model import BasicPitchModel
-
-        incremental = settings.stream.engine is EngineKind.INCREMENTAL
-        model = BasicPitchModel(
-            resolve_model_path(settings.model.path),
-            threads=settings.model.threads or 1,
-            spin=False,
-            defer_session=incremental,  # onnxruntime loads only if a reload picks the window engine
-        )
-        if incremental:
-            model.incremental_weights()  # a file that is not Basic Pitch's fails here, at start
-        return model
-
-    def source(settings: DaemonSettings) -> AudioSource:
-        audio = settings.audio
-        if audio.input_file is not None:
-            unused = [
-                name
-                for name, value in (
-                    ("input", audio.input),
-                    ("host_api", audio.host_api),
-                    ("sample_rate_hz", audio.sample_rate_hz),
-                    ("callback", None if audio.callback == "c" else audio.callback),
-                )
-                if value is not None
-            ]
-            if unused:  # set for live use (a config file), not for a replay: say so, once per start
-                log.info("replaying %s: audio.%s not used", audio.input_file, ", audio.".join(unused))
-            return FileReplaySource(audio.input_file, audio.block_frames)
-        from livepitch.audio_device import DeviceSource
-
-        return DeviceSource(
-            audio.input,
-            audio.host_api,
-            audio.sample_rate_hz,
-            audio.block_frames,
-            audio.channel,
-            audio.callback,
-        )
-
-    def port(settings: DaemonSettings) -> Port:
-        from livepitch.midi_port import open_output
-
-        return open_output(settings.port.port, settings.port.midi_api, settings.port.connect)
-
-    return Factories(model, source, port)
 
 
 class Daemon:
@@ -968,32 +906,6 @@ class Daemon:
                 width=self.status_line.columns - 1,
             )
         )
-
-
-@dataclass(frozen=True)
-class SessionClock:
-    """The session's clock handed to a restarted process: its time after the last sample an
-    engine read [samples at 22050 Hz], when the input stopped (``time.monotonic``, the same
-    clock in every process) and the audio it left unread [s]."""
-
-    time_samples: int
-    stopped_monotonic_s: float
-    unread_s: float
-
-    def to_text(self) -> str:
-        return f"{self.time_samples} {self.stopped_monotonic_s!r} {self.unread_s!r}"
-
-    @staticmethod
-    def from_text(text: str) -> SessionClock | None:
-        """The clock ``to_text`` wrote, or None for anything else."""
-        try:
-            time_text, stopped_text, unread_text = text.split()
-            clock = SessionClock(int(time_text), float(stopped_text), float(unread_text))
-        except ValueError:
-            return None
-        age_s = time.monotonic() - clock.stopped_monotonic_s  # NaN fails the test too
-        fresh = 0.0 <= age_s <= CLOCK_MAX_AGE_S  # not left over from another boot or by hand
-        return clock if fresh and clock.time_samples >= 0 and 0.0 <= clock.unread_s <= 60.0 else None
 
 
 @dataclass(frozen=True)

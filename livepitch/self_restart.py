@@ -8,14 +8,11 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from livepitch.errors import DeviceError
-
-if TYPE_CHECKING:
-    from livepitch.daemon import SessionClock
-
 
 HELD_SIGNALS = ("SIGTERM", "SIGHUP")
 """Signals held back (blocked) across livepitch's restart of itself, until the new process can
@@ -44,6 +41,36 @@ def ignore_late_signals() -> None:
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
+CLOCK_MAX_AGE_S = 60.0
+"""Longest a restarted process may take to read the clock its predecessor handed it [s]."""
+
+
+@dataclass(frozen=True)
+class SessionClock:
+    """The session's clock handed to a restarted process: its time after the last sample an
+    engine read [samples at 22050 Hz], when the input stopped (``time.monotonic``, the same
+    clock in every process) and the audio it left unread [s]."""
+
+    time_samples: int
+    stopped_monotonic_s: float
+    unread_s: float
+
+    def to_text(self) -> str:
+        return f"{self.time_samples} {self.stopped_monotonic_s!r} {self.unread_s!r}"
+
+    @staticmethod
+    def from_text(text: str) -> SessionClock | None:
+        """The clock ``to_text`` wrote, or None for anything else."""
+        try:
+            time_text, stopped_text, unread_text = text.split()
+            clock = SessionClock(int(time_text), float(stopped_text), float(unread_text))
+        except ValueError:
+            return None
+        age_s = time.monotonic() - clock.stopped_monotonic_s  # NaN fails the test too
+        fresh = 0.0 <= age_s <= CLOCK_MAX_AGE_S  # not left over from another boot or by hand
+        return clock if fresh and clock.time_samples >= 0 and 0.0 <= clock.unread_s <= 60.0 else None
 
 
 RESUME_VARIABLE = "LIVEPITCH_RESUMED"

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from livepitch import abort_restart, cli, native_output, self_restart
-from livepitch.daemon import SessionClock
+from livepitch import abort_restart, native_output, self_restart
 from livepitch.errors import DeviceError
+from livepitch.self_restart import SessionClock
 from tests.test_native_capture import can_compile
 
 needs_handler = pytest.mark.skipif(not abort_restart.available(), reason="livepitch._abort_restart not built")

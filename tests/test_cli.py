@@ -349,8 +349,8 @@ def test_a_restart_to_reconnect_hands_the_new_process_no_descriptor_but_0_1_and_
     """libjack's sockets are inheritable: the new process kept the old one's JACK clients
     alive as zombies, and a live server stopped answering the new process's clients."""
     from livepitch import self_restart
-    from livepitch.daemon import SessionClock
     from livepitch.errors import DeviceError
+    from livepitch.self_restart import SessionClock
 
     read_end, write_end = os.pipe()
     os.set_inheritable(read_end, True)
@@ -379,8 +379,8 @@ def test_a_restart_to_reconnect_holds_stop_and_reload_signals_for_the_new_proces
     import signal
 
     from livepitch import self_restart
-    from livepitch.daemon import SessionClock
     from livepitch.errors import DeviceError
+    from livepitch.self_restart import SessionClock
 
     held = {signal.SIGTERM, signal.SIGHUP}
     masks: list[set[int]] = []

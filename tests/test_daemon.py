@@ -18,10 +18,11 @@ import pytest
 import soundfile
 
 from livepitch.audio_sources import FileReplaySource
-from livepitch.daemon import Daemon, Factories
+from livepitch.daemon import Daemon
 from livepitch.engine import build_engine, stream_audio
 from livepitch.errors import ConfigError, DeviceError, MidiPortError
 from livepitch.event_files import write_events_csv
+from livepitch.factories import Factories
 from livepitch.midi_file import setup_messages
 from livepitch.settings import BendMode, DaemonSettings
 from livepitch.status import StatusLine
@@ -1128,8 +1129,8 @@ def test_a_configuration_reloaded_while_down_that_fails_falls_back_to_the_last_g
     """Reloaded while the device is away: a replay of a missing file (refused as input), then
     blocks too long for the device (refused when it returns). Each time the daemon goes back
     to the configuration that worked and resumes when the device is back."""
-    from livepitch.daemon import default_factories
     from livepitch.errors import DeviceError
+    from livepitch.factories import default_factories
 
     first = FakeSource(melody, 22050, speed=1.0, vanish_after_s=0.6)
     back = FakeSource(melody, 22050, speed=4.0)
@@ -1362,7 +1363,7 @@ def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
     """A lost stream the audio system will not release makes livepitch re-execute itself; the
     new process appends to the same events log, so its times go on from the old one's, with
     the time the input was away."""
-    from livepitch.daemon import SessionClock
+    from livepitch.self_restart import SessionClock
 
     class WedgedSource(TimedStart):
         wedged = True
@@ -1412,7 +1413,7 @@ def test_a_process_restarted_to_reconnect_goes_on_with_the_sessions_clock(
 
 
 def test_a_session_clock_from_the_environment_is_read_or_ignored() -> None:
-    from livepitch.daemon import SessionClock
+    from livepitch.self_restart import SessionClock
 
     stopped_s = time.monotonic() - 2.0
     assert SessionClock.from_text(f"22050 {stopped_s!r} 0.25") == SessionClock(22050, stopped_s, 0.25)

@@ -373,7 +373,7 @@ def test_the_composite_kernel_equals_the_patches_for_any_harmonic_layout(kernel_
 
 
 def test_the_daemons_incremental_model_never_opens_onnxruntime_until_a_window_runs(model: Any) -> None:
-    from livepitch.daemon import default_factories
+    from livepitch.factories import default_factories
     from livepitch.settings import DaemonSettings
 
     deferred = default_factories().model(DaemonSettings.model_validate({"model": {"path": str(model.path)}}))
