@@ -30,6 +30,7 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
+from livepitch.blas_threads import one_blas_thread
 from livepitch.frames import Frame, cut_at_boundaries, end_preview_at
 from livepitch.geometry import FRAME_HOP_SAMPLES, WINDOW_FRAMES
 from livepitch.model_weights import Array, FrontEndWeights, IncrementalWeights
@@ -142,6 +143,10 @@ class IncrementalEngine:
 
     def reset(self) -> None:
         """Forget all audio; the next sample pushed is sample 0."""
+        with one_blas_thread():
+            self._reset()
+
+    def _reset(self) -> None:
         self._cqt.reset()
         self._features.reset()
         self._cnn.reset()
@@ -170,6 +175,10 @@ class IncrementalEngine:
 
     def push(self, block: npt.NDArray[np.float32]) -> list[Frame]:
         """Consume ``block`` (mono float32 at 22050 Hz); return newly publishable frames."""
+        with one_blas_thread():  # (numpy's BLAS on more threads stalls on a busy machine)
+            return self._push(block)
+
+    def _push(self, block: npt.NDArray[np.float32]) -> list[Frame]:
         if self._flushed:
             raise RuntimeError("the stream has ended (flush); reset() before pushing more audio")
         samples = np.asarray(block, dtype=np.float32).reshape(-1)
@@ -212,6 +221,10 @@ class IncrementalEngine:
 
         The stream then ends: ``push`` needs a ``reset`` first; ``flush`` again returns nothing.
         """
+        with one_blas_thread():
+            return self._flush()
+
+    def _flush(self) -> list[Frame]:
         end_sample = self._consumed
         n_frames = math.ceil(end_sample / FRAME_HOP_SAMPLES)
         frames: list[Frame] = []

@@ -412,3 +412,34 @@ def test_gathering_equals_scattering_for_final_and_provisional_columns(
         expected = scatter.step(inputs, edge).copy()
         np.testing.assert_allclose(gather.step(inputs, edge), expected, atol=1e-5)
         assert expected.shape[0] == (1 + scatter.radius + provisional if edge else 1)
+
+
+def test_the_engine_multiplies_on_one_blas_thread_whatever_numpy_was_given(
+    model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program embedding the engine (``livepitch.api``) may run numpy's BLAS on several
+    threads: OpenBLAS split the engine's products across threads that spin for each other,
+    and on a busy machine a 33 s recording took 78 s of CPU instead of 5."""
+    from threadpoolctl import ThreadpoolController
+
+    from livepitch import blas_threads
+
+    blas = ThreadpoolController().select(user_api="blas")
+    threads_seen: list[int] = []
+    matmul = np.matmul
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        if len(threads_seen) < 3:
+            threads_seen.append(max(info["num_threads"] for info in blas.info()))
+        return matmul(*args, **kwargs)
+
+    with blas.limit(limits=2):  # numpy as a program may have it (its default on two cores)
+        if max(info["num_threads"] for info in blas.info()) < 2:
+            pytest.skip("this BLAS runs one thread only")
+        monkeypatch.setattr(blas_threads, "_limiter", None)  # (as first used in that program)
+        engine = build_engine(model, INCREMENTAL)
+        monkeypatch.setattr(np, "matmul", spy)
+        engine.feed(sequence([(0.1, 0.2, 60)], 0.3))
+        monkeypatch.setattr(np, "matmul", matmul)
+        assert threads_seen == [1, 1, 1]
+        assert max(info["num_threads"] for info in blas.info()) == 2  # the program's again
