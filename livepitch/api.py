@@ -1,35 +1,95 @@
 """The Python API for integrators: feed audio blocks, get MIDI events.
 
-    from livepitch.api import open_engine, stream_file
+    from livepitch.api import open_engine, stream_file, midi_messages, setup_messages
 
     engine = open_engine()                      # default settings, installed model
+    port.send_all(setup_messages(engine))       # MPE zone or bend range, as the daemon's port sends
     for block in blocks_of_mono_float32_at(engine.rate_hz):
-        for event in engine.feed(block):
-            ...                                  # NoteOn / NoteOff / PitchBend values
-    for event in engine.finish():
-        ...
+        events = engine.feed(block)             # NoteOn / NoteOff / PitchBend values
+        port.send_all(midi_messages(events))    # mido messages
+    events = engine.finish()                    # the last frames, then every note ends
 
     for event in stream_file("take.wav"):       # the same engine over a file, as fast as the CPU allows
-        print(event)
+        print(event.time_s, event)
+
+    notes = transcribe("take.wav")              # offline: Basic Pitch's decoding of the whole file
 
 Audio fed to ``feed`` is mono float32 at 22050 Hz (``engine.rate_hz``); ``DeviceToModel`` converts
-other rates and channel counts (as the daemon does). Events carry ``time_sample`` (when the note happened, as
-the tracker believes) and ``emitted_sample`` (how much audio had been fed when it was emitted),
-both model-rate sample indices.
+other rates and channel counts (as the daemon does). Events carry ``time_sample`` (when the note
+happened, as the tracker believes) and ``emitted_sample`` (how much audio had been fed when it
+was emitted), both sample indices at 22050 Hz (``time_s`` and ``emitted_s`` in seconds), and a
+0-based MIDI ``channel`` (the events log and the printed notes count channels 1-16).
+``live_settings`` reads a configuration file (``config/voice.toml``, or one ``livepitch config``
+printed) with one-line ``ConfigError`` messages.
+
+**Threads.** An engine belongs to the thread that feeds it (one engine per thread; several may
+run side by side). Each frame is many short numpy calls, each releasing Python's GIL: a
+CPU-bound Python thread beside it takes the GIL for up to the interpreter's switch interval (5
+ms by default) at every release, which made feeding 3 s of audio take 5-8 s instead of 0.8. The
+daemon sets ``sys.setswitchinterval(0.0005)``; a program whose other Python threads compute
+should do the same, or feed the engine in a process of its own. numpy's BLAS is held to one
+thread while the engine computes (``livepitch.blas_threads``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+import mido
+import numpy as np
+import numpy.typing as npt
 
 from livepitch.audio_file import read_audio_frames
 from livepitch.engine import StreamingEngine, build_engine, stream_audio
-from livepitch.events import Event
+from livepitch.errors import ConfigError, LivepitchError
+from livepitch.event_files import event_to_message
+from livepitch.events import Event, NoteOff, NoteOn, PitchBend
+from livepitch.midi_file import setup_messages as _setup_messages
+from livepitch.notes import Note
 from livepitch.resample_stream import DeviceToModel, recording_to_model_rate
-from livepitch.settings import AudioSettings, DaemonSettings, LiveSettings
+from livepitch.settings import AudioSettings, DaemonSettings, LiveSettings, TranscribeSettings
 
-__all__ = ["DeviceToModel", "Event", "LiveSettings", "StreamingEngine", "open_engine", "stream_file"]
+__all__ = [
+    "ConfigError",
+    "DaemonSettings",
+    "DeviceToModel",
+    "Event",
+    "LiveSettings",
+    "LivepitchError",
+    "Note",
+    "NoteOff",
+    "NoteOn",
+    "PitchBend",
+    "StreamingEngine",
+    "TranscribeSettings",
+    "live_settings",
+    "midi_messages",
+    "open_engine",
+    "setup_messages",
+    "stream_file",
+    "transcribe",
+]
+
+
+def live_settings(config: str | Path | None = None, **groups: dict[str, Any]) -> LiveSettings:
+    """Engine settings: the defaults, then a configuration file's ``model``, ``stream``,
+    ``tracker`` and ``midi`` tables (``config``: a preset, or the daemon's file), then
+    ``groups`` (``stream={"lookahead_ms": 100}``). ``ConfigError``, one line naming the
+    setting (and the file that set it), for anything not allowed."""
+    from livepitch.cli_settings import given, live_tables_of
+    from livepitch.config_file import merge
+    from livepitch.settings import SettingError, build_settings
+
+    from_file = live_tables_of(Path(config).expanduser()) if config is not None else {}
+    try:
+        settings: LiveSettings = build_settings(LiveSettings, merge(from_file, dict(groups)))
+    except SettingError as err:
+        if given(from_file, err.location) and not given(groups, err.location):
+            raise ConfigError(f"{config}: {err}") from err
+        raise
+    return settings
 
 
 def open_engine(settings: LiveSettings | None = None) -> StreamingEngine:
@@ -58,3 +118,36 @@ def stream_file(path: str | Path, settings: LiveSettings | None = None) -> Itera
     frames, rate_hz = read_audio_frames(path)
     audio = recording_to_model_rate(frames, rate_hz, audio_settings.resample_quality, channel)
     yield from stream_audio(audio, open_engine(settings), settings.stream.block_samples)
+
+
+def midi_messages(events: Iterable[Event]) -> list[mido.Message]:
+    """The MIDI messages of ``events``, in order (note-on, note-off, pitch wheel; channels as the
+    engine's voice allocation chose them)."""
+    return [event_to_message(event) for event in events]
+
+
+def setup_messages(settings: LiveSettings | StreamingEngine | None = None) -> list[mido.Message]:
+    """What to send a synth before the first note, as livepitch's port does: with ``bends =
+    "mpe"`` the MPE lower zone (the configuration message, then the members' bend range with
+    RPN 0), with ``"single"`` the bend range on channel 1, with ``"none"`` nothing. Send it again
+    when a synth connects later. ``settings``: an engine's, or the defaults."""
+    if isinstance(settings, StreamingEngine):
+        return _setup_messages(settings.voices.bends, settings.voices.bend_range_semitones)
+    midi = (settings or LiveSettings()).midi
+    return _setup_messages(midi.bends, midi.effective_bend_range_semitones)
+
+
+def transcribe(
+    audio: str | Path | npt.NDArray[np.floating], settings: TranscribeSettings | None = None
+) -> list[Note]:
+    """The notes of a whole recording, decoded offline as Basic Pitch does (``livepitch
+    transcribe``): an audio file, or mono float samples at 22050 Hz."""
+    from livepitch.model_file import resolve_model_path
+    from livepitch.onnx_model import BasicPitchModel
+    from livepitch.transcribe import transcribe_audio, transcribe_file
+
+    settings = settings or TranscribeSettings()
+    model = BasicPitchModel(resolve_model_path(settings.model.path), threads=settings.model.threads)
+    if isinstance(audio, (str, Path)):
+        return transcribe_file(audio, model, settings).notes
+    return transcribe_audio(audio, model, settings).notes

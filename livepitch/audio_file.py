@@ -17,12 +17,10 @@ from livepitch.errors import AudioInputError, first_line
 from livepitch.geometry import MODEL_RATE_HZ
 from livepitch.native_output import quiet_native_stderr
 from livepitch.paths import is_directory, stat_or_none
+from livepitch.resample_stream import MAX_DEVICE_RATE_HZ, MIN_DEVICE_RATE_HZ
+from livepitch.samples import MAX_SAMPLE_MAGNITUDE
 
-MAX_SAMPLE_MAGNITUDE = 1.0e4
-"""Larger samples are not audio (a float file's full scale is 1.0; the model's log spectrum
-overflows near 1e19): files holding them are refused, live input is clipped."""
-
-MIN_FILE_RATE_HZ = 4000
+MIN_FILE_RATE_HZ = MIN_DEVICE_RATE_HZ
 """Files at a lower sample rate are refused: they cannot hold most of the model's range (a
 4 kHz file stops at 2 kHz, near B6), and such a rate is a damaged header more often than audio."""
 
@@ -89,10 +87,15 @@ def unreadable(path: Path, err: Exception) -> AudioInputError:
 
 
 def check_file_rate(path: Path, rate_hz: int) -> None:
-    """``AudioInputError`` for a file whose sample rate is below ``MIN_FILE_RATE_HZ``."""
+    """``AudioInputError`` for a file whose sample rate is below ``MIN_FILE_RATE_HZ`` or above
+    ``MAX_DEVICE_RATE_HZ`` (a damaged header, more often than audio)."""
     if rate_hz < MIN_FILE_RATE_HZ:
         raise AudioInputError(
             f"{path}: its sample rate is {rate_hz} Hz, below the {MIN_FILE_RATE_HZ} Hz an audio file needs here"
+        )
+    if rate_hz > MAX_DEVICE_RATE_HZ:
+        raise AudioInputError(
+            f"{path}: its sample rate is {rate_hz} Hz, above the {MAX_DEVICE_RATE_HZ} Hz read here"
         )
 
 

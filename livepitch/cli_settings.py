@@ -76,7 +76,7 @@ def daemon_settings_from_args(args: argparse.Namespace, tables: dict[str, Any] |
     try:
         settings = build_settings(DaemonSettings, merge(values, flags))
     except SettingError as err:  # one the file set, and no flag: the file is named
-        if args.config is not None and _given(values, err.location) and not _given(flags, err.location):
+        if args.config is not None and given(values, err.location) and not given(flags, err.location):
             raise ConfigError(f"{args.config}: {err}") from err
         raise _naming_the_flag(err) from err
     if args.config is not None:
@@ -117,7 +117,7 @@ def _config_tables(config: Path, tables: dict[str, Any] | None = None) -> dict[s
     return files_relative_to(values, DaemonSettings, config)
 
 
-def _given(tables: dict[str, Any], location: tuple[str, ...]) -> bool:
+def given(tables: dict[str, Any], location: tuple[str, ...]) -> bool:
     """Whether ``tables`` set the setting at ``location`` (or, for a group, any of its fields)."""
     value: Any = tables
     for part in location:
@@ -205,16 +205,16 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
         "model": _drop_none({"path": args.model, "threads": args.threads}),
     }
     flags = {group: fields for group, fields in values.items() if fields}
-    from_file = _live_tables_of(args.config) if args.config is not None else {}
+    from_file = live_tables_of(args.config) if args.config is not None else {}
     try:
         return build_settings(LiveSettings, merge(from_file, flags))
     except SettingError as err:
-        if _given(from_file, err.location) and not _given(flags, err.location):
+        if given(from_file, err.location) and not given(flags, err.location):
             raise ConfigError(f"{args.config}: {err}") from err
         raise _naming_the_flag(err) from err
 
 
-def _live_tables_of(config: Path) -> dict[str, Any]:
+def live_tables_of(config: Path) -> dict[str, Any]:
     """The groups of a daemon configuration file the live engine uses (model, stream, tracker,
     midi: a preset's), the whole file checked as the daemon would check it."""
     from livepitch.settings import DaemonSettings, SettingError, build_settings

@@ -19,22 +19,11 @@ from livepitch.frames import Frame, FrameEngine
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.incremental_engine import IncrementalEngine
 from livepitch.input_level import FrameLevels
+from livepitch.samples import cleaned, float_samples, needs_cleaning
 from livepitch.settings import EngineKind, LiveSettings, StreamSettings
 from livepitch.tracker import NoteTracker
 from livepitch.voices import VoiceAllocator
 from livepitch.window_engine import WindowEngine, WindowFramesModel, lookahead_frames_for_ms
-
-
-def float_samples(block: npt.ArrayLike) -> npt.NDArray[np.floating]:
-    """``block`` as an array of floating-point samples; ``TypeError`` for any other kind
-    (integers, booleans, complex numbers: audio is float in ±1)."""
-    samples = np.asarray(block)
-    if not np.issubdtype(samples.dtype, np.floating):
-        raise TypeError(
-            f"audio samples must be floating point in ±1, not {samples.dtype} "
-            "(scale integer PCM first, e.g. int16 / 32768)"
-        )
-    return samples
 
 
 class StreamingEngine:
@@ -49,6 +38,7 @@ class StreamingEngine:
         self.voices = voices
         self.levels = FrameLevels()
         self._last_frame_end = 0
+        self._finished = False
 
     @property
     def consumed_samples(self) -> int:
@@ -67,8 +57,11 @@ class StreamingEngine:
         ``ValueError`` for a block that is not mono (``DeviceToModel`` downmixes), ``TypeError``
         for samples that are not floating point (integer PCM is not scaled to ±1 here, and would
         sound thousands of times too loud to the noise gate); NaN and infinite samples become
-        silence, as the daemon's input does (they would poison the model's state for seconds,
-        and leave the note sounding then without its note-off)."""
+        silence and samples beyond ±1e4 are clipped, as the daemon's input does (they would
+        poison the model's state for seconds, and leave the note sounding then without its
+        note-off). ``RuntimeError`` after ``finish``, until ``reset``."""
+        if self._finished:
+            raise RuntimeError("the stream has ended (finish); reset() before feeding more audio")
         samples = np.asarray(float_samples(block), dtype=np.float32)
         if samples.ndim == 2 and samples.shape[1] == 1:
             samples = samples[:, 0]
@@ -76,8 +69,8 @@ class StreamingEngine:
             raise ValueError(
                 f"feed takes mono audio, shape (samples,), not {samples.shape}: DeviceToModel downmixes"
             )
-        if not np.isfinite(samples).all():
-            samples = np.where(np.isfinite(samples), samples, np.float32(0.0))
+        if needs_cleaning(samples):
+            samples = cleaned(samples)
         block = samples
         self.levels.push(block)
         events: list[Event] = []
@@ -93,6 +86,7 @@ class StreamingEngine:
 
     def finish(self) -> list[Event]:
         """End of stream: publish the remaining frames, then end every sounding note."""
+        self._finished = True
         events: list[Event] = []
         for frame in self.frames.flush():
             events.extend(self._process(frame))
@@ -126,6 +120,7 @@ class StreamingEngine:
 
     def _forget_audio(self) -> None:
         """Frames, tracker and levels start again at sample 0."""
+        self._finished = False
         self.frames.reset()
         self.tracker.reset()
         self.levels.reset()

@@ -21,8 +21,26 @@ def _check_common(time_sample: int, emitted_sample: int, channel: int) -> None:
         raise ValueError("time_sample and emitted_sample must be >= 0")
 
 
+class _Timed:
+    """``time_s`` and ``emitted_s``: an event's two sample indices in seconds."""
+
+    __slots__ = ()
+    time_sample: int
+    emitted_sample: int
+
+    @property
+    def time_s(self) -> float:
+        """``time_sample`` in seconds."""
+        return samples_to_s(self.time_sample)
+
+    @property
+    def emitted_s(self) -> float:
+        """``emitted_sample`` in seconds."""
+        return samples_to_s(self.emitted_sample)
+
+
 @dataclass(frozen=True, slots=True)
-class NoteOn:
+class NoteOn(_Timed):
     """A note starts: ``pitch`` (MIDI 0-127) at ``velocity`` (1-127) on ``channel``."""
 
     time_sample: int
@@ -40,7 +58,7 @@ class NoteOn:
 
 
 @dataclass(frozen=True, slots=True)
-class NoteOff:
+class NoteOff(_Timed):
     """The note ``pitch`` on ``channel`` ends."""
 
     time_sample: int
@@ -55,7 +73,7 @@ class NoteOff:
 
 
 @dataclass(frozen=True, slots=True)
-class PitchBend:
+class PitchBend(_Timed):
     """The pitch wheel of ``channel`` moves to ``value`` (-8192..8191), i.e. ``cents``.
 
     ``pitch`` is the note the bend belongs to (informational; MIDI bends a whole channel).

@@ -10,6 +10,12 @@ import numpy.typing as npt
 import soxr
 
 from livepitch.geometry import MODEL_RATE_HZ
+from livepitch.samples import float_samples
+
+MIN_DEVICE_RATE_HZ = 4000
+"""Lowest input rate converted (a file's lowest: ``audio_file.MIN_FILE_RATE_HZ``) [Hz]."""
+MAX_DEVICE_RATE_HZ = 768_000
+"""Highest input rate converted [Hz]."""
 
 
 class DeviceToModel:
@@ -25,6 +31,10 @@ class DeviceToModel:
     def __init__(
         self, device_rate_hz: int, channels: int, channel: int | None = None, quality: str = "QQ"
     ) -> None:
+        if not MIN_DEVICE_RATE_HZ <= device_rate_hz <= MAX_DEVICE_RATE_HZ:
+            raise ValueError(
+                f"device rate {device_rate_hz} Hz outside {MIN_DEVICE_RATE_HZ}..{MAX_DEVICE_RATE_HZ} Hz"
+            )
         if channels < 1:
             raise ValueError(f"an input needs at least one channel, not {channels}")
         if channel is not None and not 0 <= channel < channels:
@@ -59,10 +69,11 @@ class DeviceToModel:
 
     def mono(self, block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The block's chosen channel, or the mean of its channels; ``ValueError`` for a block
-        that is not ``[frames, channels]`` with the channel count given at construction,
-        ``TypeError`` for samples that are not floating point."""
-        if not np.issubdtype(block.dtype, np.floating):
-            raise TypeError(f"audio samples must be floating point in ±1, not {block.dtype}")
+        that is not ``[frames, channels]`` with the channel count given at construction (a
+        mono input may give ``[frames]``), ``TypeError`` for samples that are not floating point."""
+        block = float_samples(block)
+        if block.ndim == 1 and self.channels == 1:
+            block = block[:, None]
         if block.ndim != 2 or block.shape[1] != self.channels:
             raise ValueError(f"blocks of shape (frames, {self.channels}) expected, not {block.shape}")
         if self.channel is not None:
@@ -73,7 +84,10 @@ class DeviceToModel:
         return mixed
 
     def convert(self, block: npt.NDArray[np.float32], last: bool = False) -> npt.NDArray[np.float32]:
-        """Mono model-rate samples for ``block`` (``last`` flushes the resampler's tail)."""
+        """Mono model-rate samples for ``block`` (``last`` flushes the resampler's tail; then
+        ``reset`` before more audio: ``RuntimeError``)."""
+        if self._ended:
+            raise RuntimeError("the audio has ended (convert with last=True); reset() before converting more")
         mono = self.mono(block)
         if self._stream is None:
             return mono

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livepitch.audio_file import MAX_SAMPLE_MAGNITUDE
 from livepitch.engine import StreamingEngine
 from livepitch.events import Event, NoteOn
 from livepitch.geometry import MODEL_RATE_HZ
@@ -24,6 +23,7 @@ from livepitch.midi_sink import MidiSink
 from livepitch.recent_audio import RecentAudio
 from livepitch.resample_stream import DeviceToModel
 from livepitch.ring_buffer import AudioRing
+from livepitch.samples import MAX_SAMPLE_MAGNITUDE, cleaned, needs_cleaning
 
 log = logging.getLogger("livepitch.worker")
 
@@ -169,7 +169,7 @@ class Worker:
         self.sink.advance_clock(fed + lost_samples, refused=lambda: self.detached)
 
     def _feed(self, block: np.ndarray, last: bool) -> None:
-        if block.size and not float(np.abs(block).max()) <= MAX_SAMPLE_MAGNITUDE:  # NaN fails too
+        if needs_cleaning(block):
             self.stats.non_finite_blocks += 1
             if self.stats.non_finite_blocks == 1 or self.stats.non_finite_blocks % 1000 == 0:
                 log.warning(
@@ -177,11 +177,7 @@ class Worker:
                     "they are replaced by silence or clipped",
                     MAX_SAMPLE_MAGNITUDE,
                 )
-            block = np.clip(
-                np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0),
-                -MAX_SAMPLE_MAGNITUDE,
-                MAX_SAMPLE_MAGNITUDE,
-            )
+            block = cleaned(block)
         self.stats.blocks += 1
         self._feed_model_rate(self.converter.convert(block, last=last))
 

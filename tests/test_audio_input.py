@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from livepitch.audio_file import MAX_SAMPLE_MAGNITUDE, read_audio, read_audio_frames
+from livepitch.audio_file import read_audio, read_audio_frames
 from livepitch.audio_sources import FileReplaySource
 from livepitch.decoder import pitch_bin_range
 from livepitch.errors import AudioInputError
 from livepitch.ring_buffer import AudioRing
+from livepitch.samples import MAX_SAMPLE_MAGNITUDE
 from tests.synth import sequence
 
 

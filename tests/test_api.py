@@ -1,0 +1,112 @@
+"""The Python API as an integrator meets it: settings from a file, MIDI messages, offline
+notes, and what bad input gets."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mido
+import numpy as np
+import pytest
+
+from livepitch import api
+from tests.event_checks import check_event_stream, note_ons
+from tests.synth import sequence
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+def test_live_settings_read_a_preset_then_the_groups_given() -> None:
+    voice = api.live_settings(CONFIG / "voice.toml")
+    assert voice != api.LiveSettings()  # the preset's values, not the defaults
+    tuned = api.live_settings(CONFIG / "voice.toml", stream={"lookahead_ms": 100.0})
+    assert tuned.stream.lookahead_ms == 100.0 and tuned.tracker == voice.tracker
+    assert api.live_settings() == api.LiveSettings()
+
+
+def test_a_bad_setting_is_one_line_naming_it_and_the_file_that_set_it(tmp_path: Path) -> None:
+    with pytest.raises(api.ConfigError) as given:
+        api.live_settings(stream={"lookahead_ms": 1.0})
+    assert "\n" not in str(given.value) and str(given.value).startswith("stream.lookahead_ms")
+    config = tmp_path / "mine.toml"
+    config.write_text("[stream]\nlookahead_ms = 1.0\n")
+    with pytest.raises(api.ConfigError, match=rf"^{config}: stream.lookahead_ms") as read:
+        api.live_settings(config)
+    assert "\n" not in str(read.value)
+    with pytest.raises(api.ConfigError, match=r"missing\.toml"):
+        api.live_settings(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("bends", ["mpe", "single", "none"])
+def test_setup_and_event_messages_are_what_the_daemons_port_sends(model: Any, bends: str) -> None:
+    settings = api.live_settings(midi={"bends": bends})
+    setup = api.setup_messages(settings)
+    if bends == "mpe":  # RPN 6 on the manager channel: 15 member channels, first
+        assert [(m.channel, m.control, m.value) for m in setup[:3]] == [(0, 101, 0), (0, 100, 6), (0, 6, 15)]
+        assert len([m for m in setup if m.control == 100 and m.value == 0]) == 16  # RPN 0 on all 16
+    elif bends == "single":  # RPN 0 on channel 1: +-2 semitones
+        assert [(m.channel, m.control, m.value) for m in setup[:3]] == [(0, 101, 0), (0, 100, 0), (0, 6, 2)]
+    else:
+        assert setup == []
+    from livepitch.engine import build_engine
+
+    engine = build_engine(model, settings)
+    assert api.setup_messages(engine) == setup  # an engine knows its own
+    events = engine.feed(sequence([(0.2, 0.5, 60)], 1.0)) + engine.finish()
+    messages = api.midi_messages(events)
+    assert [(m.type, m.note) for m in messages if m.type != "pitchwheel"] == [
+        ("note_on", 60),
+        ("note_off", 60),
+    ]
+    assert all(isinstance(m, mido.Message) for m in messages)
+    on = note_ons(events)[0]
+    assert isinstance(on, api.NoteOn) and on.time_s == on.time_sample / 22050 and on.emitted_s > on.time_s
+
+
+def test_absurd_samples_are_clipped_without_warnings_and_the_stream_ends_once(model: Any) -> None:
+    from livepitch.engine import build_engine
+
+    engine = build_engine(model, api.LiveSettings())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings from the CQT, before
+        events = engine.feed(np.full(1024, 1e30, np.float32))
+        events += engine.feed(sequence([(0.2, 0.5, 60)], 1.0))
+    events += engine.finish()
+    check_event_stream(events)
+    with pytest.raises(RuntimeError, match=r"ended \(finish\); reset\(\) before feeding"):
+        engine.feed(np.zeros(256, np.float32))
+    engine.reset()
+    assert engine.feed(np.zeros(256, np.float32)) == []
+
+
+def test_the_converter_takes_mono_as_a_list_or_one_dimension_and_refuses_nonsense() -> None:
+    mono = api.DeviceToModel(44100, 1)
+    assert mono.convert([0.0] * 441).dtype == np.float32  # type: ignore[arg-type]
+    assert mono.convert(np.zeros(441, np.float32)).ndim == 1
+    with pytest.raises(TypeError, match="floating point"):
+        mono.convert(np.zeros(441, np.int16))
+    mono.convert(np.zeros(441, np.float32), last=True)
+    with pytest.raises(RuntimeError, match=r"ended .*reset\(\) before converting more"):
+        mono.convert(np.zeros(441, np.float32))
+    mono.reset()
+    mono.convert(np.zeros(441, np.float32))
+    for rate_hz in (0, 1, 1_000_000):
+        with pytest.raises(ValueError, match=f"device rate {rate_hz} Hz outside 4000..768000 Hz"):
+            api.DeviceToModel(rate_hz, 1)
+
+
+def test_transcribe_gives_the_notes_of_a_file_or_of_samples(tmp_path: Path) -> None:
+    import soundfile
+
+    audio = sequence([(0.2, 0.5, 60), (0.9, 0.5, 67)], 1.6)
+    path = tmp_path / "two.wav"
+    soundfile.write(path, audio, 22050)
+    from_file = api.transcribe(path)
+    assert [note.pitch for note in from_file] == [60, 67]
+    assert [note.pitch for note in api.transcribe(audio)] == [60, 67]
+    with pytest.raises(ValueError, match=r"mono audio, shape \(samples,\), not \(35280, 2\)"):
+        api.transcribe(np.stack([audio, audio], axis=1))
+    with pytest.raises(TypeError, match="floating point"):
+        api.transcribe((audio * 32767).astype(np.int16))
