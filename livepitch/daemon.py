@@ -10,6 +10,7 @@ stops the worker releases the sounding notes first.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import resource
 import signal
@@ -863,10 +864,25 @@ class Daemon:
         """Worker thread: queue a line per note-on for the main thread to print, timed on the
         session's clock (as recorded: after a restart or a reload it goes on)."""
         offset = self.sink.time_offset_samples if self.sink is not None else 0
+        as_json = self.settings.ui.log_json
         for event in events:
             if isinstance(event, NoteOn):
                 delay_ms = 1000.0 * (event.emitted_sample - event.time_sample) / MODEL_RATE_HZ
                 at_s = (event.time_sample + offset) / MODEL_RATE_HZ
+                if as_json:  # a service's output is read as JSON lines
+                    self._printed.append(
+                        json.dumps(
+                            {
+                                "note_on_s": round(at_s, 3),
+                                "name": note_name(event.pitch),
+                                "pitch": event.pitch,
+                                "velocity": event.velocity,
+                                "channel": event.channel + 1,
+                                "sent_after_ms": round(delay_ms, 1),
+                            }
+                        )
+                    )
+                    continue
                 self._printed.append(
                     f"{at_s:8.3f} s  {note_name(event.pitch):4s} ({event.pitch:3d})"
                     f"  velocity {event.velocity:3d}  channel {event.channel + 1:2d}  sent after {delay_ms:3.0f} ms"

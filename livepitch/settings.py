@@ -401,7 +401,9 @@ class UiSettings(BaseModel):
     log_level: str = Field(
         "info", pattern="^(debug|info|warning|error)$", description="debug | info | warning | error"
     )
-    print_notes: bool = Field(False, description="print a line for every note-on")
+    print_notes: bool = Field(
+        False, description="print a line for every note-on on stdout (with log_json, a JSON object)"
+    )
 
 
 class DaemonSettings(LiveSettings):

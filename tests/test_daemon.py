@@ -1562,3 +1562,26 @@ def test_once_a_stop_is_asked_an_abort_while_the_stream_closes_ends_the_process(
     stop = kinds.index("stop")
     assert kinds[stop - 1] == "ready" and log[stop - 1][2] is None, log
     assert log[stop][2] == set()
+
+
+def test_printed_notes_are_json_objects_when_the_logs_are_json(
+    model: Any, melody: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A service reads its output as JSON lines: --print-notes with --log-json printed the
+    person's text lines among them."""
+    import json
+
+    port = RecordingPort()
+    config = settings(midi={"bends": "none"}, ui={"quiet": True, "print_notes": True, "log_json": True})
+    daemon = make_daemon(model, config, [FakeSource(melody, 22050, block_frames=300)], [port])
+    assert daemon.run() == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(note["name"], note["pitch"]) for note in printed] == [
+        ("C4", 60),
+        ("E4", 64),
+        ("G4", 67),
+        ("C5", 72),
+    ]
+    for note, onset_s in zip(printed, (0.3, 0.9, 1.5, 1.5), strict=True):
+        assert abs(note["note_on_s"] - onset_s) < 0.05 and note["channel"] == 1 and note["velocity"] > 0
+        assert 0 < note["sent_after_ms"] < 150
