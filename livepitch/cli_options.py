@@ -155,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame grid: uniform (default) or upstream's compat",
     )
     transcribe.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    transcribe.add_argument(
+        "--log-json",
+        action="store_true",
+        help="errors as JSON log lines on stderr, and a JSON object per input on stdout (for a batch job)",
+    )
     stream = transcribe.add_argument_group("file as live (the streaming engine, with a virtual clock)")
     stream.add_argument("--stream", action="store_true", help="run the live code path on the file")
     stream.add_argument(

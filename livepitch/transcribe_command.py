@@ -4,6 +4,7 @@ and where each input's outputs go."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,6 +110,7 @@ def _check_parent(path: Path) -> None:
 
 def run_transcribe(args: argparse.Namespace) -> int:
     """``livepitch transcribe``: one MIDI file (and optional CSV/posteriors) per input."""
+    _log_json_if_asked(args)
     if args.stream:
         return run_transcribe_stream(args)
     used = [name for name in (*_STREAM_ONLY, "config") if getattr(args, name) is not None]
@@ -136,12 +138,31 @@ def run_transcribe(args: argparse.Namespace) -> int:
             report_error(err)
             exit_code = exit_code or err.exit_code
             continue
-        if not args.quiet:
-            duration_s = transcription.audio_samples / MODEL_RATE_HZ
+        duration_s = transcription.audio_samples / MODEL_RATE_HZ
+        if args.log_json:
+            _print_json(input_path, midi_path, notes=len(transcription.notes), audio_s=round(duration_s, 3))
+        elif not args.quiet:
             print(
                 f"{input_path} -> {midi_path}: {_count(len(transcription.notes), 'note')} in {duration_s:.2f} s of audio"
             )
     return exit_code
+
+
+def _print_json(input_path: Path, midi_path: Path | None, **figures: object) -> None:
+    """One input's outcome as a JSON object on stdout (``--log-json``)."""
+    print(
+        json.dumps(
+            {"input": str(input_path), "midi": None if midi_path is None else str(midi_path), **figures}
+        )
+    )
+
+
+def _log_json_if_asked(args: argparse.Namespace) -> None:
+    """``--log-json``: every log line and error on stderr as JSON, from here on."""
+    if args.log_json:
+        from livepitch.logs import configure_logging
+
+        configure_logging("warning", True)
 
 
 def run_transcribe_stream(args: argparse.Namespace) -> int:
@@ -192,17 +213,26 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
             report_error(err)
             exit_code = exit_code or err.exit_code
             continue
-        if not args.quiet:
-            latencies_ms = sorted(
-                1000.0 * (e.emitted_sample - e.time_sample) / 22050 for e in events if isinstance(e, NoteOn)
+        if args.quiet and not args.log_json:
+            continue
+        latencies_ms = sorted(
+            1000.0 * (e.emitted_sample - e.time_sample) / 22050 for e in events if isinstance(e, NoteOn)
+        )
+        n_notes = len(latencies_ms)
+        p50 = latencies_ms[n_notes // 2] if latencies_ms else None
+        p95 = latencies_ms[min(n_notes - 1, int(0.95 * n_notes))] if latencies_ms else None
+        if args.log_json:
+            _print_json(
+                input_path,
+                midi_path,
+                notes=n_notes,
+                events=len(events),
+                delay_p50_ms=None if p50 is None else round(p50, 1),
+                delay_p95_ms=None if p95 is None else round(p95, 1),
             )
-            n_notes = len(latencies_ms)
-            summary = (
-                f"{input_path} -> {midi_path}: {_count(n_notes, 'note')}, {_count(len(events), 'event')}"
-            )
-            if latencies_ms:
-                p50 = latencies_ms[n_notes // 2]
-                p95 = latencies_ms[min(n_notes - 1, int(0.95 * n_notes))]
-                summary += f", note-on delay after the detected onset p50 {p50:.0f} ms, p95 {p95:.0f} ms"
-            print(summary)
+            continue
+        summary = f"{input_path} -> {midi_path}: {_count(n_notes, 'note')}, {_count(len(events), 'event')}"
+        if p50 is not None and p95 is not None:
+            summary += f", note-on delay after the detected onset p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+        print(summary)
     return exit_code

@@ -93,6 +93,29 @@ def test_silence_gives_zero_notes_exit_0_and_no_warnings(tmp_path: Path) -> None
     assert (tmp_path / "s.csv").read_text().strip().count("\n") == 0  # header only
 
 
+def test_a_batch_job_reads_json_on_both_outputs_with_log_json(two_tones: Path, tmp_path: Path) -> None:
+    """``transcribe --log-json`` was refused (an unknown flag), so a batch job read text."""
+    import json
+
+    missing = tmp_path / "nope.wav"
+    result = run_cli("transcribe", two_tones, missing, "-o", tmp_path / "out", "--log-json")
+    assert result.returncode == 3
+    (done,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert done == {
+        "input": str(two_tones),
+        "midi": str(tmp_path / "out" / "44100Hz_two_tones.mid"),
+        "notes": 2,
+        "audio_s": 1.8,
+    }
+    (error,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert error["level"] == "error" and error["message"] == f"{missing}: no such file"
+    streamed = run_cli("transcribe", "--stream", two_tones, "-o", tmp_path / "s.mid", "--log-json", "-q")
+    assert streamed.returncode == 0 and streamed.stderr == ""
+    summary = json.loads(streamed.stdout)
+    assert (summary["notes"], summary["midi"]) == (2, str(tmp_path / "s.mid"))
+    assert 0 < summary["delay_p50_ms"] <= summary["delay_p95_ms"] < 150
+
+
 def test_missing_file(tmp_path: Path) -> None:
     assert_one_line_error(
         run_cli("transcribe", tmp_path / "nope.wav", "-o", tmp_path / "x.mid"), 3, "no such file"
