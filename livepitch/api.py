@@ -14,6 +14,9 @@
 
     notes = transcribe("take.wav")              # offline: Basic Pitch's decoding of the whole file
 
+    session = LiveSession(on_events, DaemonSettings(), midi=False)  # the live daemon, in this program
+    session.run()                               # until session.stop() from another thread
+
 Audio fed to ``feed`` is mono float32 at 22050 Hz (``engine.rate_hz``); ``DeviceToModel`` converts
 other rates and channel counts (as the daemon does). Events carry ``time_sample`` (when the note
 happened, as the tracker believes) and ``emitted_sample`` (how much audio had been fed when it
@@ -33,7 +36,7 @@ thread while the engine computes (``livepitch.blas_threads``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,7 @@ __all__ = [
     "DaemonSettings",
     "DeviceToModel",
     "Event",
+    "LiveSession",
     "LiveSettings",
     "LivepitchError",
     "Note",
@@ -151,3 +155,57 @@ def transcribe(
     if isinstance(audio, (str, Path)):
         return transcribe_file(audio, model, settings).notes
     return transcribe_audio(audio, model, settings).notes
+
+
+class _NoPort:
+    """A MIDI output that sends nothing (a ``LiveSession`` without MIDI)."""
+
+    name = "no MIDI port"
+
+    def send(self, message: list[int]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LiveSession:
+    """The live daemon in this program: an audio input (or ``audio.input_file`` replayed in real
+    time) through the engine to ``on_events``, and to a MIDI port unless ``midi`` is False.
+
+    ``run`` blocks until ``stop`` (from any thread) or the replayed file's end, with everything
+    the daemon does: a lost device or MIDI port is reopened with backoff, the notes sounding
+    are released on every stop, fault and overload (their note-offs reach ``on_events`` too),
+    an overloaded worker skips ahead. ``on_events`` runs on the worker thread with each batch
+    (keep it short: the audio waits); an exception there ends the session
+    (``LivepitchError``). ``run`` raises ``LivepitchError`` subclasses for what cannot start
+    (``DeviceError`` for an unknown input, ``MidiPortError``, ``ModelError``). It sets the
+    interpreter's switch interval to 0.5 ms (see the module's notes on threads). A session
+    runs once.
+    """
+
+    def __init__(
+        self,
+        on_events: Callable[[list[Event]], None],
+        settings: DaemonSettings | None = None,
+        midi: bool = True,
+    ) -> None:
+        from livepitch.daemon import Daemon
+        from livepitch.factories import Factories, default_factories
+        from livepitch.status import StatusLine
+
+        settings = settings or DaemonSettings()
+        factories = default_factories()
+        if not midi:
+            factories = Factories(factories.model, factories.source, lambda _: _NoPort())
+        status = StatusLine()
+        status.enabled = False  # the program's terminal is its own
+        self._daemon = Daemon(settings, factories, status_line=status, on_events=on_events)
+
+    def run(self) -> None:
+        """Listen until ``stop`` or the replayed file's end (the calling thread)."""
+        self._daemon.run()
+
+    def stop(self) -> None:
+        """End the session: the notes sounding are released, the input and port close (any thread)."""
+        self._daemon.request_stop()

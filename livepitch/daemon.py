@@ -81,14 +81,18 @@ class Daemon:
         resumed: int = 0,
         clock: SessionClock | None = None,
         abort_restart: Callable[[SessionClock | None, bool], None] | None = None,
+        on_events: Callable[[list[Event]], None] | None = None,
     ) -> None:
-        """``restart_process`` replaces the process with a new livepitch (to reconnect), given
+        """``on_events`` is given every batch of events once the MIDI sink has sent it (on the
+        worker thread; the notes a stop, fault or reload releases, on the main thread).
+        ``restart_process`` replaces the process with a new livepitch (to reconnect), given
         the session's clock; a restarted one gets it back as ``clock``. ``abort_restart`` is
         told, before each call that may reach the audio system, the session's clock and
         whether audio has flowed in this process: what PortAudio aborting the process during
         that call should execute instead (``livepitch.abort_restart``); None for the clock
         once stopping (an abort then ends the process)."""
         self.settings = settings
+        self._on_events = on_events
         self._restart_process = restart_process
         self._abort_restart = abort_restart
         self.resumed = resumed
@@ -309,7 +313,7 @@ class Daemon:
             self.sink,
             max_backlog_frames=int(settings.audio.max_backlog_ms / 1000.0 * source.rate_hz),
             chunk_frames=max(MIN_CHUNK_FRAMES, settings.audio.block_frames),
-            on_events=self._note_printer if settings.ui.print_notes else None,
+            on_events=self._events_handler(settings),
             preroll=None if handover is None else handover.audio,
         )
         self._ring = ring
@@ -509,6 +513,11 @@ class Daemon:
         finally:
             if self.sink is not None:
                 self.sink.release_all(events)
+            if events and self._on_events is not None:
+                try:
+                    self._on_events(events)
+                except Exception as err:  # the embedding program's: the session goes on
+                    log.error("on_events failed on the released notes: %s", first_line(err))
 
     def _held_back(self, worker: Worker) -> _Handover | None:
         """The audio a stopped worker's engine held back for its lookahead, which the next
@@ -858,6 +867,23 @@ class Daemon:
         else:
             log.info("replay goes on at %.2f s", source.first_frame / source.rate_hz)
         return source
+
+    def _events_handler(self, settings: DaemonSettings) -> Callable[[list[Event]], None] | None:
+        """What the worker hands its events to: the note printer, the embedding program's
+        ``on_events``, both, or nothing."""
+        handlers: list[Callable[[list[Event]], None]] = (
+            [self._note_printer] if settings.ui.print_notes else []
+        )
+        if self._on_events is not None:
+            handlers.append(self._on_events)
+        if len(handlers) < 2:
+            return handlers[0] if handlers else None
+
+        def both(events: list[Event]) -> None:
+            for handler in handlers:
+                handler(events)
+
+        return both
 
     # -- output for a person ------------------------------------------------------------
     def _note_printer(self, events: list[Event]) -> None:

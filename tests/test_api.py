@@ -110,3 +110,43 @@ def test_transcribe_gives_the_notes_of_a_file_or_of_samples(tmp_path: Path) -> N
         api.transcribe(np.stack([audio, audio], axis=1))
     with pytest.raises(TypeError, match="floating point"):
         api.transcribe((audio * 32767).astype(np.int16))
+
+
+def test_a_live_session_hands_every_event_to_the_program_and_releases_on_stop(tmp_path: Path) -> None:
+    """An integrator wanting a live input's events in Python had only the MIDI port or an
+    events log to read; a stop's note-offs must reach the program too (never a stuck note)."""
+    import threading
+    import time
+
+    import soundfile
+
+    wav = tmp_path / "held.wav"
+    soundfile.write(wav, sequence([(0.2, 0.4, 60), (0.8, 3.0, 64)], 4.0), 22050)
+    settings = api.DaemonSettings.model_validate({"audio": {"input_file": wav}, "ui": {"quiet": True}})
+    received: list[api.Event] = []
+    threads: set[str] = set()
+
+    def on_events(events: list[api.Event]) -> None:
+        threads.add(threading.current_thread().name)
+        received.extend(events)
+
+    session = api.LiveSession(on_events, settings, midi=False)
+    runner = threading.Thread(target=session.run)
+    runner.start()
+    deadline = time.monotonic() + 10.0
+    while 64 not in [on.pitch for on in note_ons(received)] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    session.stop()  # E4 sounds (until 3.8 s)
+    runner.join(10.0)
+    assert not runner.is_alive()
+    assert [on.pitch for on in note_ons(received)] == [60, 64]
+    check_event_stream(received)  # E4's note-off came with the stop
+    assert isinstance(received[-1], api.NoteOff) and received[-1].pitch == 64
+    assert len(threads) == 2  # the worker's, and the main loop's release
+
+
+def test_a_live_session_that_cannot_open_its_input_raises_one_line(tmp_path: Path) -> None:
+    settings = api.DaemonSettings.model_validate({"audio": {"input_file": tmp_path / "gone.wav"}})
+    session = api.LiveSession(lambda events: None, settings, midi=False)
+    with pytest.raises(api.LivepitchError, match=r"gone\.wav"):
+        session.run()
