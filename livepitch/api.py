@@ -28,7 +28,7 @@ printed) with one-line ``ConfigError`` messages.
 **Threads.** An engine belongs to the thread that feeds it (one engine per thread; several may
 run side by side). Each frame is many short numpy calls, each releasing Python's GIL: a
 CPU-bound Python thread beside it takes the GIL for up to the interpreter's switch interval (5
-ms by default) at every release, which made feeding 3 s of audio take 5-8 s instead of 0.8. The
+ms by default) at every release, which made the feeding 1.3 times slower than real time. The
 daemon sets ``sys.setswitchinterval(0.0005)``; a program whose other Python threads compute
 should do the same, or feed the engine in a process of its own. numpy's BLAS is held to one
 thread while the engine computes (``livepitch.blas_threads``).

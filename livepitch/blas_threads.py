@@ -2,9 +2,9 @@
 
 The engine's matrix products are small, and OpenBLAS splits the larger of them across its
 threads, which spin while they wait for each other: on a busy machine a thread descheduled in
-the middle of a product stalls the others for a time slice. Streaming a 33 s recording through
-``livepitch.api`` took 78 s of CPU instead of 5 with numpy's default two threads on two busy
-cores (docs/benchmarks.md). The ``livepitch`` command sets ``OPENBLAS_NUM_THREADS=1`` before
+the middle of a product stalls the others for a time slice. Fed through ``livepitch.api`` with numpy's default two threads,
+the engine took 2.3 s of CPU per audio second instead of 0.15 and ran 2.4 times slower than
+real time (``benchmarks/bench_embedding.py``). The ``livepitch`` command sets ``OPENBLAS_NUM_THREADS=1`` before
 numpy loads; a program that embeds the engine may have loaded numpy with more threads, so the
 engine holds BLAS to one thread around its own calls (threadpoolctl), for those calls only.
 OpenBLAS's thread count is the process's: another thread's product that runs meanwhile runs on

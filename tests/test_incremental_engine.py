@@ -419,7 +419,7 @@ def test_the_engine_multiplies_on_one_blas_thread_whatever_numpy_was_given(
 ) -> None:
     """A program embedding the engine (``livepitch.api``) may run numpy's BLAS on several
     threads: OpenBLAS split the engine's products across threads that spin for each other,
-    and on a busy machine a 33 s recording took 78 s of CPU instead of 5."""
+    taking 15 times the CPU, slower than real time (benchmarks/bench_embedding.py)."""
     from threadpoolctl import ThreadpoolController
 
     from livepitch import blas_threads
