@@ -8,6 +8,7 @@ so a file run emits exactly the events a live run of the same audio would.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,11 +20,13 @@ from livepitch.frames import Frame, FrameEngine
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.incremental_engine import IncrementalEngine
 from livepitch.input_level import FrameLevels
-from livepitch.samples import cleaned, float_samples, needs_cleaning
+from livepitch.samples import UNSCALED_PEAK, cleaned, float_samples, needs_cleaning, peak
 from livepitch.settings import EngineKind, LiveSettings, StreamSettings
 from livepitch.tracker import NoteTracker
 from livepitch.voices import VoiceAllocator
 from livepitch.window_engine import WindowEngine, WindowFramesModel, lookahead_frames_for_ms
+
+log = logging.getLogger("livepitch")
 
 
 class StreamingEngine:
@@ -39,6 +42,7 @@ class StreamingEngine:
         self.levels = FrameLevels()
         self._last_frame_end = 0
         self._finished = False
+        self._warned_unscaled = False
 
     @property
     def consumed_samples(self) -> int:
@@ -69,8 +73,16 @@ class StreamingEngine:
             raise ValueError(
                 f"feed takes mono audio, shape (samples,), not {samples.shape}: DeviceToModel downmixes"
             )
-        if needs_cleaning(samples):
+        block_peak = peak(samples)
+        if needs_cleaning(samples, block_peak):
             samples = cleaned(samples)
+        elif block_peak > UNSCALED_PEAK and not self._warned_unscaled:
+            self._warned_unscaled = True
+            log.warning(
+                "samples reach %.0f, where full scale is 1.0: scale integer PCM to ±1 "
+                "(int16 / 32768) before feeding it",
+                block_peak,
+            )
         block = samples
         self.levels.push(block)
         events: list[Event] = []

@@ -22,9 +22,20 @@ def float_samples(block: npt.ArrayLike) -> npt.NDArray[np.floating]:
     return samples
 
 
-def needs_cleaning(block: npt.NDArray[np.floating]) -> bool:
-    """Whether ``block`` holds NaN, infinite or absurd samples (beyond ±``MAX_SAMPLE_MAGNITUDE``)."""
-    return bool(block.size) and not float(np.abs(block).max()) <= MAX_SAMPLE_MAGNITUDE  # NaN fails too
+UNSCALED_PEAK = 16.0
+"""A peak this far beyond full scale is integer PCM that was not scaled to ±1, more likely than
+a sound 24 dB over full scale."""
+
+
+def peak(block: npt.NDArray[np.floating]) -> float:
+    """The block's largest magnitude (NaN if it holds one; 0 for an empty block)."""
+    return float(np.abs(block).max()) if block.size else 0.0
+
+
+def needs_cleaning(block: npt.NDArray[np.floating], block_peak: float | None = None) -> bool:
+    """Whether ``block`` (of peak ``block_peak``, if known) holds NaN, infinite or absurd
+    samples (beyond ±``MAX_SAMPLE_MAGNITUDE``)."""
+    return not (peak(block) if block_peak is None else block_peak) <= MAX_SAMPLE_MAGNITUDE  # NaN too
 
 
 def cleaned(block: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:

@@ -150,3 +150,18 @@ def test_a_live_session_that_cannot_open_its_input_raises_one_line(tmp_path: Pat
     session = api.LiveSession(lambda events: None, settings, midi=False)
     with pytest.raises(api.LivepitchError, match=r"gone\.wav"):
         session.run()
+
+
+def test_integer_pcm_fed_unscaled_is_named_once(model: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """int16 samples cast to float without the 1/32768 scaling were taken as they came: extra
+    notes, and nothing said why."""
+    from livepitch.engine import build_engine
+
+    engine = build_engine(model, api.LiveSettings())
+    pcm = (sequence([(0.2, 0.5, 60)], 1.0) * 20000).astype(np.int16)
+    with caplog.at_level("WARNING", logger="livepitch"):
+        for start in range(0, pcm.shape[0], 2048):
+            engine.feed(pcm[start : start + 2048].astype(np.float32))
+        engine.feed(sequence([(0.0, 0.2, 60)], 0.2))  # scaled audio says nothing
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert "full scale is 1.0: scale integer PCM to ±1 (int16 / 32768)" in warning
