@@ -46,7 +46,6 @@ class WorkerStats:
 
     blocks: int = 0
     drops: int = 0
-    dropped_frames: int = 0
     non_finite_blocks: int = 0
     level_dbfs: float = -120.0
     """The input's block RMS as the noise gate reads it, held: it falls at ``METER_FALL_DB_PER_S``."""
@@ -151,7 +150,6 @@ class Worker:
         skipped = self.ring.skip(max(0, available - keep))
         lost = skipped + self.ring.take_dropped_frames()
         self.stats.drops += 1
-        self.stats.dropped_frames += skipped
         log.warning(
             "fell %.0f ms behind the audio: skipped it and released the sounding notes (drop %d)",
             1000.0 * lost / self.converter.device_rate_hz,
