@@ -1,4 +1,5 @@
-"""Audio files that are not what they seem: cut, damaged, unnamed in UTF-8, pipes, or not audio."""
+"""Audio input: files that are not what they seem (cut, damaged, unnamed in UTF-8, pipes, or not
+audio), and the capture ring."""
 
 from __future__ import annotations
 
@@ -141,3 +142,24 @@ def test_a_wav_whose_header_declares_more_than_it_holds_is_read_with_a_warning(
     with caplog.at_level("WARNING", logger="livepitch"):
         read_audio(whole)
     assert not caplog.records
+
+
+def test_a_block_that_exactly_fills_the_capture_ring_is_taken() -> None:
+    """A ring sized to a whole number of blocks holds that many: refusing the block that fills
+    it would lose audio and count an overflow where nothing overflowed."""
+    ring = AudioRing(512, 1)
+    assert ring.write(np.zeros((256, 1), np.float32))
+    assert ring.write(np.ones((256, 1), np.float32))
+    assert ring.overflows == 0 and ring.available_frames == 512
+    assert not ring.write(np.zeros((1, 1), np.float32))  # one frame more does not fit
+    assert ring.overflows == 1
+
+
+def test_skipping_more_than_the_ring_holds_stops_at_the_newest_audio() -> None:
+    """A drop skips what the worker is behind by: skipping past what was written would put the
+    reader ahead of the writer, taking the ring's stale last lap for new audio."""
+    ring = AudioRing(256, 1)
+    ring.write(np.zeros((10, 1), np.float32))
+    assert ring.skip(100) == 10 and ring.available_frames == 0
+    ring.write(np.ones((5, 1), np.float32))
+    assert ring.read().tolist() == [[1.0]] * 5

@@ -203,3 +203,57 @@ def test_the_printed_configuration_reads_back_the_same_from_another_directory(tm
         ("events_csv", tmp_path / "ev.csv"),
     ):
         assert f'{name} = "{where}"' in shown.stdout, shown.stdout
+
+
+def test_more_voices_than_mpe_member_channels_are_refused() -> None:
+    """MPE has 15 member channels: a 16th note at once would find none, and the worker would
+    fail in the middle of the performance."""
+    from livepitch.errors import ConfigError
+    from livepitch.settings import build_settings
+
+    mpe = {"midi": {"bends": "mpe"}}
+    with pytest.raises(ConfigError, match=r"max_polyphony \(16\) must be at most 15 with mpe"):
+        build_settings(DaemonSettings, {**mpe, "tracker": {"max_polyphony": 16}})
+    assert (
+        build_settings(DaemonSettings, {**mpe, "tracker": {"max_polyphony": 15}}).tracker.max_polyphony == 15
+    )
+
+
+def test_a_polyphony_of_0_is_refused() -> None:
+    """No voice at all would play no note, with nothing saying why."""
+    from livepitch.errors import ConfigError
+    from livepitch.settings import build_settings
+
+    with pytest.raises(
+        ConfigError, match=r"tracker\.max_polyphony = 0: Input should be greater than or equal to 1"
+    ):
+        build_settings(DaemonSettings, {"tracker": {"max_polyphony": 0}})
+
+
+def test_a_backlog_limit_as_long_as_the_ring_is_refused() -> None:
+    """The worker skips ahead once it is behind by more than the backlog limit: with a limit as
+    long as the ring it never is, and the ring overflows instead, losing blocks as they come."""
+    from livepitch.errors import ConfigError
+    from livepitch.settings import build_settings
+
+    with pytest.raises(ConfigError, match=r"max_backlog_ms \(500.0\) must be below ring_ms \(500.0\)"):
+        build_settings(DaemonSettings, {"audio": {"ring_ms": 500.0, "max_backlog_ms": 500.0}})
+
+
+def test_a_followed_bend_stays_inside_the_bend_range_announced() -> None:
+    """The wheel cannot go past the range announced: a note bent further is re-pitched, half a
+    semitone before the end of the range, or the synth would play it flat of the voice."""
+    from livepitch.settings import BendMode, MidiSettings
+
+    assert MidiSettings(bends=BendMode.SINGLE).max_followed_bend_semitones == 1.5
+    assert MidiSettings(bends=BendMode.MPE).max_followed_bend_semitones == 47.5
+    assert MidiSettings(bends=BendMode.MPE, bend_range_semitones=12).max_followed_bend_semitones == 11.5
+
+
+def test_mpe_announces_mpes_own_bend_range_of_48_unless_set() -> None:
+    """The MPE zone's setup sets the member channels to +-48: a synth that ignores the RPN 0
+    after it keeps 48, and would bend every note by another amount than livepitch meant."""
+    from livepitch.settings import BendMode, MidiSettings
+
+    assert MidiSettings(bends=BendMode.MPE).effective_bend_range_semitones == 48
+    assert MidiSettings(bends=BendMode.SINGLE).effective_bend_range_semitones == 2

@@ -24,6 +24,7 @@ from livepitch.errors import ConfigError, DeviceError, MidiPortError
 from livepitch.event_files import write_events_csv
 from livepitch.factories import Factories
 from livepitch.midi_file import setup_messages
+from livepitch.midi_sink import MidiSink
 from livepitch.settings import BendMode, DaemonSettings
 from livepitch.status import StatusLine
 from tests.fakes import FakeSource, RecordingPort, sounding_after
@@ -297,7 +298,7 @@ def test_a_note_at_the_first_sample_plays_and_one_sounding_when_a_device_returns
 
 
 def test_overload_skips_ahead_counts_the_drop_and_releases_notes(
-    model: Any, melody: np.ndarray, tmp_path: Path
+    model: Any, melody: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class SlowModel:
         def __init__(self) -> None:
@@ -319,8 +320,17 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(
     daemon = Daemon(
         config, Factories(lambda _: SlowModel(), lambda _: source, lambda _: port), status_line=QuietStatus()
     )
+    sounding_at_drops: list[set[tuple[int, int]]] = []
+    advance_clock = MidiSink.advance_clock
+
+    def advance_clock_after_the_release(sink: MidiSink, samples: int, refused: Any = None) -> None:
+        sounding_at_drops.append(sounding_after(port.messages))  # the drop's note-offs are out
+        advance_clock(sink, samples, refused)
+
+    monkeypatch.setattr(MidiSink, "advance_clock", advance_clock_after_the_release)
     drops = at_the_file_end(daemon, lambda d: d.worker.stats.drops)
     assert drops[0] >= 1
+    assert len(sounding_at_drops) == drops[0] and all(not s for s in sounding_at_drops), sounding_at_drops
     assert sounding_after(port.messages) == set()
     # the notes after the gap keep their times: the engine's clock lost the audio skipped (a
     # second past 2 s; the last chord starts at 4.5 s)
@@ -940,17 +950,26 @@ def test_a_reload_to_the_other_engine_loads_the_model_for_it_before_stopping_the
 
 
 def test_a_worker_abandoned_by_stop_sends_nothing_after_the_release(model: Any, melody: np.ndarray) -> None:
+    """A worker that did not stop in time may be waiting for the sink with a note-on while the
+    main thread releases: sent after the release, the note would sound with nothing left to
+    end it. Nor does anything it tries later go out."""
     from livepitch.events import NoteOn as On
 
     port = RecordingPort()
     daemon = make_daemon(model, settings(), [FakeSource(melody, 22050, speed=1.0, finish=False)], [port])
     thread, result = run_in_thread(daemon)
-    wait_for(lambda: daemon.worker is not None)
-    worker = daemon.worker
-    assert worker is not None
-    worker.detached = True  # what stop() sets when the thread did not end in time
-    worker.deliver([On(0, 10, 0, 90, 100)])
-    assert 90 not in note_ons(port)
+    wait_for(lambda: daemon.worker is not None and daemon.sink is not None)
+    worker, sink = daemon.worker, daemon.sink
+    assert worker is not None and sink is not None
+    with sink._lock:  # the main thread's release holds the sink
+        waiting = threading.Thread(target=lambda: worker.deliver([On(0, 10, 0, 90, 100)]))
+        waiting.start()
+        time.sleep(0.3)  # the batch waits for the lock
+        worker.detached = True  # what stop() sets when the thread did not end in time
+        sink.release_all()
+    waiting.join(5)
+    worker.deliver([On(0, 10, 0, 91, 100)])
+    assert 90 not in note_ons(port) and 91 not in note_ons(port)
     daemon._stop.set()
     thread.join(30)
     assert result == [0]

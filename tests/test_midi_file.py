@@ -83,6 +83,13 @@ def test_mpe_mode_configures_the_zone_and_puts_overlapping_notes_on_member_chann
     assert (ons[1][0], bend_to_pitchwheel(-0.25, 48)) in wheel
 
 
+def test_the_mpe_zone_sets_the_manager_channels_bend_range_to_2() -> None:
+    """Channel 1, the zone's manager, may hold another range from a session in single mode
+    (--bend-range 12): a bend on it moves the whole zone, so it goes back to MPE's +-2."""
+    messages = _messages(notes_to_midi([_note(0.0, 0.5, 60)], BendMode.MPE, 48))
+    assert _rpn0(messages, 0) == 2
+
+
 def test_mpe_channels_rotate_to_the_longest_free_and_share_only_beyond_fifteen() -> None:
     sequential = [_note(i * 0.1, i * 0.1 + 0.05, 60) for i in range(3)]
     assert assign_mpe_channels(sequential) == [1, 2, 3]

@@ -13,7 +13,7 @@ import mido
 import pytest
 
 from livepitch.errors import MidiMessageLost, MidiPortError, OutputError
-from livepitch.event_files import BendSwitch, events_to_midi, write_events_midi
+from livepitch.event_files import BendSwitch, events_to_midi, events_to_notes, write_events_midi
 from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_sink import MidiSink
 from livepitch.settings import BendMode
@@ -67,6 +67,24 @@ def test_a_zero_length_note_survives_in_a_file() -> None:
     midi = events_to_midi([NoteOn(1000, 2000, 0, 60, 90), NoteOff(1000, 2000, 0, 60)], BendMode.NONE, 2)
     messages = [m for m in midi.tracks[0] if not m.is_meta]
     assert [(m.type, m.time) for m in messages] == [("note_on", 44), ("note_off", 1)]
+
+
+def test_a_zero_length_note_is_a_note_of_one_sample_in_the_notes_list() -> None:
+    """A note ended where it started (a release at its onset) still lasts a sample: a note of
+    no length is refused, and ``transcribe --stream --csv`` would fail on it."""
+    (note,) = events_to_notes([NoteOn(100, 100, 0, 60, 90), NoteOff(100, 100, 0, 60)])
+    assert (note.start_sample, note.end_sample, note.pitch) == (100, 101, 60)
+
+
+def test_a_release_sends_a_note_off_for_each_sounding_note_not_only_all_notes_off() -> None:
+    """Many synths ignore All Notes Off (or hold the notes it ends under a sustain pedal): the
+    notes the engine did not end (its worker hung) get a note-off of their own."""
+    port = RecordingPort()
+    sink = MidiSink(port, BendMode.NONE, 2)
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOn(0, 10, 0, 64, 100)])
+    sink.release_all()
+    offs = [(m.channel, m.note) for m in port.messages if m.type == "note_off"]
+    assert offs == [(0, 60), (0, 64)]
 
 
 def test_release_centres_every_wheel_left_bent() -> None:
@@ -167,18 +185,17 @@ def test_the_recording_ends_the_notes_and_centres_the_wheels_a_release_ends(tmp_
     sink.send([NoteOn(9000, 9100, 0, 67, 100), NoteOff(12000, 12100, 0, 67)])  # in tune: no bend sent
     sink.close()
     wheel_at_67 = None
-    sounding: set[int] = set()
     wheel = 0
     for message in mido.MidiFile(record).tracks[0]:
         if message.type == "pitchwheel":
             wheel = message.pitch
-        elif message.type == "note_on":
-            sounding.add(message.note)
-            wheel_at_67 = wheel if message.note == 67 else wheel_at_67
-        elif message.type == "note_off":
-            sounding.discard(message.note)
-    assert sounding == set()
+        elif message.type == "note_on" and message.note == 67:
+            wheel_at_67 = wheel
     assert wheel_at_67 == 0  # as the synth heard it: the release centred the wheel
+    written = _written(mido.MidiFile(record))
+    off_60 = next(tick for tick, kind, note in written if kind == "note_off" and note == 60)
+    on_67 = next(tick for tick, kind, note in written if kind == "note_on" and note == 67)
+    assert off_60 <= on_67  # ended at the release, not left on under 67 to the file's end
 
 
 def test_a_reopened_port_that_fails_its_setup_keeps_backing_off() -> None:
@@ -587,6 +604,23 @@ def test_a_virtual_port_sends_its_setup_again_in_a_phrase_that_never_pauses_a_se
         clock.now_s += 0.1
     assert setups_at == [5.0]  # the first note-on with nothing sounding 5 s after the port opened
     assert sounding_after(port.messages) == set()
+
+
+def test_a_virtual_port_never_sends_its_setup_again_while_a_note_is_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A note held for 6 s, then a second voice joins: past the refresh time, but a synth may
+    reset its channels on the MPE setup, cutting or detuning the held note."""
+    clock = _Clock()
+    monkeypatch.setattr("livepitch.midi_sink.time", clock)
+    port = _VirtualPort()
+    sink = MidiSink(port, BendMode.MPE, 48)
+    clock.now_s += 0.5
+    sink.send([NoteOn(0, 10, 1, 60, 100)])
+    clock.now_s += 6.0
+    before = len(port.messages)
+    sink.send([NoteOn(6000, 6010, 2, 64, 100)])
+    assert [m.type for m in port.messages[before:]] == ["note_on"]
 
 
 def test_a_port_livepitch_connected_to_takes_its_setup_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,11 +9,11 @@ import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livepitch.events import Event, NoteOff, PitchBend
+from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.frames import Frame
 from livepitch.geometry import contour_bin_of_pitch
 from livepitch.settings import BendMode
-from livepitch.tracker import NoteStart, NoteTracker, TrackerParams
+from livepitch.tracker import NoteBend, NoteEnd, NoteStart, NoteTracker, TrackerParams, onset_velocity
 from livepitch.voices import VoiceAllocator
 from tests.event_checks import check_event_stream, note_ons
 
@@ -112,6 +112,34 @@ def test_velocity_follows_the_posteriors_at_the_onset() -> None:
     (soft_on,) = note_ons(run(soft, BendMode.NONE, probation_ms=0.0))
     assert loud_on.velocity == round(127 * 0.9)
     assert soft_on.velocity == round(127 * 0.55)
+
+
+def test_release_ms_0_ends_a_note_at_its_first_quiet_frame_not_while_it_sounds() -> None:
+    """No release time means no wait once the note is quiet: counted as no quiet frame at all,
+    every note would be cut min_note_ms after it started, however long it is held."""
+    gram = Posteriogram(100)
+    gram.add_note(60, 20, 60)
+    events = run(gram, BendMode.NONE, release_ms=0.0)
+    assert [(type(e).__name__, e.time_sample // 256) for e in events] == [("NoteOn", 20), ("NoteOff", 60)]
+
+
+def test_a_note_held_to_the_minimum_length_gets_its_note_off_only_once_that_length_passed() -> None:
+    """A 3-frame note with min_note_ms = 200 sounds for 200 ms: its note-off waits until then.
+    Sent as soon as the release frames passed, it would be dated 150 ms after it went out, in
+    the future for a host or a recording that places events by their time."""
+    gram = Posteriogram(80)
+    gram.add_note(60, 20, 23)
+    events = run(gram, BendMode.NONE, min_note_ms=200.0, probation_ms=0.0)
+    check_event_stream(events)  # no event dated after its emission
+    (off,) = [e for e in events if isinstance(e, NoteOff)]
+    assert off.time_sample == 256 * 20 + round(0.2 * 22050)
+
+
+def test_a_note_on_never_has_velocity_0() -> None:
+    """A note-on of velocity 0 is a note-off to a synth: a faint note would not sound, and its
+    own note-off would find nothing to end."""
+    assert onset_velocity(0.0, 0.001) == 1
+    assert onset_velocity(0.0, 0.0) == 1
 
 
 def test_a_weak_onset_plays_only_if_it_holds_for_the_probation_time() -> None:
@@ -250,6 +278,44 @@ def test_a_glide_is_one_note_whose_bends_follow_it() -> None:
     assert [e.pitch for e in note_ons(events)] == [60]
     last_bend = [e for e in events if isinstance(e, PitchBend)][-1]
     assert 250 < last_bend.cents < 310
+
+
+def test_a_pitch_step_reaches_the_wheel_smoothed_over_the_bend_smoothing_time() -> None:
+    """The contour's frame-to-frame jitter, sent unsmoothed, would make the wheel warble and
+    flood the port with bends: a 50-cent step moves the wheel about half way in one frame
+    (15 ms smoothing, 11.6 ms frames)."""
+    gram = Posteriogram(120)
+    gram.add_note(60, 10, 11)
+    gram.add_sustain(np.concatenate([np.full(40, 60.0), np.full(60, 60.5)]), 10, 110)
+    events = run(gram, BendMode.MPE)
+    first = next(e for e in events if isinstance(e, PitchBend) and e.time_sample >= 256 * 50)
+    assert 20 < first.cents < 35
+
+
+def test_a_note_that_starts_sharp_has_its_wheel_set_before_its_note_on() -> None:
+    """A note sung 40 cents sharp from its onset: started on a centred wheel, its attack would
+    sound 40 cents flat of what was sung, then scoop up with the first bend."""
+    gram = Posteriogram(60)
+    gram.add_note(60, 10, 11)
+    gram.add_sustain(60.4, 10, 50)
+    events = run(gram, BendMode.MPE)
+    i = next(i for i, e in enumerate(events) if isinstance(e, NoteOn))
+    before = events[i - 1]
+    assert isinstance(before, PitchBend) and before.channel == events[i].channel and 30 < before.cents < 50
+
+
+def test_a_bend_beyond_the_followed_range_re_pitches_the_note() -> None:
+    """A glide 2.4 semitones up with a wheel of +-2: followed by bends alone, the wheel would
+    stop at its end and the synth play up to 0.4 semitone flat of the voice; past
+    max_bend_semitones (1.5) the note moves to the nearer pitch instead."""
+    gram = Posteriogram(160)
+    gram.add_note(60, 10, 11)
+    track = np.concatenate([np.full(20, 60.0), np.linspace(60.0, 62.4, 60), np.full(70, 62.4)])
+    gram.add_sustain(track, 10, 160)
+    events = run(gram, BendMode.SINGLE, max_bend_semitones=1.5)
+    check_event_stream(events)
+    assert [e.pitch for e in note_ons(events)] == [60, 62]
+    assert all(-8192 < e.value < 8191 for e in events if isinstance(e, PitchBend))  # never at its end
 
 
 def test_a_slide_whose_onsets_fire_at_each_pitch_it_passes_is_one_note() -> None:
@@ -458,6 +524,56 @@ def test_single_mode_bends_only_while_one_note_sounds() -> None:
     assert any(v > 0 for t, v in bends if t < 60) and any(v > 0 for t, v in bends if t >= 100)
 
 
+def test_single_mode_centres_a_slightly_bent_wheel_when_a_second_note_starts() -> None:
+    """The shared wheel goes back to centre for a chord even when it is off by less than the
+    bend threshold: left at +4 cents, it would detune the chord and every note after it until
+    a bend came."""
+    voices = VoiceAllocator(BendMode.SINGLE, 2, 5.0)
+    voices.handle([NoteStart(0, 60, 100, 0.0, 0, 0)])
+    voices.handle([NoteBend(0, 60, 0.10, 256, 256)])  # +10 cents: sent
+    voices.handle([NoteBend(0, 60, 0.04, 512, 512)])  # +4 cents: moved by 6, sent
+    events = voices.handle([NoteStart(1, 64, 100, 0.0, 768, 768)])
+    assert [(type(e).__name__, getattr(e, "value", None)) for e in events] == [
+        ("PitchBend", 0),
+        ("NoteOn", None),
+    ]
+
+
+def test_mpe_centres_the_wheel_of_a_channel_before_its_first_note() -> None:
+    """A member channel's wheel may have been left bent by another program or an earlier
+    session: the first note on it, though in tune, sets it to centre, or it plays off pitch."""
+    voices = VoiceAllocator(BendMode.MPE, 48, 5.0)
+    events = voices.handle([NoteStart(0, 60, 100, 0.0, 0, 0)])
+    assert isinstance(events[0], PitchBend) and events[0].value == 0 and events[0].channel == 1
+    assert isinstance(events[1], NoteOn) and events[1].channel == 1
+
+
+def test_mpe_gives_a_new_note_the_channel_free_longest() -> None:
+    """A synth's release tail still rings on the channel a note just left: the next note takes
+    another channel, so its bends do not bend that tail."""
+    voices = VoiceAllocator(BendMode.MPE, 48, 5.0)
+    first = voices.handle([NoteStart(0, 60, 100, 0.0, 0, 0)])
+    voices.handle([NoteEnd(0, 60, 1000, 1000)])
+    second = voices.handle([NoteStart(1, 62, 100, 0.0, 2000, 2000)])
+    assert (first[-1].channel, second[-1].channel) == (1, 2)
+
+
+def test_mpe_channel_rotation_survives_the_clock_going_back_at_a_drop() -> None:
+    """After a drop the engine's clock starts again at 0: the channels freed before it must
+    still count as freed longest ago, or a channel freed just now (its note's tail ringing)
+    would be taken again first."""
+    voices = VoiceAllocator(BendMode.MPE, 48, 5.0)
+    for i in range(15):
+        voices.handle([NoteStart(i, 40 + i, 100, 0.0, 0, 0)])
+    for i in range(15):
+        voices.handle([NoteEnd(i, 40 + i, 10_000 + i, 10_000 + i)])  # channel 1 freed first
+    voices.rebase_clock(20_000)  # a drop: the engine's clock restarts at 0
+    voices.handle([NoteStart(100, 70, 100, 0.0, 10, 10)])  # channel 1
+    voices.handle([NoteEnd(100, 70, 50, 50)])  # channel 1 freed again, just now
+    events = voices.handle([NoteStart(101, 72, 100, 0.0, 100, 100)])
+    assert [e.channel for e in events if isinstance(e, NoteOn)] == [2]
+
+
 @st.composite
 def random_posteriograms(draw: st.DrawFn) -> Posteriogram:
     n_frames = draw(st.integers(3, 150))
@@ -528,6 +644,20 @@ def test_at_the_polyphony_limit_a_stronger_later_note_replaces_the_weakest() -> 
         ("NoteOn", 60, 10),
         ("NoteOff", 60, 30),
         ("NoteOn", 67, 30),
+    ]
+
+
+def test_an_equally_strong_later_note_does_not_take_a_voice_at_the_polyphony_limit() -> None:
+    """Only a stronger note replaces one at the limit: otherwise every new note as strong as
+    those held would cut one of them, and a held chord would flicker from note to note."""
+    gram = Posteriogram(80)
+    gram.add_note(60, 10, 70, level=0.7)
+    gram.add_note(67, 30, 70, level=0.7)
+    events = run(gram, BendMode.NONE, max_polyphony=1)
+    check_event_stream(events)
+    assert [(type(e).__name__, e.pitch, e.time_sample // 256) for e in events] == [
+        ("NoteOn", 60, 10),
+        ("NoteOff", 60, 70),
     ]
 
 
@@ -696,3 +826,19 @@ def test_a_note_started_after_a_release_mid_stream_is_dated_no_earlier_than_the_
     ons = note_ons(events)
     assert [on.pitch for on in ons] == [60, 60]
     assert ons[1].time_sample >= release_sample
+
+
+def test_a_weak_onset_waiting_in_probation_at_a_release_does_not_start_after_it() -> None:
+    """A drop releases every note while a weak onset waits for its probation: started after
+    the release, it would be dated back before it, a note of the audio before the gap that
+    overlaps the release's note-offs in a recording."""
+    gram = Posteriogram(60)
+    gram.add_note(60, 10, 50, level=0.4)  # weak: waits in probation (40 ms)
+    tracker = NoteTracker(TrackerParams())
+    frames = gram.frames()
+    intents = [i for frame in frames[:12] for i in tracker.process(frame)]
+    assert not intents  # still in probation
+    release_sample = 256 * 12
+    tracker.finish(release_sample, release_sample + LOOKAHEAD)  # a release; the stream goes on
+    after = [i for frame in frames[12:] for i in tracker.process(frame)]
+    assert [i.time_sample for i in after if isinstance(i, NoteStart) and i.time_sample < release_sample] == []

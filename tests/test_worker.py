@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -74,6 +76,7 @@ def test_a_note_whose_onset_waits_for_its_lookahead_at_a_drop_is_not_played_afte
     play(worker, ring, audio, 0, cut)
     ring.write(audio[cut : cut + RATE_HZ, None])  # a second at once: skipped
     worker.process_available()
+    assert sounding_after(sink.port.messages) == set()  # nothing of before the gap goes on
     play(worker, ring, audio, cut + RATE_HZ, audio.shape[0])
     worker.deliver(worker.engine.finish())
     assert worker.stats.drops == 1
@@ -128,6 +131,41 @@ def test_a_drop_counts_the_audio_the_resampler_held_back(model: Any) -> None:
         play(worker, ring, audio, cut, audio.shape[0])
         times_s.append(sink.logged_at_s(NoteOn)[-1][1])
     assert abs(times_s[1] - times_s[0]) < 0.006, times_s  # (the frame grid moves with a drop)
+
+
+def test_a_drop_ends_the_notes_sounding_at_once(model: Any) -> None:
+    """C4 sounds when the worker falls a second behind: the drop ends it then (the engine's
+    stream starts again, so no later note-off would come for it); left to the stop's All
+    Notes Off, it would hang on the synth through the rest of the session."""
+    audio = sequence([(0.3, 1.5, 60)], 3.0).astype(np.float32)
+    sink = LoggedSink()
+    worker, ring = worker_for(model, sink)
+    cut = int(0.8 * RATE_HZ)
+    play(worker, ring, audio, 0, cut)
+    assert sink.sounding == [(0, 60)]
+    ring.write(audio[cut : cut + RATE_HZ, None])  # a second at once: skipped
+    worker.process_available()
+    assert worker.stats.drops == 1
+    assert sounding_after(sink.port.messages) == set() and sink.sounding == []
+
+
+def test_a_batch_waiting_for_the_sink_when_the_worker_is_given_up_on_is_not_sent(model: Any) -> None:
+    """The worker waits for the sink with a note-on while the main thread, having given up on
+    it, releases: sent after the release, the note would sound with nothing left to end it."""
+    sink = LoggedSink()
+    worker, _ = worker_for(model, sink)
+    with sink._lock:  # the main thread's release holds the sink
+        thread = threading.Thread(target=lambda: worker.deliver([NoteOn(0, 10, 0, 64, 100)]))
+        thread.start()
+        deadline = time.monotonic() + 10.0
+        while worker.stats.notes_started == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.1)  # counted, then waiting for the lock
+        worker.detached = True  # stop() gave up on it
+        sink.release_all()
+    thread.join(5)
+    assert worker.stats.notes_started == 1  # it was on its way, not turned back before the sink
+    assert [m.note for m in sink.port.messages if m.type == "note_on"] == []
 
 
 def test_recent_audio_keeps_the_newest_samples_across_the_wrap() -> None:
