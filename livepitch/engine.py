@@ -20,7 +20,7 @@ from livepitch.frames import Frame, FrameEngine
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.incremental_engine import IncrementalEngine
 from livepitch.input_level import FrameLevels
-from livepitch.samples import UNSCALED_PEAK, cleaned, float_samples, needs_cleaning, peak
+from livepitch.samples import UNSCALED_PEAK, cleaned, mono_float32, needs_cleaning, peak
 from livepitch.settings import EngineKind, LiveSettings, StreamSettings
 from livepitch.tracker import NoteTracker
 from livepitch.voices import VoiceAllocator
@@ -66,13 +66,7 @@ class StreamingEngine:
         note-off). ``RuntimeError`` after ``finish``, until ``reset``."""
         if self._finished:
             raise RuntimeError("the stream has ended (finish); reset() before feeding more audio")
-        samples = np.asarray(float_samples(block), dtype=np.float32)
-        if samples.ndim == 2 and samples.shape[1] == 1:
-            samples = samples[:, 0]
-        if samples.ndim != 1:
-            raise ValueError(
-                f"feed takes mono audio, shape (samples,), not {samples.shape}: DeviceToModel downmixes"
-            )
+        samples = mono_float32(block, "feed", "DeviceToModel downmixes")
         block_peak = peak(samples)
         if needs_cleaning(samples, block_peak):
             samples = cleaned(samples)

@@ -22,6 +22,18 @@ def float_samples(block: npt.ArrayLike) -> npt.NDArray[np.floating]:
     return samples
 
 
+def mono_float32(block: npt.ArrayLike, taker: str, converter: str) -> npt.NDArray[np.float32]:
+    """``block`` as mono float32 samples (shape ``(samples,)``, or ``(samples, 1)``);
+    ``TypeError`` as ``float_samples``, ``ValueError`` for more channels, naming ``taker`` (the
+    function that takes them) and ``converter`` (what turns other audio into mono)."""
+    samples = np.asarray(float_samples(block), dtype=np.float32)
+    if samples.ndim == 2 and samples.shape[1] == 1:
+        samples = samples[:, 0]
+    if samples.ndim != 1:
+        raise ValueError(f"{taker} takes mono audio, shape (samples,), not {samples.shape}: {converter}")
+    return samples
+
+
 UNSCALED_PEAK = 16.0
 """A peak this far beyond full scale is integer PCM that was not scaled to ±1, more likely than
 a sound 24 dB over full scale."""

@@ -17,7 +17,7 @@ from livepitch.notes_csv import write_notes_csv
 from livepitch.offline import WindowModel, compute_posteriors
 from livepitch.output_files import replaced_whole
 from livepitch.posteriors import Posteriors
-from livepitch.samples import float_samples
+from livepitch.samples import mono_float32
 from livepitch.settings import BendMode, TranscribeSettings
 
 
@@ -38,13 +38,7 @@ def transcribe_audio(
     ``resample_to_model_rate`` convert other audio). ``TypeError`` for samples that are not
     floating point, ``ValueError`` for more than one channel, ``AudioInputError`` for NaN,
     infinite or absurd samples."""
-    audio = np.asarray(float_samples(audio), dtype=np.float32)
-    if audio.ndim == 2 and audio.shape[1] == 1:
-        audio = audio[:, 0]
-    if audio.ndim != 1:
-        raise ValueError(
-            f"transcribe_audio takes mono audio, shape (samples,), not {audio.shape}: downmix_to_mono"
-        )
+    audio = mono_float32(audio, "transcribe_audio", "downmix_to_mono")
     check_samples(audio, "audio")
     posteriors = compute_posteriors(audio, model, settings.windowing)
     params = settings.decoder.decoder_params(estimate_bends=settings.midi.bends is not BendMode.NONE)
