@@ -102,3 +102,25 @@ def test_the_demo_recording_is_made(tmp_path: Path) -> None:
     assert result.returncode == 0
     info = soundfile.info(str(out))
     assert info.samplerate == 44100 and abs(info.duration - 12.0) < 0.01
+
+
+def test_the_embedding_example_prints_each_change_of_the_notes_sounding(tmp_path: Path) -> None:
+    """examples/live_chords.py runs the live daemon in its own process through the API: a
+    melody then a chord, replayed in real time, printed as it changes, ending in silence."""
+    from tests.synth import sequence
+
+    wav = tmp_path / "melody_and_chord.wav"
+    chord = [(1.0, 0.8, 60), (1.0, 0.8, 64), (1.0, 0.8, 67)]
+    soundfile.write(wav, sequence([(0.2, 0.5, 72), *chord], 2.2), 22050)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "live_chords.py"), "--input-file", str(wav)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(maxsplit=2) for line in result.stdout.splitlines()]
+    times_s, names = [float(at) for at, _, _ in lines], [names for _, _, names in lines]
+    assert names[:3] == ["C5", "-", "C4 E4 G4"] and names[-1] == "-", result.stdout
+    assert abs(times_s[0] - 0.2) < 0.05 and abs(times_s[2] - 1.0) < 0.05 and times_s[-1] < 2.2
