@@ -16,6 +16,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 /* Indices into the ring's counters; livepitch/ring_buffer.py names the same slots. */
 enum {
@@ -25,12 +26,13 @@ enum {
     COUNTER_DROPPED = 3,   /* frames in those blocks */
     COUNTER_DEVICE_OVERFLOWS = 4, /* blocks PortAudio flagged paInputOverflow */
     COUNTER_DELIVERED = 5, /* frames the device delivered, kept or dropped */
+    COUNTER_LAST_CALLBACK_NS = 6, /* CLOCK_MONOTONIC at the last callback [ns] */
     COUNTER_SLOTS = 8
 };
 
 /* Bumped whenever CaptureRing or the counter slots change: livepitch.native_capture refuses a
  * binary built from another version (an editable install keeps the old one until rebuilt). */
-#define ABI_VERSION 2
+#define ABI_VERSION 3
 
 #define PA_CONTINUE 0
 #define PA_INPUT_OVERFLOW 0x00000002UL /* paInputOverflow in portaudio.h */
@@ -51,6 +53,10 @@ static int capture_callback(const void *input, void *output, unsigned long frame
     int64_t frames = (int64_t)frame_count;
     (void)output;
     (void)time_info;
+    struct timespec now; /* (vDSO: no system call, safe on the audio thread) */
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    __atomic_store_n(&counters[COUNTER_LAST_CALLBACK_NS], (int64_t)now.tv_sec * 1000000000 + now.tv_nsec,
+                     __ATOMIC_RELAXED);
 
     if (status_flags & PA_INPUT_OVERFLOW) {
         __atomic_store_n(&counters[COUNTER_DEVICE_OVERFLOWS],

@@ -358,7 +358,7 @@ class Daemon:
         now = time.monotonic()
         source, ring = self.source, self._ring
         if source is not None and not isinstance(source, FileReplaySource):  # running, or just lost
-            stopped_s = self._last_progress if lost else now
+            stopped_s = self._stopped_delivering_s(ring) if lost else now
             unread_s = ring.available_frames / source.rate_hz if ring is not None else 0.0
         else:
             stopped_s, unread_s = self._input_stopped or (now, 0.0)
@@ -382,8 +382,8 @@ class Daemon:
     def _input_gap_samples(self, source: AudioSource, running: bool) -> int:
         """The time a live input was away (since the last stream stopped, or a lost one last
         delivered, with the audio it held that no engine read) [samples at 22050 Hz]: recorded
-        times after a recovery or a reopening reload stay on the performance's clock (to the
-        main loop's 0.1 s tick after a loss). 0 for a kept stream or a replay."""
+        times after a recovery or a reopening reload stay on the performance's clock (a loss
+        dated by the ring's last callback). 0 for a kept stream or a replay."""
         if running or self._input_stopped is None or isinstance(source, FileReplaySource):
             return 0
         stopped_at, unread_s = self._input_stopped
@@ -495,7 +495,7 @@ class Daemon:
             if ring is not None:  # what it held and what it refused when full: never read either
                 unread_frames = ring.available_frames + (ring.take_dropped_frames() if stopped else 0)
             unread_s = unread_frames / source.rate_hz
-            self._input_stopped = (self._last_progress if lost else time.monotonic(), unread_s)
+            self._input_stopped = (self._stopped_delivering_s(ring) if lost else time.monotonic(), unread_s)
         self._account(worker, source, ring)
         log.debug("pipeline stopped: %s", reason)
         return keep_source
@@ -581,6 +581,12 @@ class Daemon:
             self._stop.wait(tick_s)
         log.info("stopping")
         return 0
+
+    def _stopped_delivering_s(self, ring: AudioRing | None) -> float:
+        """When a lost input last delivered (``time.monotonic()``): its ring's last callback,
+        or where the callback leaves no time, the main loop's tick that last saw progress."""
+        at_s = ring.last_callback_monotonic_s if ring is not None else None
+        return at_s if at_s is not None and at_s <= time.monotonic() else self._last_progress
 
     def _lost(self, source: AudioSource) -> bool:
         if source.error is not None:

@@ -34,7 +34,7 @@ class _CaptureRing(ctypes.Structure):
     )
 
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 """The version of livepitch/_capture_native.c this module speaks (its ``ABI_VERSION``)."""
 
 

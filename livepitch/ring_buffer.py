@@ -10,6 +10,7 @@ advancing its count after copying them, so the two never need a lock.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -28,6 +29,8 @@ COUNTER_DEVICE_OVERFLOWS = 4
 """Blocks the device flagged as overflowed (the native callback; Python callbacks count their own)."""
 COUNTER_DELIVERED = 5
 """Frames the native callback received, kept or dropped."""
+COUNTER_LAST_CALLBACK_NS = 6
+"""``time.monotonic_ns()`` (CLOCK_MONOTONIC) when the producer last wrote or was called (producer)."""
 COUNTER_SLOTS = 8
 
 
@@ -65,6 +68,12 @@ class AudioRing:
         return int(self.counters[COUNTER_DROPPED])
 
     @property
+    def last_callback_monotonic_s(self) -> float | None:
+        """When the producer last wrote, or was called with audio (``time.monotonic()``), if ever."""
+        at_ns = int(self.counters[COUNTER_LAST_CALLBACK_NS])
+        return at_ns / 1e9 if at_ns else None
+
+    @property
     def available_frames(self) -> int:
         """Frames written and not yet read."""
         counters = self.counters
@@ -76,6 +85,7 @@ class AudioRing:
         Called on the producer thread only (a Python audio callback or a file replay).
         """
         counters = self.counters
+        counters[COUNTER_LAST_CALLBACK_NS] = time.monotonic_ns()
         frames = block.shape[0]
         written = int(counters[COUNTER_WRITTEN])
         if frames > self.capacity_frames - (written - int(counters[COUNTER_READ])):

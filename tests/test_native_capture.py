@@ -89,8 +89,13 @@ def test_the_c_callback_writes_wraps_and_overflows_exactly_like_the_python_ring(
         if action == "write":
             assert argument is not None
             block = np.ascontiguousarray(blocks[argument])
+            before_s = time.monotonic()
             assert call(native, block, block.shape[0]) == PA_CONTINUE
             python_ring.write(block)
+            after_s = time.monotonic()
+            for ring in (native_ring, python_ring):  # what dates a lost device's last audio
+                called_s = ring.last_callback_monotonic_s
+                assert called_s is not None and before_s <= called_s <= after_s
         else:
             outputs.append((native_ring.read(argument), python_ring.read(argument)))
         np.testing.assert_array_equal(
