@@ -36,12 +36,12 @@ thread while the engine computes (``livepitch.blas_threads``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import mido
-import numpy as np
 import numpy.typing as npt
 
 from livepitch.audio_file import read_audio_frames
@@ -52,6 +52,7 @@ from livepitch.events import Event, NoteOff, NoteOn, PitchBend
 from livepitch.midi_file import setup_messages as _setup_messages
 from livepitch.notes import Note
 from livepitch.resample_stream import DeviceToModel, recording_to_model_rate
+from livepitch.samples import mono_float32
 from livepitch.settings import AudioSettings, DaemonSettings, LiveSettings, TranscribeSettings
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "PitchBend",
     "StreamingEngine",
     "TranscribeSettings",
+    "daemon_settings",
     "live_settings",
     "midi_messages",
     "open_engine",
@@ -82,18 +84,42 @@ def live_settings(config: str | Path | None = None, **groups: dict[str, Any]) ->
     ``tracker`` and ``midi`` tables (``config``: a preset, or the daemon's file), then
     ``groups`` (``stream={"lookahead_ms": 100}``). ``ConfigError``, one line naming the
     setting (and the file that set it), for anything not allowed."""
-    from livepitch.cli_settings import given, live_tables_of
-    from livepitch.config_file import merge
-    from livepitch.settings import SettingError, build_settings
+    from livepitch.cli_settings import live_tables_of, settings_from
 
-    from_file = live_tables_of(Path(config).expanduser()) if config is not None else {}
-    try:
-        settings: LiveSettings = build_settings(LiveSettings, merge(from_file, dict(groups)))
-    except SettingError as err:
-        if given(from_file, err.location) and not given(groups, err.location):
-            raise ConfigError(f"{config}: {err}") from err
-        raise
+    path, overrides = _config_path(config), _checked(groups, LiveSettings)
+    from_file = live_tables_of(path, overrides) if path is not None else {}
+    settings: LiveSettings = settings_from(LiveSettings, path, from_file, overrides)
     return settings
+
+
+def daemon_settings(config: str | Path | None = None, **groups: dict[str, Any]) -> DaemonSettings:
+    """Everything the live daemon (``LiveSession``) runs with: the defaults, then a
+    configuration file (as ``livepitch --config``: file names in it relative to its
+    directory), then ``groups`` (``audio={"input_file": "take.wav"}``); ``ConfigError`` as
+    ``live_settings``."""
+    from livepitch.cli_settings import config_tables, settings_from
+
+    path, overrides = _config_path(config), _checked(groups, DaemonSettings)
+    from_file = config_tables(path) if path is not None else {}
+    settings: DaemonSettings = settings_from(DaemonSettings, path, from_file, overrides)
+    return settings
+
+
+def _config_path(config: str | Path | None) -> Path | None:
+    if config is None:
+        return None
+    if not str(config).strip():
+        raise ConfigError("a configuration file name cannot be empty")
+    return Path(config).expanduser()
+
+
+def _checked(groups: dict[str, Any], model_type: type[LiveSettings]) -> dict[str, Any]:
+    """``groups`` with numbers and switches checked as a file's are (``"100"`` or ``True`` for
+    a count is refused, not converted)."""
+    from livepitch.config_file import check_value_types
+
+    check_value_types(groups, model_type, "the settings given")
+    return dict(groups)
 
 
 def open_engine(settings: LiveSettings | None = None) -> StreamingEngine:
@@ -142,7 +168,7 @@ def setup_messages(settings: LiveSettings | StreamingEngine | None = None) -> li
 
 
 def transcribe(
-    audio: str | Path | npt.NDArray[np.floating], settings: TranscribeSettings | None = None
+    audio: str | bytes | os.PathLike[str] | npt.ArrayLike, settings: TranscribeSettings | None = None
 ) -> list[Note]:
     """The notes of a whole recording, decoded offline as Basic Pitch does (``livepitch
     transcribe``): an audio file, or mono float samples at 22050 Hz."""
@@ -151,10 +177,18 @@ def transcribe(
     from livepitch.transcribe import transcribe_audio, transcribe_file
 
     settings = settings or TranscribeSettings()
+    if isinstance(audio, (str, bytes, os.PathLike)):
+        path, samples = Path(os.fsdecode(audio)), None
+    else:
+        path, samples = (
+            None,
+            mono_float32(audio, "transcribe", "average the channels first (audio.mean(axis=1))"),
+        )
     model = BasicPitchModel(resolve_model_path(settings.model.path), threads=settings.model.threads)
-    if isinstance(audio, (str, Path)):
-        return transcribe_file(audio, model, settings).notes
-    return transcribe_audio(audio, model, settings).notes
+    if path is not None:
+        return transcribe_file(path, model, settings).notes
+    assert samples is not None
+    return transcribe_audio(samples, model, settings).notes
 
 
 class _NoPort:
@@ -176,9 +210,11 @@ class LiveSession:
     ``run`` blocks until ``stop`` (from any thread) or the replayed file's end, with everything
     the daemon does: a lost device or MIDI port is reopened with backoff, the notes sounding
     are released on every stop, fault and overload (their note-offs reach ``on_events`` too),
-    an overloaded worker skips ahead. ``on_events`` runs on the worker thread with each batch
-    (keep it short: the audio waits); an exception there ends the session
-    (``LivepitchError``). ``run`` raises ``LivepitchError`` subclasses for what cannot start
+    an overloaded worker skips ahead. ``on_events`` gets each batch on the worker thread (keep
+    it short: the audio waits), and the note-offs of a stop, a fault or the file's end on the
+    thread that called ``run``; event times are on the session's clock, which goes on across
+    drops and recoveries. An exception there ends the session (``LivepitchError``, the
+    exception as its cause). ``run`` raises ``LivepitchError`` subclasses for what cannot start
     (``DeviceError`` for an unknown input, ``MidiPortError``, ``ModelError``). It sets the
     interpreter's switch interval to 0.5 ms (see the module's notes on threads). A session
     runs once.
@@ -201,9 +237,13 @@ class LiveSession:
         status = StatusLine()
         status.enabled = False  # the program's terminal is its own
         self._daemon = Daemon(settings, factories, status_line=status, on_events=on_events)
+        self._ran = False
 
     def run(self) -> None:
-        """Listen until ``stop`` or the replayed file's end (the calling thread)."""
+        """Listen until ``stop`` or the replayed file's end (the calling thread); once."""
+        if self._ran:
+            raise RuntimeError("a LiveSession runs once: make a new one")
+        self._ran = True
         self._daemon.run()
 
     def stop(self) -> None:

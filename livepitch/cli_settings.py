@@ -4,10 +4,14 @@ the flag or the file that gave the value."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livepitch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,20 +72,36 @@ def daemon_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def daemon_settings_from_args(args: argparse.Namespace, tables: dict[str, Any] | None = None) -> Any:
     """Effective ``DaemonSettings``: defaults < ``--config`` file < flags. ``tables``: the
     file's, already read (else it is read here: a reload reads it again)."""
-    from livepitch.config_file import merge
-    from livepitch.settings import DaemonSettings, SettingError, build_settings
+    from livepitch.settings import DaemonSettings
 
-    values = _config_tables(args.config, tables) if args.config is not None else {}
-    flags = daemon_values_from_args(args)
-    try:
-        settings = build_settings(DaemonSettings, merge(values, flags))
-    except SettingError as err:  # one the file set, and no flag: the file is named
-        if args.config is not None and given(values, err.location) and not given(flags, err.location):
-            raise ConfigError(f"{args.config}: {err}") from err
-        raise _naming_the_flag(err) from err
+    values = config_tables(args.config, tables) if args.config is not None else {}
+    settings = settings_from(
+        DaemonSettings, args.config, values, daemon_values_from_args(args), _naming_the_flag
+    )
     if args.config is not None:
         _outputs_spare_the_config(settings, Path(args.config))
     return settings
+
+
+def settings_from(
+    model_type: type[BaseModel],
+    config: Path | None,
+    from_file: dict[str, Any],
+    overrides: dict[str, Any],
+    naming: Callable[[Any], ConfigError] | None = None,
+) -> Any:
+    """``model_type`` from a configuration file's tables, then ``overrides`` over them. A bad
+    value the file set and no override did is named with the file; one an override gave, by
+    ``naming`` (the flag), or as it is."""
+    from livepitch.config_file import merge
+    from livepitch.settings import SettingError, build_settings
+
+    try:
+        return build_settings(model_type, merge(from_file, overrides))
+    except SettingError as err:
+        if config is not None and given(from_file, err.location) and not given(overrides, err.location):
+            raise ConfigError(f"{config}: {err}") from err
+        raise (naming(err) if naming is not None else err) from err
 
 
 _FLAGS_NAMED_OTHERWISE = {
@@ -106,7 +126,7 @@ def _naming_the_flag(err: Any) -> ConfigError:
     return type(err)(f"{flag} ({dotted}){text[len(dotted) :]}", err.location)  # type: ignore[no-any-return]
 
 
-def _config_tables(config: Path, tables: dict[str, Any] | None = None) -> dict[str, Any]:
+def config_tables(config: Path, tables: dict[str, Any] | None = None) -> dict[str, Any]:
     """A daemon configuration file's tables (``tables``: already read), their value types
     checked, file names made relative to the file's directory."""
     from livepitch.config_file import check_value_types, files_relative_to, read_config_file
@@ -170,8 +190,7 @@ def transcribe_settings_from_args(args: argparse.Namespace) -> Any:
 
 def live_settings_from_args(args: argparse.Namespace) -> Any:
     """Validated ``LiveSettings`` from parsed arguments (unset flags keep defaults)."""
-    from livepitch.config_file import merge
-    from livepitch.settings import LiveSettings, SettingError, build_settings
+    from livepitch.settings import LiveSettings
 
     tracker = _drop_none(
         {
@@ -205,25 +224,18 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
         "model": _drop_none({"path": args.model, "threads": args.threads}),
     }
     flags = {group: fields for group, fields in values.items() if fields}
-    from_file = live_tables_of(args.config) if args.config is not None else {}
-    try:
-        return build_settings(LiveSettings, merge(from_file, flags))
-    except SettingError as err:
-        if given(from_file, err.location) and not given(flags, err.location):
-            raise ConfigError(f"{args.config}: {err}") from err
-        raise _naming_the_flag(err) from err
+    from_file = live_tables_of(args.config, flags) if args.config is not None else {}
+    return settings_from(LiveSettings, args.config, from_file, flags, _naming_the_flag)
 
 
-def live_tables_of(config: Path) -> dict[str, Any]:
+def live_tables_of(config: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     """The groups of a daemon configuration file the live engine uses (model, stream, tracker,
-    midi: a preset's), the whole file checked as the daemon would check it."""
-    from livepitch.settings import DaemonSettings, SettingError, build_settings
+    midi: a preset's), the whole file checked as the daemon would check it with ``overrides``
+    over it."""
+    from livepitch.settings import DaemonSettings
 
-    tables = _config_tables(config)
-    try:
-        build_settings(DaemonSettings, tables)
-    except SettingError as err:
-        raise ConfigError(f"{config}: {err}") from err
+    tables = config_tables(config)
+    settings_from(DaemonSettings, config, tables, overrides)
     return {group: tables[group] for group in LIVE_GROUPS if group in tables}
 
 

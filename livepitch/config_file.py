@@ -69,7 +69,7 @@ _TOML_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
 """For a setting of this type: the TOML values it takes, and how to say so."""
 
 
-def check_value_types(tables: dict[str, Any], model_type: type[BaseModel], path: Path) -> None:
+def check_value_types(tables: dict[str, Any], model_type: type[BaseModel], path: Path | str) -> None:
     """``ConfigError`` for a number or switch written as something else (``"256"``, ``"yes"``,
     ``true`` for a count): pydantic would quietly convert those, or judge ``true`` as the
     number 1. Unknown tables and fields are left to the settings' own validation."""

@@ -10,6 +10,7 @@ stops the worker releases the sounding notes first.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import resource
@@ -36,7 +37,7 @@ from livepitch.errors import (
     MidiPortError,
     first_line,
 )
-from livepitch.events import Event, NoteOn
+from livepitch.events import Event, NoteOff, NoteOn
 from livepitch.factories import Factories, default_factories
 from livepitch.geometry import FRAME_HOP_SAMPLES, MODEL_RATE_HZ
 from livepitch.midi_sink import MidiSink, Port, check_writable
@@ -508,6 +509,9 @@ class Daemon:
                 events = self.engine.release_all()
             elif worker is not None and worker.alive:  # (one that never started has nothing to end)
                 log.error("the worker did not stop; releasing the notes the MIDI port knows of")
+                if self.sink is not None and self.engine is not None:  # as events: on_events gets them too
+                    now = self.engine.consumed_samples
+                    events = [NoteOff(now, now, channel, pitch) for channel, pitch in self.sink.sounding]
         except Exception as err:  # a broken engine must not keep the notes on
             log.error("cannot end the engine's notes (%s); releasing the notes the MIDI port knows of", err)
         finally:
@@ -515,7 +519,7 @@ class Daemon:
                 self.sink.release_all(events)
             if events and self._on_events is not None:
                 try:
-                    self._on_events(events)
+                    self._to_program(events)
                 except Exception as err:  # the embedding program's: the session goes on
                     log.error("on_events failed on the released notes: %s", first_line(err))
 
@@ -556,7 +560,7 @@ class Daemon:
                 self._reload()
             worker, source = self.worker, self.source
             if worker is not None and worker.error is not None:
-                raise _worker_failed(worker.error)
+                raise _worker_failed(worker.error) from worker.error
             if (
                 source is not None
                 and source.finished
@@ -874,6 +878,23 @@ class Daemon:
             log.info("replay goes on at %.2f s", source.first_frame / source.rate_hz)
         return source
 
+    def _to_program(self, events: list[Event]) -> None:
+        """Hand ``events`` to the embedding program's ``on_events`` on the session's clock (as
+        recorded and logged: after a drop, a recovery or a reload the engine's clock starts
+        again at 0, the session's goes on)."""
+        assert self._on_events is not None
+        offset = self.sink.time_offset_samples if self.sink is not None else 0
+        if offset:
+            events = [
+                dataclasses.replace(
+                    event,
+                    time_sample=event.time_sample + offset,
+                    emitted_sample=event.emitted_sample + offset,
+                )
+                for event in events
+            ]
+        self._on_events(events)
+
     def _events_handler(self, settings: DaemonSettings) -> Callable[[list[Event]], None] | None:
         """What the worker hands its events to: the note printer, the embedding program's
         ``on_events``, both, or nothing."""
@@ -881,7 +902,7 @@ class Daemon:
             [self._note_printer] if settings.ui.print_notes else []
         )
         if self._on_events is not None:
-            handlers.append(self._on_events)
+            handlers.append(self._to_program)
         if len(handlers) < 2:
             return handlers[0] if handlers else None
 

@@ -121,8 +121,10 @@ class Worker:
                     cpu_now = time.thread_time()
                     self.stats.cpu_load = (cpu_now - cpu_start) / (now - wall_start)
                     wall_start, cpu_start = now, cpu_now
-        except Exception as err:  # reported by the main thread, which releases the notes
-            self.error = err
+        except BaseException as err:  # reported by the main thread, which releases the notes (a
+            self.error = (
+                err  # SystemExit from an embedding program's on_events too: it ends no thread but this)
+            )
             log.debug("worker failed", exc_info=True)
 
     def process_available(self, last: bool = False) -> bool:

@@ -165,3 +165,86 @@ def test_integer_pcm_fed_unscaled_is_named_once(model: Any, caplog: pytest.LogCa
         engine.feed(sequence([(0.0, 0.2, 60)], 0.2))  # scaled audio says nothing
     (warning,) = [record.getMessage() for record in caplog.records]
     assert "full scale is 1.0: scale integer PCM to ±1 (int16 / 32768)" in warning
+
+
+def _replay_settings(tmp_path: Path, notes: list[tuple[float, float, int]], seconds: float) -> Any:
+    import soundfile
+
+    wav = tmp_path / "take.wav"
+    soundfile.write(wav, sequence(notes, seconds), 22050)
+    return api.daemon_settings(audio={"input_file": str(wav)}, ui={"quiet": True})
+
+
+def test_a_live_session_runs_once(tmp_path: Path) -> None:
+    """A second run replayed the file again with the first run's threads half torn down."""
+    session = api.LiveSession(
+        lambda events: None, _replay_settings(tmp_path, [(0.1, 0.2, 60)], 0.5), midi=False
+    )
+    session.run()
+    with pytest.raises(RuntimeError, match="runs once"):
+        session.run()
+
+
+@pytest.mark.parametrize("raised", [KeyError("a bug in the program"), SystemExit(3)])
+def test_what_on_events_raises_ends_the_session_with_it_as_the_cause(
+    tmp_path: Path, raised: BaseException
+) -> None:
+    """A SystemExit there ended the worker thread silently and run() went on waiting."""
+    received: list[api.Event] = []
+
+    def on_events(events: list[api.Event]) -> None:
+        received.extend(events)
+        if any(isinstance(event, api.NoteOn) for event in events):
+            raise raised
+
+    settings = _replay_settings(tmp_path, [(0.2, 1.5, 60)], 3.0)
+    with pytest.raises(api.LivepitchError, match="the worker failed") as failed:
+        api.LiveSession(on_events, settings, midi=False).run()
+    assert failed.value.__cause__ is raised
+    check_event_stream(received)  # the note-on's note-off came with the release
+
+
+def test_a_stuck_on_events_still_gets_the_stops_note_offs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that does not stop in time (here: on_events blocked) used to leave the program
+    without the note-offs the MIDI port got."""
+    import functools
+    import threading
+
+    from livepitch.worker import Worker
+
+    monkeypatch.setattr(Worker, "stop", functools.partialmethod(Worker.stop, timeout_s=0.3))
+    blocked, release = threading.Event(), threading.Event()
+    received: list[api.Event] = []
+
+    def on_events(events: list[api.Event]) -> None:
+        received.extend(events)
+        if threading.current_thread().name != "MainThread" and note_ons(received) and not blocked.is_set():
+            blocked.set()
+            release.wait(10.0)  # stuck, with the note sounding
+
+    session = api.LiveSession(on_events, _replay_settings(tmp_path, [(0.2, 2.0, 64)], 3.0), midi=False)
+    runner = threading.Thread(target=session.run)
+    runner.start()
+    assert blocked.wait(10.0)
+    session.stop()
+    runner.join(10.0)
+    release.set()
+    assert not runner.is_alive()
+    assert [e.pitch for e in note_ons(received)] == [64] and isinstance(received[-1], api.NoteOff)
+    assert received[-1].pitch == 64
+
+
+def test_settings_take_the_overrides_before_judging_the_file(tmp_path: Path) -> None:
+    """A file value an override replaces is not judged alone (the daemon merges first); an
+    override is checked as strictly as a file's value."""
+    config = tmp_path / "short.toml"
+    config.write_text('[stream]\nlookahead_ms = 1.0\n[audio]\ninput_file = "take.wav"\n')
+    assert api.live_settings(config, stream={"lookahead_ms": 100.0}).stream.lookahead_ms == 100.0
+    daemon = api.daemon_settings(config, stream={"lookahead_ms": 100.0})
+    assert daemon.audio.input_file == tmp_path / "take.wav"  # relative to the file, as --config
+    with pytest.raises(api.ConfigError, match=r'^the settings given: stream.lookahead_ms = "100": must be'):
+        api.live_settings(stream={"lookahead_ms": "100"})
+    with pytest.raises(api.ConfigError, match="cannot be empty"):
+        api.live_settings("")

@@ -22,6 +22,7 @@ from livepitch.daemon import Daemon
 from livepitch.engine import build_engine, stream_audio
 from livepitch.errors import ConfigError, DeviceError, MidiPortError
 from livepitch.event_files import write_events_csv
+from livepitch.events import Event, NoteOn
 from livepitch.factories import Factories
 from livepitch.midi_file import setup_messages
 from livepitch.midi_sink import MidiSink
@@ -317,8 +318,12 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(
         audio={"max_backlog_ms": 200.0}, stream={"engine": "window"}, port={"events_csv": events_csv}
     )
     source = FakeSource(np.concatenate([melody, melody]), 22050, speed=1.0)
+    handed: list[Event] = []  # what a program embedding the daemon gets (LiveSession)
     daemon = Daemon(
-        config, Factories(lambda _: SlowModel(), lambda _: source, lambda _: port), status_line=QuietStatus()
+        config,
+        Factories(lambda _: SlowModel(), lambda _: source, lambda _: port),
+        status_line=QuietStatus(),
+        on_events=handed.extend,
     )
     sounding_at_drops: list[set[tuple[int, int]]] = []
     advance_clock = MidiSink.advance_clock
@@ -336,6 +341,9 @@ def test_overload_skips_ahead_counts_the_drop_and_releases_notes(
     # second past 2 s; the last chord starts at 4.5 s)
     last_c5_s = [at_s for pitch, at_s in logged_note_ons(events_csv) if pitch == 72][-1]
     assert abs(last_c5_s - 4.5) < 0.05
+    # and the program's events are on the same clock (they started again near 0 after a drop)
+    handed_ons = [(on.pitch, round(on.time_s, 6)) for on in handed if isinstance(on, NoteOn)]
+    assert handed_ons == logged_note_ons(events_csv)
 
 
 def test_ring_overflow_is_counted_not_fatal(
