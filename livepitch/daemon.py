@@ -247,6 +247,7 @@ class Daemon:
                     ("printed", settings.ui.print_notes),
                     ("recorded", settings.port.record is not None),
                     ("logged", settings.port.events_csv is not None),
+                    ("handed to the program", self._on_events is not None),
                 )
                 if wanted
             ]
