@@ -100,6 +100,18 @@ def check_outputs_apart(inputs: Sequence[Path], outputs: dict[str, list[Path | N
             taken[resolved_path(path)] = f"{flag} for {source}"
 
 
+def _plan_all(
+    args: argparse.Namespace, flag: str, target_text: str | None, suffix: str
+) -> tuple[list[Path | None], list[Path | None], list[Path | None]]:
+    """Each input's MIDI file (``-o``), notes CSV (``--csv``) and the file ``flag`` asks for,
+    none of them the same file as another or as an input."""
+    midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
+    csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)
+    other_paths = plan_outputs(args.inputs, target_text, (suffix,), default_here=False)
+    check_outputs_apart(args.inputs, {"-o": midi_paths, "--csv": csv_paths, flag: other_paths})
+    return midi_paths, csv_paths, other_paths
+
+
 def _check_parent(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     status = stat_or_none(parent, cannot_write)
@@ -117,10 +129,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     if used:
         raise ConfigError(f"--{used[0].replace('_', '-')} needs --stream")
     settings = transcribe_settings_from_args(args)
-    midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
-    csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)
-    npz_paths = plan_outputs(args.inputs, args.posteriors, (".npz",), default_here=False)
-    check_outputs_apart(args.inputs, {"-o": midi_paths, "--csv": csv_paths, "--posteriors": npz_paths})
+    midi_paths, csv_paths, npz_paths = _plan_all(args, "--posteriors", args.posteriors, ".npz")
 
     from livepitch.model_file import resolve_model_path
     from livepitch.onnx_model import BasicPitchModel
@@ -173,10 +182,7 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
     if offline_only:
         raise ConfigError(f"{' and '.join(offline_only)}: for the offline decoder, not --stream")
     settings = live_settings_from_args(args)
-    midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
-    csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)
-    events_paths = plan_outputs(args.inputs, args.events_csv, (".csv",), default_here=False)
-    check_outputs_apart(args.inputs, {"-o": midi_paths, "--csv": csv_paths, "--events-csv": events_paths})
+    midi_paths, csv_paths, events_paths = _plan_all(args, "--events-csv", args.events_csv, ".csv")
     if args.posteriors is not None:
         raise ConfigError("--posteriors applies to the offline run, not to --stream")
 
