@@ -1,6 +1,8 @@
 """The Python API for integrators: feed audio blocks, get MIDI events.
 
-    from livepitch.api import open_engine, stream_file, midi_messages, setup_messages
+    from livepitch.api import (
+        LiveSession, daemon_settings, midi_messages, open_engine, setup_messages, stream_file, transcribe
+    )
 
     engine = open_engine()                      # default settings, installed model
     port.send_all(setup_messages(engine))       # MPE zone or bend range, as the daemon's port sends
@@ -14,7 +16,7 @@
 
     notes = transcribe("take.wav")              # offline: Basic Pitch's decoding of the whole file
 
-    session = LiveSession(on_events, DaemonSettings(), midi=False)  # the live daemon, in this program
+    session = LiveSession(on_events, daemon_settings("my.toml"), midi=False)  # the live daemon, here
     session.run()                               # until session.stop() from another thread
 
 Audio fed to ``feed`` is mono float32 at 22050 Hz (``engine.rate_hz``); ``DeviceToModel`` converts
@@ -22,8 +24,9 @@ other rates and channel counts (as the daemon does). Events carry ``time_sample`
 happened, as the tracker believes) and ``emitted_sample`` (how much audio had been fed when it
 was emitted), both sample indices at 22050 Hz (``time_s`` and ``emitted_s`` in seconds), and a
 0-based MIDI ``channel`` (the events log and the printed notes count channels 1-16).
-``live_settings`` reads a configuration file (``config/voice.toml``, or one ``livepitch config``
-printed) with one-line ``ConfigError`` messages.
+``live_settings`` (the engine's) and ``daemon_settings`` (everything) read a configuration file
+(``config/voice.toml``, or one ``livepitch config`` printed) with one-line ``ConfigError``
+messages.
 
 **Threads.** An engine belongs to the thread that feeds it (one engine per thread; several may
 run side by side). Each frame is many short numpy calls, each releasing Python's GIL: a
