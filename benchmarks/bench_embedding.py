@@ -33,13 +33,14 @@ CHILD = """
 import json, sys, time
 import numpy as np
 import soundfile
-from livepitch import blas_threads
 from livepitch.engine import stream_audio
 from livepitch.api import open_engine
 from livepitch.resample_stream import recording_to_model_rate
 from livepitch.settings import AudioSettings
-if sys.argv[2] == "off":
-    blas_threads._limiter = False  # the engine before it held BLAS to one thread
+if sys.argv[2] == "off":  # the engine before it held BLAS to one thread
+    import contextlib
+    import livepitch.incremental_engine
+    livepitch.incremental_engine.one_blas_thread = contextlib.nullcontext
 if sys.argv[4] != "none":  # a Python thread computing beside the engine
     import threading
     def busy():

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--midi", action="store_true", help="also send MIDI to the virtual port")
     args = parser.parse_args(argv)
     settings = DaemonSettings.model_validate(
-        {"audio": {"input_file": args.input_file}, "ui": {"quiet": True, "log_level": "warning"}}
+        {"audio": {"input_file": args.input_file}, "ui": {"quiet": True}}
     )
     batches: queue.Queue[list[Event] | None] = queue.Queue()
     session = LiveSession(batches.put, settings, midi=args.midi)  # on_events runs on the worker thread

@@ -26,7 +26,7 @@ enum {
     COUNTER_DROPPED = 3,   /* frames in those blocks */
     COUNTER_DEVICE_OVERFLOWS = 4, /* blocks PortAudio flagged paInputOverflow */
     COUNTER_DELIVERED = 5, /* frames the device delivered, kept or dropped */
-    COUNTER_LAST_CALLBACK_NS = 6, /* CLOCK_MONOTONIC at the last callback [ns] */
+    COUNTER_LAST_CALLBACK_NS = 6, /* time.monotonic_ns()'s clock at the last callback [ns] */
     COUNTER_SLOTS = 8
 };
 
@@ -44,6 +44,19 @@ typedef struct {
     int64_t channels;
 } CaptureRing;
 
+/* Python's time.monotonic_ns(), read on the audio thread without a system call: CLOCK_MONOTONIC
+ * on Linux (the vDSO), mach_absolute_time's clock on macOS (CLOCK_MONOTONIC there counts sleep). */
+static int64_t monotonic_ns(void)
+{
+#ifdef __APPLE__
+    return (int64_t)clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
+#else
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+#endif
+}
+
 /* PortAudio's PaStreamCallback, on its audio thread: interleaved float32 input in, nothing out. */
 static int capture_callback(const void *input, void *output, unsigned long frame_count,
                             const void *time_info, unsigned long status_flags, void *user_data)
@@ -53,10 +66,7 @@ static int capture_callback(const void *input, void *output, unsigned long frame
     int64_t frames = (int64_t)frame_count;
     (void)output;
     (void)time_info;
-    struct timespec now; /* (vDSO: no system call, safe on the audio thread) */
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    __atomic_store_n(&counters[COUNTER_LAST_CALLBACK_NS], (int64_t)now.tv_sec * 1000000000 + now.tv_nsec,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(&counters[COUNTER_LAST_CALLBACK_NS], monotonic_ns(), __ATOMIC_RELAXED);
 
     if (status_flags & PA_INPUT_OVERFLOW) {
         __atomic_store_n(&counters[COUNTER_DEVICE_OVERFLOWS],

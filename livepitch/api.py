@@ -215,9 +215,14 @@ class LiveSession:
     are released on every stop, fault and overload (their note-offs reach ``on_events`` too),
     an overloaded worker skips ahead. ``on_events`` gets each batch on the worker thread (keep
     it short: the audio waits), and the note-offs of a stop, a fault or the file's end on the
-    thread that called ``run``; event times are on the session's clock, which goes on across
-    drops and recoveries. An exception there ends the session (``LivepitchError``, the
-    exception as its cause). ``run`` raises ``LivepitchError`` subclasses for what cannot start
+    thread that called ``run``, once the input has stopped (while a call stuck on the worker
+    thread may still run); event times are on the session's clock, which goes on across drops
+    and recoveries. An exception there on the worker thread ends the session (``LivepitchError``,
+    the exception as its cause); one with a stop's note-offs is logged. The program configures
+    the ``livepitch`` logger (``ui.log_level`` and ``ui.log_json`` are the command's). A device's
+    recovery resets PortAudio for the whole process (as ``sounddevice``'s own
+    ``_terminate``/``_initialize`` would: other streams of the program close too), and a stream
+    the audio system never releases is a ``DeviceError`` (the command restarts itself instead). ``run`` raises ``LivepitchError`` subclasses for what cannot start
     (``DeviceError`` for an unknown input, ``MidiPortError``, ``ModelError``). It sets the
     interpreter's switch interval to 0.5 ms (see the module's notes on threads). A session
     runs once.

@@ -481,7 +481,7 @@ class Daemon:
             source = ring = None  # still running: counted when it stops
         else:
             self.source, self._ring = None, None
-        self._release_notes(worker)
+        released = self._release_notes(worker)
         if source is not None:
             self._save_before_audio_call(source)
             source.stop(reopening)
@@ -500,10 +500,16 @@ class Daemon:
             self._input_stopped = (self._stopped_delivering_s(ring) if lost else time.monotonic(), unread_s)
         self._account(worker, source, ring)
         log.debug("pipeline stopped: %s", reason)
+        if released and self._on_events is not None:  # the input stopped first, whatever this does
+            try:
+                self._to_program(released)
+            except Exception as err:  # the embedding program's: the stop goes on
+                log.error("on_events failed on the released notes: %s", first_line(err))
         return keep_source
 
-    def _release_notes(self, worker: Worker | None) -> None:
-        """End every sounding note: the engine's (its worker stopped), else the MIDI port's."""
+    def _release_notes(self, worker: Worker | None) -> list[Event]:
+        """End every sounding note: the engine's (its worker stopped), else the MIDI port's;
+        return the note-offs, for the embedding program."""
         events: list[Event] = []
         try:
             if self.engine is not None and (worker is None or not worker.alive):
@@ -518,11 +524,7 @@ class Daemon:
         finally:
             if self.sink is not None:
                 self.sink.release_all(events)
-            if events and self._on_events is not None:
-                try:
-                    self._to_program(events)
-                except Exception as err:  # the embedding program's: the session goes on
-                    log.error("on_events failed on the released notes: %s", first_line(err))
+        return events
 
     def _held_back(self, worker: Worker) -> _Handover | None:
         """The audio a stopped worker's engine held back for its lookahead, which the next

@@ -70,7 +70,8 @@ class StreamingEngine:
         block_peak = peak(samples)
         if needs_cleaning(samples, block_peak):
             samples = cleaned(samples)
-        elif block_peak > UNSCALED_PEAK and not self._warned_unscaled:
+            block_peak = peak(samples)
+        if block_peak > UNSCALED_PEAK and not self._warned_unscaled:
             self._warned_unscaled = True
             log.warning(
                 "samples reach %.0f, where full scale is 1.0: scale integer PCM to ±1 "

@@ -30,7 +30,7 @@ COUNTER_DEVICE_OVERFLOWS = 4
 COUNTER_DELIVERED = 5
 """Frames the native callback received, kept or dropped."""
 COUNTER_LAST_CALLBACK_NS = 6
-"""``time.monotonic_ns()`` (CLOCK_MONOTONIC) when the producer last wrote or was called (producer)."""
+"""``time.monotonic_ns()`` when the producer last wrote or was called (producer)."""
 COUNTER_SLOTS = 8
 
 

@@ -171,7 +171,7 @@ def _log_json_if_asked(args: argparse.Namespace) -> None:
     if args.log_json:
         from livepitch.logs import configure_logging
 
-        configure_logging("warning", True)
+        configure_logging("debug" if args.verbose else "warning", True)
 
 
 def run_transcribe_stream(args: argparse.Namespace) -> int:

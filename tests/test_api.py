@@ -158,7 +158,9 @@ def test_integer_pcm_fed_unscaled_is_named_once(model: Any, caplog: pytest.LogCa
     from livepitch.engine import build_engine
 
     engine = build_engine(model, api.LiveSettings())
-    pcm = (sequence([(0.2, 0.5, 60)], 1.0) * 20000).astype(np.int16)
+    pcm = (sequence([(0.2, 0.5, 60)], 1.0) / np.abs(sequence([(0.2, 0.5, 60)], 1.0)).max() * 32000).astype(
+        np.int16
+    )
     with caplog.at_level("WARNING", logger="livepitch"):
         for start in range(0, pcm.shape[0], 2048):
             engine.feed(pcm[start : start + 2048].astype(np.float32))

@@ -436,10 +436,20 @@ def test_the_engine_multiplies_on_one_blas_thread_whatever_numpy_was_given(
     with blas.limit(limits=2):  # numpy as a program may have it (its default on two cores)
         if max(info["num_threads"] for info in blas.info()) < 2:
             pytest.skip("this BLAS runs one thread only")
-        monkeypatch.setattr(blas_threads, "_limiter", None)  # (as first used in that program)
+        monkeypatch.setattr(blas_threads, "_blas", None)  # (as first used in that program)
         engine = build_engine(model, INCREMENTAL)
         monkeypatch.setattr(np, "matmul", spy)
         engine.feed(sequence([(0.1, 0.2, 60)], 0.3))
         monkeypatch.setattr(np, "matmul", matmul)
         assert threads_seen == [1, 1, 1]
         assert max(info["num_threads"] for info in blas.info()) == 2  # the program's again
+        # engines on two threads: the count is one while either computes, and the program's
+        # again once both are done, whatever order they leave in (each restoring what it found
+        # left it at one for good)
+        first, second = blas_threads.one_blas_thread(), blas_threads.one_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert max(info["num_threads"] for info in blas.info()) == 1
+        second.__exit__(None, None, None)
+        assert max(info["num_threads"] for info in blas.info()) == 2
