@@ -146,6 +146,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
         except LivepitchError as err:
             report_error(err)
             exit_code = exit_code or err.exit_code
+            if args.log_json:  # the batch job's record of this input too
+                _print_json(input_path, midi_path, error=str(err), exit_code=err.exit_code)
             continue
         duration_s = transcription.audio_samples / MODEL_RATE_HZ
         if args.log_json:
@@ -218,6 +220,8 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
         except LivepitchError as err:
             report_error(err)
             exit_code = exit_code or err.exit_code
+            if args.log_json:  # the batch job's record of this input too
+                _print_json(input_path, midi_path, error=str(err), exit_code=err.exit_code)
             continue
         if args.quiet and not args.log_json:
             continue

@@ -100,12 +100,18 @@ def test_a_batch_job_reads_json_on_both_outputs_with_log_json(two_tones: Path, t
     missing = tmp_path / "nope.wav"
     result = run_cli("transcribe", two_tones, missing, "-o", tmp_path / "out", "--log-json")
     assert result.returncode == 3
-    (done,) = [json.loads(line) for line in result.stdout.splitlines()]
+    done, failed = [json.loads(line) for line in result.stdout.splitlines()]
     assert done == {
         "input": str(two_tones),
         "midi": str(tmp_path / "out" / "44100Hz_two_tones.mid"),
         "notes": 2,
         "audio_s": 1.8,
+    }
+    assert failed == {
+        "input": str(missing),
+        "midi": str(tmp_path / "out" / "nope.mid"),
+        "error": f"{missing}: no such file",
+        "exit_code": 3,
     }
     (error,) = [json.loads(line) for line in result.stderr.splitlines()]
     assert error["level"] == "error" and error["message"] == f"{missing}: no such file"
