@@ -144,10 +144,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
             transcription = transcribe_file(input_path, model, settings)
             write_transcription(transcription, settings, midi_path, csv_path, npz_path)
         except LivepitchError as err:
-            report_error(err)
-            exit_code = exit_code or err.exit_code
-            if args.log_json:  # the batch job's record of this input too
-                _print_json(input_path, midi_path, error=str(err), exit_code=err.exit_code)
+            failed = _input_failed(args, input_path, midi_path, err)  # (reported whatever failed before)
+            exit_code = exit_code or failed
             continue
         duration_s = transcription.audio_samples / MODEL_RATE_HZ
         if args.log_json:
@@ -157,6 +155,17 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 f"{input_path} -> {midi_path}: {_count(len(transcription.notes), 'note')} in {duration_s:.2f} s of audio"
             )
     return exit_code
+
+
+def _input_failed(
+    args: argparse.Namespace, input_path: Path, midi_path: Path | None, err: LivepitchError
+) -> int:
+    """Report one input's failure (the error line; with ``--log-json`` its record on stdout too,
+    so a batch job reads one per input); return its exit code."""
+    report_error(err)
+    if args.log_json:
+        _print_json(input_path, midi_path, error=str(err), exit_code=err.exit_code)
+    return err.exit_code
 
 
 def _print_json(input_path: Path, midi_path: Path | None, **figures: object) -> None:
@@ -218,10 +227,8 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
             if events_path is not None:
                 write_events_csv(events_path, events)
         except LivepitchError as err:
-            report_error(err)
-            exit_code = exit_code or err.exit_code
-            if args.log_json:  # the batch job's record of this input too
-                _print_json(input_path, midi_path, error=str(err), exit_code=err.exit_code)
+            failed = _input_failed(args, input_path, midi_path, err)  # (reported whatever failed before)
+            exit_code = exit_code or failed
             continue
         if args.quiet and not args.log_json:
             continue

@@ -115,6 +115,11 @@ def test_a_batch_job_reads_json_on_both_outputs_with_log_json(two_tones: Path, t
     }
     (error,) = [json.loads(line) for line in result.stderr.splitlines()]
     assert error["level"] == "error" and error["message"] == f"{missing}: no such file"
+    gone = tmp_path / "gone.wav"  # a second failure is reported too
+    both = run_cli("transcribe", missing, gone, "-o", tmp_path / "out2", "--log-json")
+    assert both.returncode == 3
+    assert [json.loads(line)["input"] for line in both.stdout.splitlines()] == [str(missing), str(gone)]
+    assert len(both.stderr.splitlines()) == 2
     streamed = run_cli("transcribe", "--stream", two_tones, "-o", tmp_path / "s.mid", "--log-json", "-q")
     assert streamed.returncode == 0 and streamed.stderr == ""
     summary = json.loads(streamed.stdout)
