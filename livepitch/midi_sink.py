@@ -122,6 +122,7 @@ class MidiSink:
         self._listeners: frozenset[str] | None = None  # a virtual JACK port's, at the last check
         self._ever_listened: set[str] = set()  # every listener any check saw
         self._used_channels: set[int] = set()
+        self._quiet_channels: set[int] = set()  # All Notes Off was the last thing this port sent there
         self._bent_channels: set[int] = set()  # wheel last delivered off centre
         self._wheels: dict[int, int] = {}  # where each wheel should be (what the voices last sent)
         self._record_path = record_path
@@ -305,6 +306,7 @@ class MidiSink:
         log.info("MIDI port %r open again", port.name)
         self._said_down = False
         self._port = port
+        self._quiet_channels.clear()  # (maybe another synth: the next release tells it too)
         self._end_sounding()  # what was sounding when the port failed, before a new mode's setup
         if self._port is not port or not self._attach(port):
             return False
@@ -467,6 +469,7 @@ class MidiSink:
             self._setup_again_if_quiet(batch)
             for event in batch:
                 self._used_channels.add(event.channel)
+                self._quiet_channels.discard(event.channel)
                 delivered = self._raw_send(event_to_message(event).bytes())
                 key = (event.channel, event.pitch)
                 if isinstance(event, NoteOn) and delivered:
@@ -658,7 +661,7 @@ class MidiSink:
 
     def release_all(self, events: Iterable[Event] = ()) -> None:
         """Send ``events`` (the engine's note-offs), then end anything still sounding, send All
-        Notes Off on every channel used and centre the wheels left bent (main thread, after
+        Notes Off on every channel used since its last one and centre the wheels left bent (main thread, after
         stopping the worker). A port that is down is tried once more at once, whatever the
         backoff; what still cannot be sent is logged."""
         with self._lock:
@@ -670,10 +673,11 @@ class MidiSink:
             self._reopen_now_if_down()  # it failed on the way: one more try at once
             self._end_sounding()
             self._reopen_now_if_down()
-            for channel in sorted(self._used_channels):
+            for channel in sorted(self._used_channels - self._quiet_channels):  # (not twice in a row)
                 message = mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0)
                 if self._raw_send(message.bytes()):
                     self._sounding = {(c, p) for c, p in self._sounding if c != channel}
+                    self._quiet_channels.add(channel)
             for channel in sorted(self._bent_channels):
                 self._send_wheel(channel, 0)
             self._log_release()
