@@ -4,6 +4,7 @@ the flag or the file that gave the value."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,11 @@ def settings_from(
     try:
         return build_settings(model_type, merge(from_file, overrides))
     except SettingError as err:
+        if len(err.location) == 1:  # a check across a group's settings: say where each came from
+            sources = {"flag": naming is not None, "file": config}
+            raise ConfigError(
+                f"{err} ({_where_each_came_from(err, model_type, from_file, overrides, sources)})"
+            ) from err
         if config is not None and given(from_file, err.location) and not given(overrides, err.location):
             raise ConfigError(f"{config}: {err}") from err
         raise (naming(err) if naming is not None else err) from err
@@ -114,6 +120,37 @@ _FLAGS_NAMED_OTHERWISE = {
 """Settings whose flag is not ``--`` and the field's name with hyphens."""
 
 
+def _where_each_came_from(
+    err: Any,
+    model_type: type[BaseModel],
+    from_file: dict[str, Any],
+    overrides: dict[str, Any],
+    sources: dict[str, Any],
+) -> str:
+    """``min_hz from c.toml, max_hz from --max-hz``: the source of each setting of the failed
+    group that ``err`` names (an override is a flag's where ``sources["flag"]``, else named
+    as given; ``sources["file"]`` the configuration file, or None)."""
+    group = err.location[0]
+    group_type = model_type.model_fields[group].annotation
+    fields = getattr(group_type, "model_fields", {})
+    named = [field for field in re.findall(r"[a-z][a-z0-9_]*", str(err)) if field in fields]
+    parts = []
+    for field in dict.fromkeys(named):
+        if given(overrides, (group, field)):
+            source = _flag_of(field) if sources["flag"] else "the arguments"
+        elif sources["file"] is not None and given(from_file, (group, field)):
+            source = str(sources["file"])
+        else:
+            source = "the default"
+        parts.append(f"{field} from {source}")
+    return ", ".join(parts)
+
+
+def _flag_of(field: str) -> str:
+    """The command-line flag that sets ``field``."""
+    return _FLAGS_NAMED_OTHERWISE.get(field, "--" + field.replace("_", "-"))
+
+
 def _naming_the_flag(err: Any) -> ConfigError:
     """A ``SettingError`` about a value a flag gave, its line starting with that flag
     (``--lookahead-ms (stream.lookahead_ms) = 2.0: ...``): the user typed the flag."""
@@ -122,7 +159,7 @@ def _naming_the_flag(err: Any) -> ConfigError:
     text = str(err)
     if not field or not (text.startswith(dotted + " ") or text.startswith(dotted + ":")):
         return err  # type: ignore[no-any-return]
-    flag = _FLAGS_NAMED_OTHERWISE.get(field, "--" + field.replace("_", "-"))
+    flag = _flag_of(field)
     return type(err)(f"{flag} ({dotted}){text[len(dotted) :]}", err.location)  # type: ignore[no-any-return]
 
 
@@ -163,7 +200,7 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
 
 def transcribe_settings_from_args(args: argparse.Namespace) -> Any:
     """Validated ``TranscribeSettings`` from parsed arguments (unset flags keep defaults)."""
-    from livepitch.settings import SettingError, TranscribeSettings, build_settings
+    from livepitch.settings import TranscribeSettings
 
     values: dict[str, Any] = {
         "decoder": _drop_none(
@@ -182,10 +219,7 @@ def transcribe_settings_from_args(args: argparse.Namespace) -> Any:
     }
     if args.windowing is not None:
         values["windowing"] = args.windowing
-    try:
-        return build_settings(TranscribeSettings, values)
-    except SettingError as err:  # (every value here is a flag's)
-        raise _naming_the_flag(err) from err
+    return settings_from(TranscribeSettings, None, {}, values, _naming_the_flag)  # (every value a flag's)
 
 
 def live_settings_from_args(args: argparse.Namespace) -> Any:
@@ -224,18 +258,20 @@ def live_settings_from_args(args: argparse.Namespace) -> Any:
         "model": _drop_none({"path": args.model, "threads": args.threads}),
     }
     flags = {group: fields for group, fields in values.items() if fields}
-    from_file = live_tables_of(args.config, flags) if args.config is not None else {}
+    from_file = live_tables_of(args.config, flags, _naming_the_flag) if args.config is not None else {}
     return settings_from(LiveSettings, args.config, from_file, flags, _naming_the_flag)
 
 
-def live_tables_of(config: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+def live_tables_of(
+    config: Path, overrides: dict[str, Any], naming: Callable[[Any], ConfigError] | None = None
+) -> dict[str, Any]:
     """The groups of a daemon configuration file the live engine uses (model, stream, tracker,
     midi: a preset's), the whole file checked as the daemon would check it with ``overrides``
-    over it."""
+    over it (``naming``: as ``settings_from``'s)."""
     from livepitch.settings import DaemonSettings
 
     tables = config_tables(config)
-    settings_from(DaemonSettings, config, tables, overrides)
+    settings_from(DaemonSettings, config, tables, overrides, naming)
     return {group: tables[group] for group in LIVE_GROUPS if group in tables}
 
 

@@ -415,9 +415,11 @@ class DaemonSettings(LiveSettings):
 
     @model_validator(mode="after")
     def _outputs_do_not_overwrite_inputs(self) -> DaemonSettings:
-        """``--record`` and ``--events-csv`` must not name the replayed file, or each other."""
+        """``--record`` and ``--events-csv`` must not name the replayed file, the model, or
+        each other."""
         named = {"port.record": self.port.record, "port.events_csv": self.port.events_csv}
-        taken = {} if self.audio.input_file is None else {"audio.input_file": self.audio.input_file}
+        read = {"audio.input_file": self.audio.input_file, "model.path": self.model.path}
+        taken = {field: path for field, path in read.items() if path is not None}
         for field, path in named.items():
             if path is None:
                 continue

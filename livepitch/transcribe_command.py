@@ -84,12 +84,16 @@ def plan_outputs(
     return list(paths)
 
 
-def check_outputs_apart(inputs: Sequence[Path], outputs: dict[str, list[Path | None]]) -> None:
-    """``ConfigError`` if two outputs, or an output and an input, are the same file: one would
-    silently replace the other."""
+def check_outputs_apart(
+    inputs: Sequence[Path], outputs: dict[str, list[Path | None]], read: dict[str, Path | None] | None = None
+) -> None:
+    """``ConfigError`` if two outputs, or an output and an input or another file the run reads
+    (``read``: what it is -> its path, e.g. the model), are the same file: one would silently
+    replace the other."""
     from livepitch.settings import resolved_path
 
     taken = {resolved_path(path): "an input" for path in inputs}
+    taken.update({resolved_path(path): what for what, path in (read or {}).items() if path is not None})
     for flag, paths in outputs.items():
         for source, path in zip(inputs, paths, strict=True):
             if path is None:
@@ -101,14 +105,15 @@ def check_outputs_apart(inputs: Sequence[Path], outputs: dict[str, list[Path | N
 
 
 def _plan_all(
-    args: argparse.Namespace, flag: str, target_text: str | None, suffix: str
+    args: argparse.Namespace, flag: str, target_text: str | None, suffix: str, model_path: Path | None
 ) -> tuple[list[Path | None], list[Path | None], list[Path | None]]:
     """Each input's MIDI file (``-o``), notes CSV (``--csv``) and the file ``flag`` asks for,
-    none of them the same file as another or as an input."""
+    none of them the same file as another, as an input, the model or the configuration."""
     midi_paths = plan_outputs(args.inputs, args.output, (".mid", ".midi"), default_here=True)
     csv_paths = plan_outputs(args.inputs, args.csv, (".csv",), default_here=False)
     other_paths = plan_outputs(args.inputs, target_text, (suffix,), default_here=False)
-    check_outputs_apart(args.inputs, {"-o": midi_paths, "--csv": csv_paths, flag: other_paths})
+    read = {"the --model file": model_path, "the --config file": getattr(args, "config", None)}
+    check_outputs_apart(args.inputs, {"-o": midi_paths, "--csv": csv_paths, flag: other_paths}, read)
     return midi_paths, csv_paths, other_paths
 
 
@@ -129,7 +134,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
     if used:
         raise ConfigError(f"--{used[0].replace('_', '-')} needs --stream")
     settings = transcribe_settings_from_args(args)
-    midi_paths, csv_paths, npz_paths = _plan_all(args, "--posteriors", args.posteriors, ".npz")
+    midi_paths, csv_paths, npz_paths = _plan_all(
+        args, "--posteriors", args.posteriors, ".npz", settings.model.path
+    )
 
     from livepitch.model_file import resolve_model_path
     from livepitch.onnx_model import BasicPitchModel
@@ -193,7 +200,9 @@ def run_transcribe_stream(args: argparse.Namespace) -> int:
     if offline_only:
         raise ConfigError(f"{' and '.join(offline_only)}: for the offline decoder, not --stream")
     settings = live_settings_from_args(args)
-    midi_paths, csv_paths, events_paths = _plan_all(args, "--events-csv", args.events_csv, ".csv")
+    midi_paths, csv_paths, events_paths = _plan_all(
+        args, "--events-csv", args.events_csv, ".csv", settings.model.path
+    )
     if args.posteriors is not None:
         raise ConfigError("--posteriors applies to the offline run, not to --stream")
 

@@ -202,7 +202,11 @@ def test_out_of_range_option(two_tones: Path, tmp_path: Path, option: str, value
 
 def test_min_hz_above_max_hz(two_tones: Path, tmp_path: Path) -> None:
     result = run_cli("transcribe", two_tones, "--min-hz", "800", "--max-hz", "200")
-    assert_one_line_error(result, 2, "must be below max_hz")
+    assert_one_line_error(
+        result,
+        2,
+        "decoder: min_hz (800.0) must be below max_hz (200.0) (min_hz from --min-hz, max_hz from --max-hz)",
+    )
 
 
 def test_incompatible_model_file(two_tones: Path, tmp_path: Path) -> None:
@@ -472,6 +476,28 @@ def test_outputs_that_would_overwrite_each_other_or_an_input_are_refused(
         run_cli("transcribe", *twins, cwd=tmp_path), 2, f"(for {twins[1]}) is also -o for {twins[0]}"
     )
     assert not same.exists()
+
+
+def test_an_output_naming_the_model_or_the_preset_is_refused(two_tones: Path, tmp_path: Path) -> None:
+    """The model and the configuration are read, not written: a slip of the shell's completion
+    must not replace them with MIDI or CSV."""
+    model, config = tmp_path / "m.onnx", tmp_path / "voice.toml"
+    model.write_bytes(b"the user's model")
+    config.write_text("[tracker]\nmin_hz = 60.0\n")
+    refused = [
+        (("--model", model, "--csv", model), f"--csv {model} (for {two_tones}) is also the --model file"),
+        (
+            ("--stream", "--config", config, "-o", config),
+            f"-o {config} (for {two_tones}) is also the --config file",
+        ),
+        (("--stream", "--model", model, "--events-csv", model), "is also the --model file"),
+    ]
+    for flags, fragment in refused:
+        assert_one_line_error(
+            run_cli("transcribe", two_tones, *flags), 2, fragment + ": it would be overwritten"
+        )
+    assert model.read_bytes() == b"the user's model"
+    assert config.read_text() == "[tracker]\nmin_hz = 60.0\n"
 
 
 def test_posteriors_that_cannot_be_written_get_one_line(two_tones: Path, tmp_path: Path) -> None:

@@ -312,7 +312,7 @@ def test_a_reload_or_stop_while_the_daemon_starts_is_noted_not_fatal() -> None:
             signal.signal(signum, handler)
 
 
-def test_an_output_that_is_the_config_file_is_refused(tmp_path: Path) -> None:
+def test_an_output_that_is_the_config_or_the_model_file_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "live.toml"
     config.write_text("[stream]\nlookahead_ms = 70\n")
     wav = tmp_path / "mono.wav"
@@ -321,6 +321,11 @@ def test_an_output_that_is_the_config_file_is_refused(tmp_path: Path) -> None:
         result = livepitch("--config", config, "--input-file", wav, flag, config, "--quiet")
         one_line(result, 2, f"{flag} {config} is also the --config file")
     assert config.read_text() == "[stream]\nlookahead_ms = 70\n"
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"the user's model")
+    result = livepitch("--model", model, "--input-file", wav, "--record", model, "--quiet")
+    one_line(result, 2, f"port.record ({model}) is also model.path: it would be overwritten")
+    assert model.read_bytes() == b"the user's model"
 
 
 def test_ctrl_c_pressed_again_and_again_while_the_daemon_exits_still_exits_0(tmp_path: Path) -> None:
@@ -489,7 +494,15 @@ def test_a_config_file_valid_with_the_flags_is_taken_and_one_from_a_pipe_is_read
     assert result.returncode == 0, result.stderr
     assert "max_backlog_ms = 3000.0" in result.stdout and "ring_ms = 5000.0" in result.stdout
     one_line(
-        livepitch("config", "--config", config), 2, f"{config}: audio: max_backlog_ms (3000.0) must be below"
+        livepitch("config", "--config", config),
+        2,
+        f"audio: max_backlog_ms (3000.0) must be below ring_ms (2000.0) (max_backlog_ms from {config}, ring_ms from the default)",
+    )
+    config.write_text("[tracker]\nmin_hz = 500.0\n")  # one of the two from the file, one from a flag
+    one_line(
+        livepitch("config", "--config", config, "--max-hz", "100"),
+        2,
+        f"tracker: min_hz (500.0) must be below max_hz (100.0) (min_hz from {config}, max_hz from --max-hz)",
     )
     config.write_text("[tracker]\nmax_polyphony = 999\n")
     one_line(
