@@ -100,11 +100,10 @@ def settings_from(
     try:
         return build_settings(model_type, merge(from_file, overrides))
     except SettingError as err:
-        if len(err.location) == 1:  # a check across a group's settings: say where each came from
-            sources = {"flag": naming is not None, "file": config}
-            raise ConfigError(
-                f"{err} ({_where_each_came_from(err, model_type, from_file, overrides, sources)})"
-            ) from err
+        sources = {"flag": naming is not None, "file": config}
+        where = _where_each_came_from(err, model_type, from_file, overrides, sources)
+        if where:  # a check across a group's settings
+            raise ConfigError(f"{err} ({where})") from err
         if config is not None and given(from_file, err.location) and not given(overrides, err.location):
             raise ConfigError(f"{config}: {err}") from err
         raise (naming(err) if naming is not None else err) from err
@@ -127,12 +126,13 @@ def _where_each_came_from(
     overrides: dict[str, Any],
     sources: dict[str, Any],
 ) -> str:
-    """``min_hz from c.toml, max_hz from --max-hz``: the source of each setting of the failed
-    group that ``err`` names (an override is a flag's where ``sources["flag"]``, else named
+    """``min_hz from c.toml, max_hz from --max-hz``: the source of each setting of the group
+    whose check across its settings failed (``err``) that the error names, or "" (an override is a flag's where ``sources["flag"]``, else named
     as given; ``sources["file"]`` the configuration file, or None)."""
+    if len(err.location) != 1 or err.location[0] not in model_type.model_fields:
+        return ""  # (not a check across a group's settings)
     group = err.location[0]
-    group_type = model_type.model_fields[group].annotation
-    fields = getattr(group_type, "model_fields", {})
+    fields = getattr(model_type.model_fields[group].annotation, "model_fields", {})
     named = [field for field in re.findall(r"[a-z][a-z0-9_]*", str(err)) if field in fields]
     parts = []
     for field in dict.fromkeys(named):
