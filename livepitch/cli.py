@@ -15,12 +15,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from livepitch import launch
 from livepitch.cli_options import Parser, build_parser
 from livepitch.cli_settings import daemon_settings_from_args
-from livepitch.errors import LivepitchError
+from livepitch.errors import LivepitchError, OutputError
 from livepitch.logs import report_error
 from livepitch.self_restart import (
     CLOCK_VARIABLE,
@@ -164,8 +164,55 @@ SINGLE_THREAD_BLAS = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 worker spins beside the audio callback (set before numpy loads; the environment wins)."""
 
 
+class _GuardedStdout:
+    """Standard output whose failed writes (a full disk, an I/O error) are ``OutputError`` s:
+    one line and exit 5 like any output, where Python would end with a traceback. A reader
+    gone away stays a ``BrokenPipeError`` (exit 141)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise _stdout_failed(err) from err
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise _stdout_failed(err) from err
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _stdout_failed(err: OSError) -> OutputError:
+    _silence_stdout()
+    return OutputError(f"cannot write standard output: {err.strerror or err}")
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit fails no more."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # (not a file)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``livepitch`` command; returns the exit code."""
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _GuardedStdout):
+        sys.stdout = _GuardedStdout(stdout)
     try:
         code = _main(argv)
         sys.stdout.flush()  # here, where a reader gone away is caught, not at exit
@@ -175,9 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("livepitch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # whoever read standard output went away (``livepitch devices | head``)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that flushing it at exit fails no more
+        _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except OutputError as err:  # standard output failed at the last flush
+        report_error(err)
+        return err.exit_code
+    finally:
+        sys.stdout = stdout
 
 
 def _end_audio_system(code: int) -> None:

@@ -500,6 +500,32 @@ def test_an_output_naming_the_model_or_the_preset_is_refused(two_tones: Path, tm
     assert config.read_text() == "[tracker]\nmin_hz = 60.0\n"
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("config",),
+        ("devices",),
+        ("transcribe", "{wav}", "-o", "{out}"),
+        ("transcribe", "{wav}", "-o", "{out}", "--log-json"),
+    ],
+)
+def test_a_full_standard_output_gets_one_line(
+    two_tones: Path, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """``livepitch config > my.toml`` on a full disk: one line and exit 5, as for any output."""
+    argv = [part.format(wav=two_tones, out=tmp_path / "x.mid") for part in command]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "livepitch", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert_one_line_error(result, 5, "cannot write standard output: No space left on device")
+
+
 def test_posteriors_that_cannot_be_written_get_one_line(two_tones: Path, tmp_path: Path) -> None:
     full = tmp_path / "full.npz"
     full.symlink_to("/dev/full")  # a disk with no space left

@@ -169,6 +169,32 @@ def test_outputs_that_would_overwrite_the_replayed_file_are_refused(tmp_path: Pa
     assert soundfile.info(str(wav)).frames == 11025  # untouched
 
 
+def test_notes_printed_to_a_full_disk_stop_the_session_with_one_line_and_no_note_left_on(
+    tmp_path: Path,
+) -> None:
+    """``livepitch --print-notes > notes.txt`` on a full disk: the first note cannot be printed,
+    so the session ends (exit 5, as for any output), its notes released in the recording."""
+    wav = tmp_path / "22050Hz_long_tone.wav"
+    soundfile.write(wav, sequence([(0.2, 3.0, 60)], 3.5), 22050)
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "livepitch", "--input-file", str(wav), "--midi-api", "alsa", "--print-notes",
+             "--quiet", "--record", str(tmp_path / "session.mid")],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False, cwd=REPO, env=env,
+        )  # fmt: skip
+    assert result.returncode == 5, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "livepitch: error: cannot write standard output: No space left on device"
+    )
+    session = mido.MidiFile(tmp_path / "session.mid")
+    assert [m.note for m in session if m.type == "note_on" and m.velocity] == [60]
+    assert sounding_after(list(session)) == set()
+    assert session.length < 1.5  # it stopped at the first note, not at the file's end
+
+
 def test_a_recording_the_system_refuses_fails_before_the_session(tmp_path: Path) -> None:
     if not Path("/sys").is_dir():
         return
