@@ -144,8 +144,7 @@ def build_frame_engine(model: WindowFramesModel, settings: StreamSettings) -> Fr
         if weights is None:
             raise ModelError("this model cannot run the incremental engine; use --engine window")
         return IncrementalEngine(weights(), lookahead_frames, settings.cqt_refresh_frames)
-    hop_frames = min(settings.hop_frames, 172 - lookahead_frames)
-    return WindowEngine(model, lookahead_frames, hop_frames)
+    return WindowEngine(model, lookahead_frames, settings.hop_frames)  # (the settings checked they fit)
 
 
 def build_engine(model: WindowFramesModel, settings: LiveSettings) -> StreamingEngine:

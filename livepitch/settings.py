@@ -25,7 +25,7 @@ from pydantic import (
 
 from livepitch.decoder import DecoderParams, ms_to_frames
 from livepitch.errors import ConfigError
-from livepitch.geometry import MODEL_RATE_HZ
+from livepitch.geometry import MODEL_RATE_HZ, WINDOW_FRAMES
 from livepitch.tracker import GATE_OFF_DBFS, TrackerParams
 from livepitch.windowing import Windowing
 
@@ -199,7 +199,10 @@ class StreamSettings(BaseModel):
         description="audio after a frame before it is used [ms] (at least 5: with none, the model shows no onsets)",
     )
     hop_frames: int = Field(
-        DEFAULT_HOP_FRAMES, ge=1, le=142, description="window engine: frames published per model run"
+        DEFAULT_HOP_FRAMES,
+        ge=1,
+        le=142,
+        description="window engine: frames published per model run (with the lookahead's frames at most 162)",
     )
     cqt_refresh_frames: int = Field(
         DEFAULT_CQT_REFRESH_FRAMES,
@@ -213,6 +216,28 @@ class StreamSettings(BaseModel):
         le=1 << 20,
         description="block size of transcribe --stream and the API's stream_file [samples]",
     )
+
+    @model_validator(mode="after")
+    def _window_keeps_its_context(self) -> StreamSettings:
+        """The window engine's lookahead and hop must leave ``CONTEXT_FRAMES`` of its window
+        before the frames it publishes (else they see the zeros before the window's start)."""
+        from livepitch.window_engine import (
+            CONTEXT_FRAMES,
+            lookahead_frames_for_ms,
+            lookahead_samples_for_frames,
+        )
+
+        if self.engine is not EngineKind.WINDOW:
+            return self
+        most_frames = WINDOW_FRAMES - CONTEXT_FRAMES - self.hop_frames
+        if lookahead_frames_for_ms(self.lookahead_ms) > most_frames:
+            most_ms = 1000.0 * lookahead_samples_for_frames(most_frames) / MODEL_RATE_HZ
+            raise ValueError(
+                f"lookahead_ms ({self.lookahead_ms}) and hop_frames ({self.hop_frames}) leave the window "
+                f"engine too little of its window before the frames it publishes: at this hop, a "
+                f"lookahead of at most {math.floor(most_ms)} ms"
+            )
+        return self
 
 
 class TrackerSettings(BaseModel):

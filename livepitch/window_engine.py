@@ -33,6 +33,10 @@ WINDOW_TAIL_SAMPLES = WINDOW_SAMPLES - (WINDOW_FRAMES - 1) * FRAME_HOP_SAMPLES
 
 MAX_LOOKAHEAD_FRAMES = WINDOW_FRAMES - 1
 
+CONTEXT_FRAMES = 10
+"""Frames of a window before any frame the window engine publishes: the CNN's receptive field
+(onset: 10 frames each side), so no published frame sees the zeros before a window's start."""
+
 
 def lookahead_samples_for_frames(lookahead_frames: int) -> int:
     """Audio after a frame's centre at a lookahead of k frames, ``68 + 256 k`` [samples]: the
@@ -69,8 +73,8 @@ class WindowEngine:
     def __init__(self, model: WindowFramesModel, lookahead_frames: int, hop_frames: int) -> None:
         if not 0 <= lookahead_frames <= MAX_LOOKAHEAD_FRAMES:
             raise ValueError(f"lookahead_frames must be 0..{MAX_LOOKAHEAD_FRAMES}")
-        if not 1 <= hop_frames <= WINDOW_FRAMES - lookahead_frames:
-            raise ValueError(f"hop_frames must be 1..{WINDOW_FRAMES - lookahead_frames}")
+        if not 1 <= hop_frames <= WINDOW_FRAMES - CONTEXT_FRAMES - lookahead_frames:
+            raise ValueError(f"hop_frames must be 1..{WINDOW_FRAMES - CONTEXT_FRAMES - lookahead_frames}")
         self._model = model
         self.lookahead_frames = lookahead_frames
         self.hop_frames = hop_frames

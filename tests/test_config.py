@@ -240,6 +240,23 @@ def test_a_backlog_limit_as_long_as_the_ring_is_refused() -> None:
         build_settings(DaemonSettings, {"audio": {"ring_ms": 500.0, "max_backlog_ms": 500.0}})
 
 
+def test_the_window_engine_refuses_a_lookahead_and_hop_that_reach_its_windows_start() -> None:
+    """At 1950 ms (168 frames) and a hop of 3 the window engine published frames 1-3 of its
+    window, whose receptive field reaches the zeros before it: held notes re-struck every 90 ms.
+    The incremental engine has no such window."""
+    from livepitch.errors import ConfigError
+    from livepitch.settings import build_settings
+
+    with pytest.raises(ConfigError, match=r"a lookahead of at most 1849 ms"):
+        build_settings(DaemonSettings, {"stream": {"engine": "window", "lookahead_ms": 1950.0}})
+    with pytest.raises(ConfigError, match=r"hop_frames \(100\).*at most 722 ms"):
+        build_settings(
+            DaemonSettings, {"stream": {"engine": "window", "lookahead_ms": 800.0, "hop_frames": 100}}
+        )
+    assert build_settings(DaemonSettings, {"stream": {"engine": "window", "lookahead_ms": 1849.0}})
+    assert build_settings(DaemonSettings, {"stream": {"engine": "incremental", "lookahead_ms": 1950.0}})
+
+
 def test_a_followed_bend_stays_inside_the_bend_range_announced() -> None:
     """The wheel cannot go past the range announced: a note bent further is re-pitched, half a
     semitone before the end of the range, or the synth would play it flat of the voice."""
