@@ -40,7 +40,7 @@ def assign_mpe_channels(notes: list[Note]) -> list[int]:
 
     Each note takes the member channel that has been free longest, so a note's release on a
     synth is not bent by the next note. With more than 15 notes at once, the note shares the
-    channel whose current note ends first (its bends then apply to both).
+    channel whose current note ends first (``notes_to_midi`` then bends neither).
     """
     free_since = {channel: i - len(MPE_MEMBER_CHANNELS) for i, channel in enumerate(MPE_MEMBER_CHANNELS)}
     busy_until: dict[int, int] = {}
@@ -73,6 +73,18 @@ def _overlaps_another(notes: list[Note]) -> list[bool]:
         if note.end_sample > latest_end:
             latest_end, latest_index = note.end_sample, index
     return overlapping
+
+
+def _shares_its_channel(notes: list[Note], channels: list[int]) -> list[bool]:
+    """Whether each note overlaps another note on its channel."""
+    by_channel: dict[int, list[int]] = defaultdict(list)
+    for index, channel in enumerate(channels):
+        by_channel[channel].append(index)
+    sharing = [False] * len(notes)
+    for indices in by_channel.values():
+        for index, overlapping in zip(indices, _overlaps_another([notes[i] for i in indices]), strict=True):
+            sharing[index] = overlapping
+    return sharing
 
 
 def _end_repeated_pitches(notes: list[Note], channels: list[int]) -> list[Note]:
@@ -110,11 +122,13 @@ def notes_to_midi(notes: list[Note], bends: BendMode, bend_range_semitones: int)
 
     ``single``: channel 1; bends only for notes that overlap no other note (one channel has
     one pitch wheel); the wheel returns to centre when a bent note ends. ``mpe``: lower zone,
-    one member channel per sounding note, each note's bends on its own channel.
+    one member channel per sounding note, each note's bends on its own channel (beyond 15 notes
+    at once a note shares a channel, and the notes sharing one play unbent).
     """
     if bends is BendMode.MPE:
         channels = assign_mpe_channels(notes)
-        with_bends = [note.has_bends for note in notes]
+        sharing = _shares_its_channel(notes, channels)  # (more than 15 at once: one wheel, two notes)
+        with_bends = [note.has_bends and not sharing[i] for i, note in enumerate(notes)]
     else:
         channels = [0] * len(notes)
         overlapping = _overlaps_another(notes)

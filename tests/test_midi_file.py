@@ -99,6 +99,23 @@ def test_mpe_channels_rotate_to_the_longest_free_and_share_only_beyond_fifteen()
     assert channels[15] == channels[0]  # shares the channel whose note ends first
 
 
+def test_notes_sharing_an_mpe_channel_beyond_fifteen_play_unbent() -> None:
+    """One wheel cannot bend two notes apart: the 16th note and the one whose channel it shares
+    get a centred wheel and no bends; the other 14 keep theirs."""
+    crowd = [_note(0.0, 1.0 + i * 0.01, 40 + i, bend=0.3) for i in range(16)]
+    messages = _messages(notes_to_midi(crowd, BendMode.MPE, 48))
+    shared = assign_mpe_channels(crowd)[15]
+    wheels: dict[int, set[int]] = {}
+    for _, message in messages:
+        if message.type == "pitchwheel":
+            wheels.setdefault(message.channel, set()).add(message.pitch)
+    assert wheels[shared] == {0}
+    assert all(
+        values == {bend_to_pitchwheel(0.3, 48)} for channel, values in wheels.items() if channel != shared
+    )
+    assert len(wheels) == 15
+
+
 def test_repeated_pitch_on_one_channel_is_ended_before_it_restarts() -> None:
     notes = [_note(0.0, 1.0, 60), _note(0.5, 1.5, 60)]
     messages = _messages(notes_to_midi(notes, BendMode.NONE, 2))
