@@ -844,6 +844,8 @@ class NoteTracker:
                 del voice.recent_bends[0], voice.recent_samples[0]
             if self._should_repitch(voice, raw) and self._repitch(voice, raw, frame, intents):
                 continue
+            if voice.quiet_frames:  # it may be ending, at its first quiet frame: no bend after its end
+                continue
             intents.append(
                 NoteBend(
                     voice.note_id,

@@ -280,6 +280,24 @@ def test_a_glide_is_one_note_whose_bends_follow_it() -> None:
     assert 250 < last_bend.cents < 310
 
 
+def test_no_bend_is_dated_after_its_notes_end_in_the_release_wait() -> None:
+    """The note-off is dated at the first quiet frame; bends the contour still gives in the
+    release frames after it would go out dated after the note they bend ended (and, in one
+    channel, bend whatever plays next)."""
+    gram = Posteriogram(160)
+    gram.add_note(60, 10, 11)
+    gram.add_sustain(np.linspace(60, 61, 90), 10, 100)
+    gram.add_sustain(
+        np.linspace(61, 61.5, 30), 100, 130, level=0.0
+    )  # the glide fades below the note threshold
+    events = run(gram, BendMode.MPE)
+    check_event_stream(events)
+    (off,) = [e for e in events if isinstance(e, NoteOff)]
+    bends = [e for e in events if isinstance(e, PitchBend)]
+    assert off.time_sample == 256 * 100
+    assert bends and max(b.time_sample for b in bends) < off.time_sample
+
+
 def test_a_pitch_step_reaches_the_wheel_smoothed_over_the_bend_smoothing_time() -> None:
     """The contour's frame-to-frame jitter, sent unsmoothed, would make the wheel warble and
     flood the port with bends: a 50-cent step moves the wheel about half way in one frame
