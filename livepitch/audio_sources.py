@@ -174,7 +174,14 @@ class FileReplaySource:
                 audio.seek(self._first_frame)
             while True:  # read until the data ends (``blocks`` would repeat its last block
                 # for the frames a file cut while it plays no longer has)
-                block = audio.read(self.block_frames, dtype="float32", always_2d=True)
+                try:
+                    block = audio.read(self.block_frames, dtype="float32", always_2d=True)
+                except (soundfile.LibsndfileError, RuntimeError) as err:  # (a FLAC cut short, say)
+                    raise AudioInputError(
+                        f"{self.path}: damaged or cut short: it could not be decoded after "
+                        f"{self.position_frames / self.rate_hz:.2f} s of its "
+                        f"{self._declared_frames / self.rate_hz:.2f} s ({first_line(err)})"
+                    ) from err
                 if block.shape[0] == 0:
                     break
                 yield block

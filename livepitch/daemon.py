@@ -237,7 +237,7 @@ class Daemon:
         reopen: Callable[[], Port] | None = lambda: self.factories.port(self.settings)  # noqa: E731
         try:
             port = self.factories.port(settings)
-            log.info("MIDI out: %s", port.name)
+            log.info("MIDI out: %s", getattr(port, "shown_name", port.name))
         except MidiPortError as err:
             if settings.audio.input_file is None:
                 raise

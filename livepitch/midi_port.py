@@ -121,6 +121,12 @@ class MidiOutput:
         return message
 
     @property
+    def shown_name(self) -> str:
+        """The port's name as other programs see it (a JACK port: ``client:port``, the client
+        ``livepitch-01`` when another livepitch runs), where it is known."""
+        return self._full_name or self.name
+
+    @property
     def virtual(self) -> bool:
         """A virtual port of ours, which listeners connect to (and reconnect to) when they like."""
         return not self.connected
@@ -239,6 +245,22 @@ def _our_jack_port(port_name: str) -> re.Pattern[str]:
     return re.compile(rf"{re.escape(CLIENT_NAME)}(-\d+)?:{re.escape(port_name)}")
 
 
+def _jack_ports_named(watch: JackServerWatch | None, port_name: str) -> set[str] | None:
+    """The full names of the JACK MIDI outputs a livepitch client registered as ``port_name``
+    (None without a watch on the server)."""
+    client = None if watch is None or watch.stopped else watch.client
+    if client is None:
+        return None
+    try:
+        outputs = jack_patch.patchbay_on(client).ports(
+            jack_patch.MIDI_PORT_TYPE, jack_patch.JACK_PORT_IS_OUTPUT
+        )
+    except OSError:
+        return None
+    ours = _our_jack_port(port_name)
+    return {port for port in outputs if ours.fullmatch(port)}
+
+
 def _reporting_errors(output: MidiOutput) -> MidiOutput:
     """Route the open port's rtmidi errors and warnings to ``output`` (only now: while a port
     opens, python-rtmidi's own handler turns its errors into exceptions)."""
@@ -301,8 +323,14 @@ def open_output(port_name: str, api: MidiApi, connect: str | None) -> MidiOutput
             raise MidiPortError(
                 "Windows MIDI has no virtual ports: create one with loopMIDI and pass --connect NAME"
             )
+        watch = _jack_watch(api)
+        before = _jack_ports_named(watch, port_name)
         midi_out.open_virtual_port(port_name)
-        return _reporting_errors(MidiOutput(api, port_name, midi_out, _watch=_jack_watch(api)))
+        output = MidiOutput(api, port_name, midi_out, _watch=watch)
+        after = _jack_ports_named(watch, port_name)
+        if before is not None and after is not None and len(after - before) == 1:
+            (output._full_name,) = after - before  # ours: livepitch-01:... if another runs
+        return _reporting_errors(output)
     except rtmidi.RtMidiError as err:
         midi_out.delete()
         raise MidiPortError(f"cannot open {api.value} MIDI port {port_name!r}: {first_line(err)}") from err

@@ -42,6 +42,19 @@ def test_a_file_cut_while_it_replays_ends_with_an_error_not_its_last_block_repea
     assert source.frames_delivered == ring.available_frames == 10_000
 
 
+def test_a_flac_cut_short_says_so_when_its_replay_reaches_the_cut(tmp_path: Path) -> None:
+    """libsndfile fails to seek in a cut FLAC ("Internal psf_fseek() failed"): the replay says
+    the file is damaged or cut short, and where, as for a cut WAV."""
+    flac = tmp_path / "take.flac"
+    soundfile.write(flac, np.random.default_rng(0).uniform(-0.5, 0.5, 4 * 22050), 22050, format="FLAC")
+    os.truncate(flac, flac.stat().st_size // 2)
+    source = FileReplaySource(flac, 1024, speed=1000.0)
+    replay_to_the_end(source, 200_000)
+    assert source.error is not None, "the cut went unnoticed"
+    assert f"{flac}: damaged or cut short" in source.error and "of its 4.00 s" in source.error
+    assert source.frames_delivered < 3 * 22050
+
+
 @pytest.mark.parametrize("format_name", ["WAV", "MP3"])
 def test_a_replay_started_part_way_delivers_the_rest_of_the_file(tmp_path: Path, format_name: str) -> None:
     """What a reload resumes from: the file's frames from ``start_at`` on (MP3 is decoded whole)."""

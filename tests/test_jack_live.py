@@ -544,6 +544,34 @@ print("done", opened, disconnections, watch.records_disconnections, flush=True)
 """
 
 
+TWO_PORTS = """
+from livepitch.midi_port import open_output
+from livepitch.settings import MidiApi
+first = open_output("BasicPitch Out", MidiApi.JACK, None)
+second = open_output("BasicPitch Out", MidiApi.JACK, None)
+print(first.shown_name)
+print(second.shown_name)
+second.close()
+first.close()
+"""
+
+
+def test_a_second_livepitchs_port_is_shown_with_the_client_name_jack_gave_it(jack_server: str) -> None:
+    """JACK renames a second client ``livepitch-01``: the log must say which port to connect
+    to, not the name the first one has too."""
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_PORTS],
+        cwd=REPO,
+        env=dict(os.environ, JACK_DEFAULT_SERVER=jack_server, JACK_NO_START_SERVER="1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["livepitch:BasicPitch Out", "livepitch-01:BasicPitch Out"]
+
+
 def test_the_midi_ports_jack_watch_closes_while_connections_change_all_the_time(jack_server: str) -> None:
     """The watch records disconnections on libjack's notification thread, which
     ``jack_client_close`` cancels at any instruction: a Python callback there, cancelled while
