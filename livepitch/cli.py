@@ -10,6 +10,7 @@ output stopped reading (``livepitch devices | head -1``).
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import signal
@@ -271,6 +272,10 @@ def _main(argv: Sequence[str] | None) -> int:
         misplaced = [word for word in unknown if word in commands]
         if misplaced:  # e.g. ``livepitch --config x.toml config``: the run command was implied
             parser.error(f"the command comes first, its options after it: livepitch {misplaced[0]} ...")
+        if rest and unknown[0] == rest[0] and not rest[0].startswith("-"):  # ``livepitch transcibe x.wav``
+            close = difflib.get_close_matches(rest[0], sorted(commands), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            parser.error(f"unknown command {rest[0]!r} (commands: {', '.join(sorted(commands))}){hint}")
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -526,6 +526,17 @@ def test_a_full_standard_output_gets_one_line(
     assert_one_line_error(result, 5, "cannot write standard output: No space left on device")
 
 
+def test_a_mistyped_command_is_named_as_one() -> None:
+    """The run command is implied when no command is given, so a typo was 'unrecognized
+    arguments: transcibe take.wav'."""
+    assert_one_line_error(
+        run_cli("transcibe", "take.wav"),
+        2,
+        "unknown command 'transcibe' (commands: config, devices, run, transcribe); did you mean 'transcribe'?",
+    )
+    assert_one_line_error(run_cli("--port", "X", "extra"), 2, "unrecognized arguments: extra")
+
+
 def test_posteriors_that_cannot_be_written_get_one_line(two_tones: Path, tmp_path: Path) -> None:
     full = tmp_path / "full.npz"
     full.symlink_to("/dev/full")  # a disk with no space left
