@@ -49,7 +49,8 @@ def format_status(s: StatusSnapshot, width: int = 100) -> str:
 
     Where it is too long, the latency goes first, then the CPU load, then the port's name
     (never "MIDI down"), then the notes give way (the lowest shown, ``+N`` for the rest): the
-    level, the notes and the counters stay in sight."""
+    level, the notes and the counters stay in sight down to about 60 columns (below that the
+    line is cut)."""
     names = [note_name(p) for p in sorted(s.sounding)]
     port = s.port if s.port is not None else "MIDI down"
     level = f"in {s.level_dbfs:5.0f} dB [{level_meter(s.level_dbfs, gate_dbfs=s.gate_dbfs)}]"
