@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         "--offsets",
         type=int,
         nargs="+",
-        default=[0, 70, 140, 210, 280, 350, 420, 490],
-        help="zero samples (48 kHz) before the signal; 557 is one model frame",
+        default=[0, 70, 140, 210, 280, 350, 420, 490, 27648],
+        help="zero samples (48 kHz) before the signal; 557 is one model frame; a JACK session's is a "
+        "multiple of its period (512 here), and 27648 is the one of 160 where the E2 at 19.52 s plays late",
     )
     args = parser.parse_args(argv)
     audio, truth = synth_signal()
