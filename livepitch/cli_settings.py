@@ -126,9 +126,10 @@ def _where_each_came_from(
     overrides: dict[str, Any],
     sources: dict[str, Any],
 ) -> str:
-    """``min_hz from c.toml, max_hz from --max-hz``: the source of each setting of the group
-    whose check across its settings failed (``err``) that the error names, or "" (an override is a flag's where ``sources["flag"]``, else named
-    as given; ``sources["file"]`` the configuration file, or None)."""
+    """``min_hz from c.toml, max_hz from --max-hz``: where each setting named by ``err``, a
+    failed check across a group's settings, came from; "" for any other error. An override
+    is a flag's where ``sources["flag"]``, else the caller's arguments; ``sources["file"]``
+    is the configuration file, or None."""
     if len(err.location) != 1 or err.location[0] not in model_type.model_fields:
         return ""  # (not a check across a group's settings)
     group = err.location[0]
