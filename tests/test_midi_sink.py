@@ -87,6 +87,31 @@ def test_a_release_sends_a_note_off_for_each_sounding_note_not_only_all_notes_of
     assert offs == [(0, 60), (0, 64)]
 
 
+def test_all_notes_off_goes_once_per_channel_until_that_channel_plays_again_or_the_port_is_new() -> None:
+    """A replay's end and the shutdown after it both release: the synth heard All Notes Off
+    the first time. A note since, or a reopened port (maybe another synth), needs it again."""
+    first, spare = RecordingPort("first", fail_after=3), RecordingPort("second")
+    sink = MidiSink(first, BendMode.NONE, 2, reopen=lambda: spare)
+
+    def all_notes_off(port: RecordingPort) -> int:
+        return sum(1 for m in port.messages if m.type == "control_change" and m.control == 123)
+
+    sink.send([NoteOn(0, 10, 0, 60, 100), NoteOff(5, 20, 0, 60)])
+    sink.release_all()
+    sink.release_all()
+    assert all_notes_off(first) == 1
+    sink.send([PitchBend(30, 40, 1, 64, 1471, 36.0)])  # the port fails on a message to channel 2
+    sink.release_all()  # (reopens it at once)
+    sink.release_all()
+    assert sorted(m.channel for m in spare.messages if m.type == "control_change" and m.control == 123) == [
+        0,
+        1,
+    ]
+    sink.send([NoteOn(50, 60, 0, 62, 100)])
+    sink.release_all()
+    assert all_notes_off(spare) == 3 and sounding_after(first.messages + spare.messages) == set()
+
+
 def test_release_centres_every_wheel_left_bent() -> None:
     port = RecordingPort()
     sink = MidiSink(port, BendMode.SINGLE, 2)
