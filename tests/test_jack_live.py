@@ -544,6 +544,19 @@ print("done", opened, disconnections, watch.records_disconnections, flush=True)
 """
 
 
+def run_on_server(server: str, script: str, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run a Python ``script`` (with ``args``) as a JACK client of ``server``."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        env=dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1"),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 TWO_PORTS = """
 from livepitch.midi_port import open_output
 from livepitch.settings import MidiApi
@@ -559,15 +572,7 @@ first.close()
 def test_a_second_livepitchs_port_is_shown_with_the_client_name_jack_gave_it(jack_server: str) -> None:
     """JACK renames a second client ``livepitch-01``: the log must say which port to connect
     to, not the name the first one has too."""
-    done = subprocess.run(
-        [sys.executable, "-c", TWO_PORTS],
-        cwd=REPO,
-        env=dict(os.environ, JACK_DEFAULT_SERVER=jack_server, JACK_NO_START_SERVER="1"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_on_server(jack_server, TWO_PORTS, timeout_s=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["livepitch:BasicPitch Out", "livepitch-01:BasicPitch Out"]
 
@@ -576,15 +581,7 @@ def test_the_midi_ports_jack_watch_closes_while_connections_change_all_the_time(
     """The watch records disconnections on libjack's notification thread, which
     ``jack_client_close`` cancels at any instruction: a Python callback there, cancelled while
     it held the GIL, left the process waiting for the GIL for good (in tens of closes)."""
-    done = subprocess.run(
-        [sys.executable, "-c", WATCH_CHURN, jack_server, "150"],
-        cwd=REPO,
-        env=dict(os.environ, JACK_DEFAULT_SERVER=jack_server, JACK_NO_START_SERVER="1"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_on_server(jack_server, WATCH_CHURN, jack_server, "150", timeout_s=120)
     assert done.returncode == 0, done.stderr
     word, opened, disconnections, recorded = done.stdout.split()
     assert word == "done" and int(opened) > 100, done.stdout
